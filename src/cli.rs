@@ -1,0 +1,297 @@
+//! Command line (DESIGN §3) and the top-level `run`.
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::{self, Config};
+use crate::context::{Context, StageOutput};
+use crate::exit::{code_of, coded, Code};
+use crate::report::{self, StageReport};
+use crate::system::RealRunner;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "provision",
+    version,
+    about = "Early-boot provisioning agent: disks, SSH keys and age secrets for netbooted nodes",
+    after_help = "Exit codes: 0 ok, 1 failure (or validate found problems), 2 usage, 3 bad \
+                  config/layout/cmdline, 4 refused by a safety check, 5 external command failed, \
+                  6 network, 7 key bundle failed verification, 8 decryption failed."
+)]
+pub struct Cli {
+    /// Config file.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Layout file (disko schema, YAML or JSON); stands in for the config's `disks.layout`.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub layout: Option<PathBuf>,
+    /// Read the kernel command line from FILE instead of /proc/cmdline.
+    #[arg(long, value_name = "FILE", global = true, conflicts_with = "cmdline")]
+    pub cmdline_file: Option<PathBuf>,
+    /// Use STRING as the kernel command line instead of /proc/cmdline.
+    #[arg(long, value_name = "STRING", global = true)]
+    pub cmdline: Option<String>,
+    /// Root of the target system (e.g. /sysroot from an initrd).
+    #[arg(long, value_name = "DIR", default_value = "/", global = true)]
+    pub root: PathBuf,
+    /// Plan against a saved snapshot (JSON from `provision status --output json`) instead of
+    /// probing this machine. Implies --dry-run.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub state: Option<PathBuf>,
+    /// Print the plan; change nothing.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Output format of plans and status.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text, global = true)]
+    pub output: OutputFormat,
+    /// Refuse to act unless the plan's hash is exactly H (from a reviewed --dry-run).
+    #[arg(long, value_name = "H", global = true)]
+    pub plan_hash: Option<String>,
+    /// More log output.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Lay out (only when the cmdline asks) and mount the disks.
+    Disks,
+    /// Fetch, verify and install the SSH keys.
+    Keys,
+    /// Decrypt age secrets into /run/agenix.
+    Secrets,
+    /// disks, keys and secrets, in that order.
+    All,
+    /// Show what is there now against the layout.
+    Status,
+    /// Check config and layout offline; list every problem.
+    Validate,
+}
+
+/// Everything a run needs that comes from files and flags.
+pub struct Inputs {
+    pub config: Config,
+    pub config_path: Option<PathBuf>,
+    pub cmdline_text: String,
+}
+
+fn read_cmdline(cli: &Cli) -> Result<String> {
+    if let Some(s) = &cli.cmdline {
+        return Ok(s.clone());
+    }
+    let path = cli
+        .cmdline_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/proc/cmdline"));
+    std::fs::read_to_string(&path).map_err(|e| {
+        coded(
+            Code::BadInput,
+            format!("{}: cannot read kernel cmdline: {e}", path.display()),
+        )
+    })
+}
+
+fn load_inputs(cli: &Cli) -> Result<Inputs> {
+    let (config, config_path) = match &cli.config {
+        Some(p) => (config::load(p)?, Some(p.clone())),
+        None => {
+            let p = PathBuf::from(config::DEFAULT_CONFIG);
+            if p.exists() {
+                (config::load(&p)?, Some(p))
+            } else if cli.layout.is_some() {
+                (Config::default(), None)
+            } else {
+                return Err(coded(
+                    Code::BadInput,
+                    format!(
+                        "{}: no config file (give --config FILE, or --layout FILE for the disks stage)",
+                        p.display()
+                    ),
+                ));
+            }
+        }
+    };
+    Ok(Inputs {
+        config,
+        config_path,
+        cmdline_text: read_cmdline(cli)?,
+    })
+}
+
+fn make_context(cli: &Cli, inputs: &Inputs) -> Context {
+    let settings = crate::cmdline::settings(&inputs.cmdline_text, inputs.config.prefix());
+    for u in &settings.unknown {
+        tracing::warn!(key = %u, "kernel cmdline: unknown key under our prefix (typo?) — ignored");
+    }
+    for b in &settings.bad {
+        tracing::warn!(key = %b.key, "{b}");
+    }
+    let config_dir = inputs
+        .config_path
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Context {
+        root: cli.root.clone(),
+        dry_run: cli.dry_run || cli.state.is_some(),
+        cmdline: settings,
+        config_dir,
+        runner: Arc::new(RealRunner),
+    }
+}
+
+/// Run one stage, time it, print its output and record it in the report.
+fn run_stage(
+    cli: &Cli,
+    ctx: &Context,
+    report_path: &Path,
+    stage: &str,
+    f: impl FnOnce() -> Result<StageOutput>,
+) -> Result<()> {
+    let start = report::now();
+    let t0 = std::time::Instant::now();
+    report::notify_status(&format!("{stage}: running"));
+    let res = f();
+    let duration_ms = t0.elapsed().as_millis() as u64;
+    let (outcome, exit_code, actions, details, error) = match &res {
+        Ok(o) => (
+            if ctx.dry_run { "dry-run" } else { "ok" },
+            0,
+            o.actions.clone(),
+            o.details.clone(),
+            None,
+        ),
+        Err(e) => (
+            "failed",
+            code_of(e).as_i32(),
+            Vec::new(),
+            serde_json::Value::Null,
+            Some(format!("{e:#}")),
+        ),
+    };
+    if let Ok(o) = &res {
+        print_output(cli, stage, o);
+    }
+    tracing::info!(stage, duration_ms, outcome, "stage finished");
+    if !ctx.dry_run {
+        let rep = StageReport {
+            stage: stage.to_string(),
+            start,
+            end: report::now(),
+            duration_ms,
+            outcome: outcome.to_string(),
+            exit_code,
+            actions,
+            details,
+            error,
+        };
+        if let Err(e) = report::record(report_path, rep) {
+            tracing::warn!(
+                "could not write the report {}: {e:#}",
+                report_path.display()
+            );
+        }
+    }
+    report::notify_status(&format!("{stage}: {outcome}"));
+    res.map(|_| ())
+}
+
+fn print_output(cli: &Cli, stage: &str, o: &StageOutput) {
+    match cli.output {
+        OutputFormat::Json => {
+            let v =
+                serde_json::json!({ "stage": stage, "actions": o.actions, "details": o.details });
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        OutputFormat::Text => {
+            if let Some(t) = o.details.get("text").and_then(|t| t.as_str()) {
+                print!("{t}");
+                if !t.ends_with('\n') {
+                    println!();
+                }
+            } else {
+                for a in &o.actions {
+                    println!("{stage}: {a}");
+                }
+            }
+        }
+    }
+}
+
+/// Parse arguments, run, and return the process exit code.
+pub fn main_with_args(cli: Cli) -> i32 {
+    match run(&cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            let code = code_of(&e);
+            tracing::error!("{e:#}");
+            eprintln!("provision: error: {e:#}");
+            code.as_i32()
+        }
+    }
+}
+
+pub fn run(cli: &Cli) -> Result<()> {
+    let inputs = load_inputs(cli)?;
+    let ctx = make_context(cli, &inputs);
+    let report_path = ctx.path(
+        inputs
+            .config
+            .report
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(report::DEFAULT_REPORT)),
+    );
+    let cfg = &inputs.config;
+    match cli.command {
+        Command::Keys => run_keys(cli, &ctx, cfg, &report_path),
+        Command::Secrets => run_secrets(cli, &ctx, cfg, &report_path),
+        Command::All => {
+            run_disks(cli, &ctx, cfg, &report_path)?;
+            run_keys(cli, &ctx, cfg, &report_path)?;
+            run_secrets(cli, &ctx, cfg, &report_path)
+        }
+        Command::Disks => run_disks(cli, &ctx, cfg, &report_path),
+        Command::Status | Command::Validate => {
+            Err(anyhow::anyhow!("not built yet")).context("status/validate")
+        }
+    }
+}
+
+fn run_disks(_cli: &Cli, _ctx: &Context, _cfg: &Config, _report: &Path) -> Result<()> {
+    Ok(())
+}
+
+fn run_keys(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<()> {
+    let Some(k) = &cfg.keys else {
+        tracing::info!(
+            stage = "keys",
+            "no keys section in the config: nothing to do"
+        );
+        return Ok(());
+    };
+    run_stage(cli, ctx, report_path, "keys", || crate::keys::run(ctx, k))
+}
+
+fn run_secrets(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<()> {
+    let Some(s) = &cfg.secrets else {
+        tracing::info!(
+            stage = "secrets",
+            "no secrets section in the config: nothing to do"
+        );
+        return Ok(());
+    };
+    run_stage(cli, ctx, report_path, "secrets", || {
+        crate::secrets::run(ctx, s)
+    })
+}

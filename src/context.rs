@@ -1,0 +1,48 @@
+//! What every stage gets: where the target system lives, the parsed kernel cmdline, whether this
+//! is a dry run, and the command runner.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cmdline::Settings;
+use crate::system::{fsutil, Runner};
+
+pub struct Context {
+    /// Root of the target system (`/`, or e.g. `/sysroot` from an initrd).
+    pub root: PathBuf,
+    /// Print the plan, change nothing.
+    pub dry_run: bool,
+    /// Our settings from the kernel command line.
+    pub cmdline: Settings,
+    /// Directory of the config file (relative paths in the config are resolved against it).
+    pub config_dir: PathBuf,
+    /// Runs external commands (real, or recording in tests).
+    pub runner: Arc<dyn Runner>,
+}
+
+impl Context {
+    /// An absolute target-system path, placed under `--root`.
+    pub fn path(&self, p: impl AsRef<Path>) -> PathBuf {
+        fsutil::under_root(&self.root, p.as_ref())
+    }
+
+    /// A path from the config file: absolute paths are target-system paths (under `--root`),
+    /// relative ones are relative to the config file's directory.
+    pub fn config_path(&self, p: impl AsRef<Path>) -> PathBuf {
+        let p = p.as_ref();
+        if p.is_absolute() {
+            self.path(p)
+        } else {
+            self.config_dir.join(p)
+        }
+    }
+}
+
+/// What a stage returns (for the report, the text output and `--output json`).
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct StageOutput {
+    /// One line per action done (or, in a dry run, that would be done).
+    pub actions: Vec<String>,
+    /// Stage-specific machine-readable details (fingerprints, generation, plan …).
+    pub details: serde_json::Value,
+}

@@ -1,0 +1,1 @@
+//! Disks stage (DESIGN §6). In progress.

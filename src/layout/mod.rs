@@ -1,0 +1,1 @@
+//! disko-compatible layouts (DESIGN §5). In progress.
