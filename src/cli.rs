@@ -1,6 +1,6 @@
 //! Command line (DESIGN §3) and the top-level `run`.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -89,6 +89,9 @@ fn read_cmdline(cli: &Cli) -> Result<String> {
     if let Some(s) = &cli.cmdline {
         return Ok(s.clone());
     }
+    if cli.command == Command::Validate && cli.cmdline_file.is_none() {
+        return Ok(String::new()); // offline: the cmdline is checked only when given
+    }
     let path = cli
         .cmdline_file
         .clone()
@@ -145,6 +148,7 @@ fn make_context(cli: &Cli, inputs: &Inputs) -> Context {
     Context {
         root: cli.root.clone(),
         dry_run: cli.dry_run || cli.state.is_some(),
+        json: cli.output == OutputFormat::Json,
         cmdline: settings,
         config_dir,
         runner: Arc::new(RealRunner),
@@ -231,11 +235,14 @@ fn print_output(cli: &Cli, stage: &str, o: &StageOutput) {
 
 /// Parse arguments, run, and return the process exit code.
 pub fn main_with_args(cli: Cli) -> i32 {
+    let journal = report::init_logging(cli.verbose);
     match run(&cli) {
         Ok(()) => 0,
         Err(e) => {
             let code = code_of(&e);
-            tracing::error!("{e:#}");
+            if journal {
+                tracing::error!(exit_code = code.as_i32(), "{e:#}");
+            }
             eprintln!("provision: error: {e:#}");
             code.as_i32()
         }
@@ -262,14 +269,220 @@ pub fn run(cli: &Cli) -> Result<()> {
             run_secrets(cli, &ctx, cfg, &report_path)
         }
         Command::Disks => run_disks(cli, &ctx, cfg, &report_path),
-        Command::Status | Command::Validate => {
-            Err(anyhow::anyhow!("not built yet")).context("status/validate")
-        }
+        Command::Status => status(cli, &ctx, cfg, &report_path),
+        Command::Validate => validate(cli, &inputs),
     }
 }
 
-fn run_disks(_cli: &Cli, _ctx: &Context, _cfg: &Config, _report: &Path) -> Result<()> {
+/// The layout file: `--layout`, else the config's `disks.layout` (relative to the config).
+fn layout_path(cli: &Cli, ctx: &Context, cfg: &Config) -> Option<PathBuf> {
+    if let Some(l) = &cli.layout {
+        return Some(l.clone());
+    }
+    cfg.disks.as_ref().map(|d| {
+        if d.layout.is_absolute() {
+            d.layout.clone()
+        } else {
+            ctx.config_dir.join(&d.layout)
+        }
+    })
+}
+
+fn disks_inputs(cli: &Cli, layout: PathBuf, cfg: &Config) -> crate::disks::DisksInputs {
+    crate::disks::DisksInputs {
+        layout,
+        state_file: cli.state.clone(),
+        plan_hash: cli.plan_hash.clone(),
+        options: crate::disks::plan::PlanOptions {
+            lvm_conf: cfg
+                .disks
+                .as_ref()
+                .and_then(|d| d.lvm_conf.as_ref())
+                .map(|p| p.to_string_lossy().into_owned()),
+        },
+    }
+}
+
+fn run_disks(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<()> {
+    let Some(layout) = layout_path(cli, ctx, cfg) else {
+        tracing::info!(
+            stage = "disks",
+            "no disks section in the config and no --layout: nothing to do"
+        );
+        return Ok(());
+    };
+    let inputs = disks_inputs(cli, layout, cfg);
+    run_stage(cli, ctx, report_path, "disks", || {
+        crate::disks::run(ctx, &inputs)
+    })
+}
+
+/// `status`: what is there now against the layout, keys, secrets and the last report.
+fn status(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<()> {
+    let mut out = serde_json::Map::new();
+    let mut text = String::new();
+    let layout = layout_path(cli, ctx, cfg);
+    let layout_parsed = match &layout {
+        Some(p) => Some(crate::layout::load(p)?),
+        None => None,
+    };
+    let empty = crate::layout::Layout::default();
+    let state = crate::disks::observe(
+        ctx,
+        layout_parsed.as_ref().unwrap_or(&empty),
+        cli.state.as_deref(),
+    )?;
+    if let (Some(path), Some(l)) = (&layout, &layout_parsed) {
+        // Plan as a boot without the flag would: disks matched, what is missing.
+        let mut quiet = ctx.cmdline.clone();
+        quiet.provision = crate::cmdline::ProvisionRequest::No;
+        let p = crate::disks::plan::plan(l, &state, &quiet, &Default::default())?;
+        text.push_str(&format!(
+            "layout {} (hash {})\n",
+            path.display(),
+            p.layout_hash
+        ));
+        for d in &p.disks {
+            text.push_str(&format!(
+                "  disk {}: {} → {}\n",
+                d.name,
+                d.reference,
+                d.device.as_deref().unwrap_or("NOT FOUND")
+            ));
+        }
+        for vg in &l.vgs {
+            match state.vg(&vg.name) {
+                Some(o) => text.push_str(&format!(
+                    "  VG {}: {} LVs, {} free, tags [{}]\n",
+                    vg.name,
+                    o.lv_count,
+                    crate::layout::size::human(o.vg_free),
+                    o.vg_tags.join(", ")
+                )),
+                None => text.push_str(&format!("  VG {}: not found\n", vg.name)),
+            }
+        }
+        for m in &p.missing {
+            text.push_str(&format!("  MISSING {m}\n"));
+        }
+        out.insert(
+            "layout".into(),
+            serde_json::json!({
+                "path": path, "hash": p.layout_hash, "disks": p.disks, "missing": p.missing,
+            }),
+        );
+    }
+    for m in &state.mounts {
+        if m.source.starts_with("/dev/") {
+            text.push_str(&format!(
+                "  mount {} on {} ({})\n",
+                m.source, m.target, m.fs_type
+            ));
+        }
+    }
+    for s in &state.swaps {
+        text.push_str(&format!("  swap {}\n", s.path));
+    }
+    out.insert("state".into(), serde_json::to_value(&state)?);
+    if let Some(k) = &cfg.keys {
+        let v = crate::keys::status(ctx, k);
+        text.push_str(&format!("keys: {}\n", serde_json::to_string(&v)?));
+        out.insert("keys".into(), v);
+    }
+    if let Some(sc) = &cfg.secrets {
+        let v = crate::secrets::status(ctx, sc);
+        text.push_str(&format!("secrets: {}\n", serde_json::to_string(&v)?));
+        out.insert("secrets".into(), v);
+    }
+    let rep = report::load_current(report_path);
+    if let Some(r) = &rep {
+        for st in &r.stages {
+            text.push_str(&format!(
+                "last run: {} {} ({} ms){}\n",
+                st.stage,
+                st.outcome,
+                st.duration_ms,
+                st.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    out.insert("report".into(), serde_json::to_value(&rep)?);
+    match cli.output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::Value::Object(out))?
+        ),
+        OutputFormat::Text => print!("{text}"),
+    }
     Ok(())
+}
+
+/// `validate`: config and layout, offline; every problem listed, exit 1 if any.
+fn validate(cli: &Cli, inputs: &Inputs) -> Result<()> {
+    let mut problems: Vec<String> = Vec::new();
+    let settings = crate::cmdline::settings(&inputs.cmdline_text, inputs.config.prefix());
+    if cli.cmdline.is_some() || cli.cmdline_file.is_some() {
+        problems.extend(settings.bad.iter().map(|b| b.to_string()));
+        problems.extend(
+            settings
+                .unknown
+                .iter()
+                .map(|u| format!("kernel cmdline: unknown key {u} under our prefix")),
+        );
+    }
+    let ctx_dir = inputs
+        .config_path
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let layout = cli.layout.clone().or_else(|| {
+        inputs.config.disks.as_ref().map(|d| {
+            if d.layout.is_absolute() {
+                d.layout.clone()
+            } else {
+                ctx_dir.join(&d.layout)
+            }
+        })
+    });
+    if let Some(l) = &layout {
+        match std::fs::read_to_string(l) {
+            Err(e) => problems.push(format!("{}: cannot read layout: {e}", l.display())),
+            Ok(text) => {
+                if let Err(e) = crate::layout::parse_str(&l.display().to_string(), &text) {
+                    problems.extend(e.problems.iter().map(|p| format!("{}: {p}", e.file)));
+                }
+            }
+        }
+    }
+    let name = inputs
+        .config_path
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "(no config)".into());
+    if problems.is_empty() {
+        println!(
+            "{name}: OK{}",
+            layout
+                .map(|l| format!(", layout {}: OK", l.display()))
+                .unwrap_or_default()
+        );
+        return Ok(());
+    }
+    for p in &problems {
+        println!("{p}");
+    }
+    Err(coded(
+        Code::Failure,
+        format!(
+            "{} problem{} found",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        ),
+    ))
 }
 
 fn run_keys(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<()> {

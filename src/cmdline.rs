@@ -414,10 +414,12 @@ mod tests {
             .collect()
     }
 
+    type Case<'a> = (&'a str, Vec<(&'a str, Option<String>)>);
+
     #[test]
     fn kernel_splitting_rules() {
         let s = |x: &str| Some(x.to_string());
-        let cases: &[(&str, Vec<(&str, Option<String>)>)] = &[
+        let cases: &[Case] = &[
             ("", vec![]),
             ("   \n", vec![]),
             ("a", vec![("a", None)]),

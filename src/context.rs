@@ -12,6 +12,8 @@ pub struct Context {
     pub root: PathBuf,
     /// Print the plan, change nothing.
     pub dry_run: bool,
+    /// Print plans and status as JSON (`--output json`).
+    pub json: bool,
     /// Our settings from the kernel command line.
     pub cmdline: Settings,
     /// Directory of the config file (relative paths in the config are resolved against it).

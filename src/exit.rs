@@ -28,6 +28,8 @@ pub enum Code {
     Verify = 7,
     /// One or more required secrets could not be decrypted; generation not switched.
     Decrypt = 8,
+    /// Mount-only: something the layout needs is not on the disks (VG, LV, partition).
+    Missing = 9,
 }
 
 impl Code {

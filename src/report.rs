@@ -97,9 +97,9 @@ pub fn notify(msg: &str) {
     }
 }
 
-/// Log to journald when running under systemd (JOURNAL_STREAM set or stderr is the journal),
-/// else to stderr.
-pub fn init_logging(verbose: bool) {
+/// Log to journald when running under systemd (JOURNAL_STREAM set), else to stderr.
+/// Returns true when logging goes to the journal.
+pub fn init_logging(verbose: bool) -> bool {
     use tracing_subscriber::prelude::*;
     let level = if verbose {
         tracing::Level::DEBUG
@@ -114,7 +114,7 @@ pub fn init_logging(verbose: bool) {
                 .with(j.with_syslog_identifier("provision".into()))
                 .with(filter)
                 .try_init();
-            return;
+            return true;
         }
     }
     let _ = tracing_subscriber::registry()
@@ -122,10 +122,12 @@ pub fn init_logging(verbose: bool) {
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_target(false)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .without_time(),
         )
         .with(filter)
         .try_init();
+    false
 }
 
 #[cfg(test)]

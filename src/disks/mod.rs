@@ -1,1 +1,157 @@
-//! Disks stage (DESIGN §6). In progress.
+//! Disks stage (DESIGN §6): discover → plan (pure) → execute.
+
+pub mod discover;
+pub mod execute;
+pub mod plan;
+pub mod state;
+
+use anyhow::{Context as _, Result};
+use std::path::{Path, PathBuf};
+
+use crate::context::{Context, StageOutput};
+use crate::exit::{coded, Code};
+use crate::layout::Layout;
+use plan::{Mode, Plan, PlanOptions};
+use state::SystemState;
+
+/// Inputs of the disks stage beyond the context.
+#[derive(Debug, Clone, Default)]
+pub struct DisksInputs {
+    /// The layout file (already resolved against the config's directory).
+    pub layout: PathBuf,
+    /// A saved snapshot to plan against instead of probing (`--state`).
+    pub state_file: Option<PathBuf>,
+    /// `--plan-hash`: act only if the plan hashes to this.
+    pub plan_hash: Option<String>,
+    pub options: PlanOptions,
+}
+
+/// Read a snapshot: either a bare state object or `provision status --output json` (whose
+/// `state` member is the snapshot).
+pub fn load_state(path: &Path) -> Result<SystemState> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        coded(
+            Code::BadInput,
+            format!("{}: cannot read state snapshot: {e}", path.display()),
+        )
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        coded(
+            Code::BadInput,
+            format!(
+                "{}: line {} column {}: {e}",
+                path.display(),
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    let v = match v.get("state") {
+        Some(s) if v.get("disks").is_none() => s.clone(),
+        _ => v,
+    };
+    serde_json::from_value(v).map_err(|e| {
+        coded(
+            Code::BadInput,
+            format!("{}: not a provision state snapshot: {e}", path.display()),
+        )
+    })
+}
+
+/// Observe this machine (or read the snapshot).
+pub fn observe(ctx: &Context, layout: &Layout, state_file: Option<&Path>) -> Result<SystemState> {
+    match state_file {
+        Some(p) => load_state(p),
+        None => discover::discover(ctx.runner.as_ref(), &plan::lvm_devices_config(layout, None))
+            .context("discovering disks"),
+    }
+}
+
+/// Load the layout, observe, and plan.
+pub fn make_plan(ctx: &Context, inputs: &DisksInputs) -> Result<(Layout, SystemState, Plan)> {
+    let layout = crate::layout::load(&inputs.layout)?;
+    let state = observe(ctx, &layout, inputs.state_file.as_deref())?;
+    let p = plan::plan(&layout, &state, &ctx.cmdline, &inputs.options)?;
+    Ok((layout, state, p))
+}
+
+/// The error a plan that cannot be carried out maps to (refusal or something missing).
+pub fn plan_error(p: &Plan) -> Option<anyhow::Error> {
+    if p.mode == Mode::Refused {
+        let reasons: Vec<String> = p
+            .refusals
+            .iter()
+            .map(|r| format!("{}: {}", r.disk, r.reason))
+            .collect();
+        let code = if p.refusals.iter().all(|r| r.disk == "cmdline") && p.reason.contains("cmdline")
+        {
+            Code::BadInput
+        } else {
+            Code::Refused
+        };
+        return Some(coded(
+            code,
+            format!("refusing to touch any disk: {}", reasons.join("; ")),
+        ));
+    }
+    if !p.missing.is_empty() {
+        return Some(coded(
+            Code::Missing,
+            format!("mount-only: {}", p.missing.join("; ")),
+        ));
+    }
+    None
+}
+
+fn output(p: &Plan, done: Vec<String>) -> StageOutput {
+    let mut details = serde_json::to_value(p).unwrap_or_default();
+    if let Some(o) = details.as_object_mut() {
+        o.insert(
+            "text".into(),
+            serde_json::Value::String(plan::render_text(p)),
+        );
+    }
+    StageOutput {
+        actions: done,
+        details,
+    }
+}
+
+/// Run the disks stage: plan, check, then (unless dry-run) execute.
+pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
+    let (layout, _state, p) = make_plan(ctx, inputs)?;
+    for w in &p.warnings {
+        tracing::warn!(stage = "disks", "{w}");
+    }
+    tracing::info!(stage = "disks", mode = p.mode.as_str(), plan_hash = %p.plan_hash, "{}", p.reason);
+    if ctx.dry_run {
+        // A dry run prints the plan and reports the outcome a real run would have.
+        let out = output(
+            &p,
+            p.actions.iter().map(|a| a.description.clone()).collect(),
+        );
+        if let Some(e) = plan_error(&p) {
+            // print the plan anyway: it says why
+            if ctx.json {
+                println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+            } else {
+                print!("{}", plan::render_text(&p));
+            }
+            return Err(e);
+        }
+        return Ok(out);
+    }
+    if let Some(want) = &inputs.plan_hash {
+        if want != &p.plan_hash {
+            return Err(coded(
+                Code::Refused,
+                format!("--plan-hash {want}: the plan now hashes to {} — it changed since it was reviewed; run --dry-run again", p.plan_hash),
+            ));
+        }
+    }
+    if let Some(e) = plan_error(&p) {
+        return Err(e);
+    }
+    let done = execute::execute(ctx, &layout, &p)?;
+    Ok(output(&p, done))
+}

@@ -47,11 +47,12 @@ impl Output {
 /// Something that runs argv vectors (`argv[0]` is the tool name, e.g. `lvm`).
 pub trait Runner: Send + Sync {
     /// Run and capture; a non-zero exit is *not* an error here (see [`Runner::check`]).
-    fn run_raw(&self, argv: &[String], env: &[(String, String)]) -> Result<Output>;
+    /// `stdin` is fed to the command (e.g. an sfdisk script); None = /dev/null.
+    fn run_raw(&self, argv: &[String], stdin: Option<&[u8]>) -> Result<Output>;
 
     /// Run; a non-zero exit is an error carrying the whole argv, the status and stderr.
-    fn check(&self, argv: &[String], env: &[(String, String)]) -> Result<Output> {
-        let out = self.run_raw(argv, env)?;
+    fn check(&self, argv: &[String], stdin: Option<&[u8]>) -> Result<Output> {
+        let out = self.run_raw(argv, stdin)?;
         if out.status != 0 {
             return Err(coded(
                 Code::Command,
@@ -100,7 +101,7 @@ pub fn resolve_tool(name: &str) -> Option<PathBuf> {
 pub struct RealRunner;
 
 impl Runner for RealRunner {
-    fn run_raw(&self, argv: &[String], env: &[(String, String)]) -> Result<Output> {
+    fn run_raw(&self, argv: &[String], stdin: Option<&[u8]>) -> Result<Output> {
         let (prog, args) = argv.split_first().context("empty command")?;
         let path = resolve_tool(prog).ok_or_else(|| {
             coded(
@@ -111,13 +112,13 @@ impl Runner for RealRunner {
         let mut expr = duct::cmd(&path, args)
             .stdout_capture()
             .stderr_capture()
-            .stdin_null()
             .unchecked()
             .env("LC_ALL", "C")
             .env("LVM_SUPPRESS_FD_WARNINGS", "1");
-        for (k, v) in env {
-            expr = expr.env(k, v);
-        }
+        expr = match stdin {
+            Some(data) => expr.stdin_bytes(data.to_vec()),
+            None => expr.stdin_null(),
+        };
         let out = expr
             .run()
             .with_context(|| format!("running {}", shell_join(argv)))?;
@@ -171,7 +172,7 @@ impl RecordingRunner {
 }
 
 impl Runner for RecordingRunner {
-    fn run_raw(&self, argv: &[String], _env: &[(String, String)]) -> Result<Output> {
+    fn run_raw(&self, argv: &[String], _stdin: Option<&[u8]>) -> Result<Output> {
         self.log.lock().unwrap().push(argv.to_vec());
         let mut rules = self.rules.lock().unwrap();
         for r in rules.iter_mut() {
@@ -209,12 +210,12 @@ mod tests {
             },
         );
         assert_eq!(
-            r.check(&argv(&["lvm", "vgs", "-o", "x"]), &[])
+            r.check(&argv(&["lvm", "vgs", "-o", "x"]), None)
                 .unwrap()
                 .stdout,
             b"{}"
         );
-        let e = r.check(&argv(&["false", "x y"]), &[]).unwrap_err();
+        let e = r.check(&argv(&["false", "x y"]), None).unwrap_err();
         assert_eq!(crate::exit::code_of(&e), Code::Command);
         assert!(format!("{e}").contains("false 'x y': boom"), "{e}");
         assert_eq!(r.transcript(), "lvm vgs -o x\nfalse 'x y'\n");
@@ -223,14 +224,14 @@ mod tests {
     #[test]
     fn real_runner_reports_failures_with_argv() {
         let r = RealRunner;
-        let out = r.check(&argv(&["sh", "-c", "echo hi"]), &[]).unwrap();
+        let out = r.check(&argv(&["sh", "-c", "echo hi"]), None).unwrap();
         assert_eq!(out.stdout_str(), "hi\n");
         let e = r
-            .check(&argv(&["sh", "-c", "echo bad >&2; exit 3"]), &[])
+            .check(&argv(&["sh", "-c", "echo bad >&2; exit 3"]), None)
             .unwrap_err();
         let msg = format!("{e:#}");
         assert!(msg.contains("exit 3") && msg.contains("bad"), "{msg}");
-        let e = r.check(&argv(&["no-such-tool-xyz"]), &[]).unwrap_err();
+        let e = r.check(&argv(&["no-such-tool-xyz"]), None).unwrap_err();
         assert!(format!("{e:#}").contains("not found"));
     }
 }

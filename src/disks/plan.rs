@@ -1,0 +1,1524 @@
+//! The pure planner (DESIGN §6): layout + observed state + kernel cmdline → an ordered plan.
+//!
+//! Everything that decides whether disks may be touched is decided here, for all disks at once,
+//! before anything runs: the mode (mount-only unless the cmdline asks), disk resolution, the
+//! blank/ours/foreign classification and every safety refusal. `--dry-run` prints exactly this
+//! plan; the executor only carries it out.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::state::{BlockDevice, SystemState};
+use crate::cmdline::{ProvisionRequest, Settings};
+use crate::layout::size::human;
+use crate::layout::{Content, Disk, DiskRef, Filesystem, Layout, LvType, Selector, Swap, TablePos};
+
+/// LVM tag prefix recording the layout hash when provisioning completed.
+pub const TAG_LAYOUT: &str = "provision.layout=";
+/// LVM tag prefix recording a consumed wipe-once token.
+pub const TAG_TOKEN: &str = "provision.token=";
+/// Where the LVM settings are written on the node by default.
+pub const DEFAULT_LVM_CONF: &str = "/etc/lvm/lvmlocal.conf";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    MountOnly,
+    Provision,
+    Refused,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::MountOnly => "mount-only",
+            Mode::Provision => "provision",
+            Mode::Refused => "refused",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// Layout disk name (or `cmdline`).
+    pub disk: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskClass {
+    Blank,
+    Ours,
+    Foreign,
+}
+
+/// How a layout disk was matched on this machine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiskMatch {
+    pub name: String,
+    pub reference: String,
+    pub stable: bool,
+    /// Kernel path (`/dev/nvme0n1`), None when it could not be resolved.
+    pub device: Option<String>,
+    pub size: Option<u64>,
+    pub class: Option<DiskClass>,
+    /// What is on it now, in words.
+    pub content: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Op {
+    WriteFile,
+    Deactivate,
+    Wipe,
+    Partition,
+    WaitDevice,
+    PvCreate,
+    VgCreate,
+    LvCreate,
+    Mkfs,
+    Mkswap,
+    Tag,
+    Activate,
+    Fsck,
+    Mount,
+    Swapon,
+    EnsureDir,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Action {
+    pub op: Op,
+    pub destructive: bool,
+    /// The exact external command, when the step is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<String>>,
+    /// Fed to the command's stdin (sfdisk scripts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fs_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Human description (`formatting pool_host/var (ext4)`).
+    pub description: String,
+}
+
+impl Action {
+    fn new(op: Op, destructive: bool, description: impl Into<String>) -> Action {
+        Action {
+            op,
+            destructive,
+            argv: None,
+            stdin: None,
+            device: None,
+            target: None,
+            fs_type: None,
+            options: None,
+            owner: None,
+            group: None,
+            mode: None,
+            content: None,
+            description: description.into(),
+        }
+    }
+    fn cmd(mut self, argv: Vec<String>) -> Action {
+        self.argv = Some(argv);
+        self
+    }
+    fn dev(mut self, d: &str) -> Action {
+        self.device = Some(d.to_string());
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub mode: Mode,
+    /// Why this mode (`homelab.provision_disks=tok1: token not yet consumed`).
+    pub reason: String,
+    pub layout_hash: String,
+    pub disks: Vec<DiskMatch>,
+    pub refusals: Vec<Refusal>,
+    /// In words, what a provision run destroys.
+    pub destroys: Vec<String>,
+    /// Mount-only: things the layout needs that are not there (the run fails naming them).
+    pub missing: Vec<String>,
+    pub warnings: Vec<String>,
+    pub actions: Vec<Action>,
+    pub plan_hash: String,
+}
+
+/// Planner knobs that come from the config rather than the layout.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Where to write the LVM settings (default [`DEFAULT_LVM_CONF`]).
+    pub lvm_conf: Option<String>,
+}
+
+fn s(x: &str) -> String {
+    x.to_string()
+}
+
+/// The `devices { … }` LVM config used on every lvm command and written to lvmlocal.conf.
+pub fn lvm_devices_config(layout: &Layout, lvm_version: Option<&str>) -> String {
+    let mut filter = vec![s("\"r|^/dev/drbd[0-9]+$|\""), s("\"r|^/dev/drbd/|\"")];
+    filter.extend(layout.lvm_reject.iter().map(|r| format!("\"{r}\"")));
+    filter.push(s("\"a|.*|\""));
+    let devicesfile = if lvm_supports_devicesfile(lvm_version) {
+        " use_devicesfile = 0"
+    } else {
+        ""
+    };
+    format!(
+        "devices {{ global_filter = [ {} ]{devicesfile} }}",
+        filter.join(", ")
+    )
+}
+
+/// `use_devicesfile` exists from lvm 2.03.12 on (unknown version: assume a current lvm).
+fn lvm_supports_devicesfile(v: Option<&str>) -> bool {
+    let Some(v) = v else { return true };
+    let nums: Vec<u32> = v
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|x| !x.is_empty())
+        .take(3)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    nums.as_slice() >= [2, 3, 12].as_slice()
+}
+
+/// lvm command line with our `--config`.
+fn lvm(cfg: &str, sub: &str, args: &[String]) -> Vec<String> {
+    let mut v = vec![s("lvm"), s(sub), s("--config"), cfg.to_string()];
+    v.extend(args.iter().cloned());
+    v
+}
+
+/// The device path of partition `n` of a disk (`/dev/sda` → `/dev/sda2`, `/dev/nvme0n1` →
+/// `/dev/nvme0n1p2`).
+pub fn partition_path(disk_path: &str, n: usize) -> String {
+    if disk_path.ends_with(|c: char| c.is_ascii_digit()) {
+        format!("{disk_path}p{n}")
+    } else {
+        format!("{disk_path}{n}")
+    }
+}
+
+/// dm name of an LV (`-` doubled inside names).
+pub fn dm_name(vg: &str, lv: &str) -> String {
+    format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--"))
+}
+
+fn glob_match(pat: &str, text: &str) -> bool {
+    match pat.split_once('*') {
+        None => pat == text,
+        Some((pre, rest)) => {
+            if !text.starts_with(pre) {
+                return false;
+            }
+            let t = &text[pre.len()..];
+            if rest.is_empty() {
+                return true;
+            }
+            (0..=t.len()).any(|i| t.is_char_boundary(i) && glob_match(rest, &t[i..]))
+        }
+    }
+}
+
+fn norm_wwn(w: &str) -> String {
+    let w = w.trim().to_ascii_lowercase();
+    for p in ["0x", "naa.", "eui.", "t10."] {
+        if let Some(r) = w.strip_prefix(p) {
+            return r.to_string();
+        }
+    }
+    w
+}
+
+fn selector_matches(sel: &Selector, d: &BlockDevice) -> bool {
+    if d.read_only {
+        return false;
+    }
+    if d.transport == "loop" && sel.transport.as_deref() != Some("loop") {
+        return false;
+    }
+    let eq = |want: &Option<String>, have: &Option<String>| match want {
+        None => true,
+        Some(w) => have.as_deref().map(str::trim) == Some(w.trim()),
+    };
+    if !eq(&sel.serial, &d.serial) {
+        return false;
+    }
+    if let Some(w) = &sel.wwn {
+        if d.wwn.as_deref().map(norm_wwn) != Some(norm_wwn(w)) {
+            return false;
+        }
+    }
+    if let Some(m) = &sel.model {
+        if !d
+            .model
+            .as_deref()
+            .is_some_and(|dm| glob_match(m, dm.trim()))
+        {
+            return false;
+        }
+    }
+    if let Some(t) = &sel.transport {
+        let t = if t == "ata" { "sata" } else { t.as_str() };
+        if d.transport != t {
+            return false;
+        }
+    }
+    if sel.rotational.is_some_and(|r| r != d.rotational) {
+        return false;
+    }
+    if sel.min_size.is_some_and(|m| d.size < m) || sel.max_size.is_some_and(|m| d.size > m) {
+        return false;
+    }
+    true
+}
+
+fn describe_dev(d: &BlockDevice) -> String {
+    let mut parts = vec![d.path.clone(), human(d.size)];
+    if let Some(m) = &d.model {
+        parts.push(m.trim().to_string());
+    }
+    if let Some(sn) = &d.serial {
+        parts.push(format!("serial {}", sn.trim()));
+    }
+    parts.join(", ")
+}
+
+/// Find the one disk a layout disk names.
+pub fn resolve<'a>(disk: &Disk, state: &'a SystemState) -> Result<&'a BlockDevice, String> {
+    match &disk.reference {
+        DiskRef::Path { path } => state
+            .disks
+            .iter()
+            .find(|d| &d.path == path || d.links.iter().any(|l| l == path))
+            .ok_or_else(|| {
+                let is_part = state
+                    .disks
+                    .iter()
+                    .any(|d| d.partitions.iter().any(|p| &p.path == path));
+                if is_part {
+                    format!("{path} is a partition, not a whole disk")
+                } else {
+                    format!("no disk {path} on this machine")
+                }
+            }),
+        DiskRef::Select(sel) => {
+            let m: Vec<&BlockDevice> = state
+                .disks
+                .iter()
+                .filter(|d| selector_matches(sel, d))
+                .collect();
+            match m.len() {
+                1 => Ok(m[0]),
+                0 => Err(format!(
+                    "selector {} matches no disk (disks here: {})",
+                    serde_json::to_string(sel).unwrap_or_default(),
+                    if state.disks.is_empty() {
+                        "none".to_string()
+                    } else {
+                        state
+                            .disks
+                            .iter()
+                            .map(describe_dev)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    }
+                )),
+                n => Err(format!(
+                    "selector {} matches {n} disks ({}): refusing to guess — add serial or wwn",
+                    serde_json::to_string(sel).unwrap_or_default(),
+                    m.iter()
+                        .map(|d| describe_dev(d))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )),
+            }
+        }
+    }
+}
+
+/// Expected GPT partition labels of a layout disk.
+fn expected_labels(disk: &Disk) -> Vec<String> {
+    match &disk.content {
+        Some(Content::Gpt(g)) => g.partitions.iter().map(|p| p.label.clone()).collect(),
+        Some(Content::Table(t)) if t.format == "gpt" => {
+            t.partitions.iter().map(|p| p.name.clone()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// What is on a disk, in words, and whether any of it is foreign to the layout.
+fn classify(
+    disk: &Disk,
+    dev: &BlockDevice,
+    layout: &Layout,
+    state: &SystemState,
+) -> (DiskClass, Vec<String>, Vec<String>) {
+    let layout_vgs: Vec<&str> = layout.vgs.iter().map(|v| v.name.as_str()).collect();
+    let labels = expected_labels(disk);
+    let mut content = Vec::new();
+    let mut foreign = Vec::new();
+    let mut ours = false;
+    let mut judge =
+        |path: &str, fs: &Option<String>, label: &Option<String>, partlabel: Option<&String>| {
+            let what = match fs.as_deref() {
+                Some("LVM2_member") => {
+                    match state.pvs.iter().find(|p| p.pv_name == path) {
+                        Some(pv) if !pv.vg_name.is_empty() => {
+                            let vg = &pv.vg_name;
+                            let desc = vg_words(vg, state);
+                            if layout_vgs.contains(&vg.as_str()) {
+                                ours = true;
+                            } else {
+                                foreign.push(format!("{path}: {desc}"));
+                            }
+                            desc
+                        }
+                        _ => {
+                            let d = "LVM PV without a VG".to_string();
+                            // An orphan PV carries no data; still, only a layout PV is ours.
+                            if partlabel.is_some_and(|l| labels.contains(l)) {
+                                ours = true;
+                            } else {
+                                foreign.push(format!("{path}: {d}"));
+                            }
+                            d
+                        }
+                    }
+                }
+                Some(t) => {
+                    let d = match label {
+                        Some(l) if !l.is_empty() => format!("{t} filesystem {l:?}"),
+                        _ => format!("{t} filesystem"),
+                    };
+                    if partlabel.is_some_and(|l| labels.contains(l)) {
+                        ours = true;
+                    } else {
+                        foreign.push(format!("{path}: {d}"));
+                    }
+                    d
+                }
+                None => {
+                    if let Some(pl) = partlabel {
+                        if labels.contains(pl) {
+                            ours = true;
+                        } else {
+                            foreign.push(format!("{path}: partition {pl:?}"));
+                        }
+                        format!("partition {pl:?}, no filesystem")
+                    } else {
+                        if partlabel.is_none() && path != dev.path {
+                            foreign.push(format!("{path}: unnamed partition"));
+                        }
+                        "no filesystem".into()
+                    }
+                }
+            };
+            content.push(format!("{path}: {what}"));
+        };
+    if dev.fs_type.is_some() {
+        judge(&dev.path, &dev.fs_type, &dev.label, None);
+    }
+    for p in &dev.partitions {
+        judge(&p.path, &p.fs_type, &p.label, p.part_label.as_ref());
+    }
+    if let Some(pt) = &dev.pt_type {
+        content.insert(
+            0,
+            format!(
+                "{pt} partition table, {} partition(s)",
+                dev.partitions.len()
+            ),
+        );
+    }
+    let class = if dev.fs_type.is_none() && dev.partitions.is_empty() {
+        DiskClass::Blank
+    } else if foreign.is_empty() && ours {
+        DiskClass::Ours
+    } else if foreign.is_empty() {
+        DiskClass::Blank
+    } else {
+        DiskClass::Foreign
+    };
+    (class, content, foreign)
+}
+
+fn vg_words(vg: &str, state: &SystemState) -> String {
+    match state.vg(vg) {
+        Some(v) => format!(
+            "VG {vg}, {} LV{}, {} used",
+            v.lv_count,
+            if v.lv_count == 1 { "" } else { "s" },
+            human(v.vg_size.saturating_sub(v.vg_free))
+        ),
+        None => format!("PV of VG {vg}"),
+    }
+}
+
+/// VG names with a PV on this disk (or its partitions), per the observed state.
+fn observed_vgs_on(dev: &BlockDevice, state: &SystemState) -> Vec<String> {
+    let mut paths = vec![dev.path.as_str()];
+    paths.extend(dev.partitions.iter().map(|p| p.path.as_str()));
+    let mut vgs: Vec<String> = state
+        .pvs
+        .iter()
+        .filter(|pv| paths.contains(&pv.pv_name.as_str()) && !pv.vg_name.is_empty())
+        .map(|pv| pv.vg_name.clone())
+        .collect();
+    vgs.sort();
+    vgs.dedup();
+    vgs
+}
+
+/// Why a device (or what sits on it) is busy. `our_vgs` are VGs this plan will deactivate.
+fn busy_reasons(
+    name: &str,
+    path: &str,
+    maj_min: &str,
+    our_vgs: &[String],
+    state: &SystemState,
+    out: &mut Vec<String>,
+    depth: usize,
+) {
+    if depth > 8 {
+        return;
+    }
+    if let Some(m) = state.mount_of(maj_min) {
+        out.push(format!("{path} is mounted at {}", m.target));
+    }
+    if state.is_swap(maj_min, path) {
+        out.push(format!("{path} is in use as swap"));
+    }
+    for h in state.holders_of(name) {
+        let v = state.virtual_device(&h);
+        let lv = v.and_then(|v| v.dm_name.as_deref()).and_then(|dm| {
+            state
+                .lvs
+                .iter()
+                .find(|l| our_vgs.contains(&l.vg_name) && dm_name(&l.vg_name, &l.lv_name) == dm)
+        });
+        let dm_of_our_vg = v.and_then(|v| v.dm_name.as_deref()).is_some_and(|dm| {
+            our_vgs
+                .iter()
+                .any(|vg| dm.starts_with(&format!("{}-", vg.replace('-', "--"))))
+        });
+        match (v, lv) {
+            (Some(v), Some(lv)) => {
+                let lvpath = format!("/dev/{}/{}", lv.vg_name, lv.lv_name);
+                if lv.lv_attr.chars().nth(5) == Some('o')
+                    && state.mount_of(&v.maj_min).is_none()
+                    && !state.is_swap(&v.maj_min, &lvpath)
+                    && v.holders.is_empty()
+                {
+                    out.push(format!(
+                        "LV {}/{} is open (in use by a process)",
+                        lv.vg_name, lv.lv_name
+                    ));
+                }
+                for hh in &v.holders {
+                    if hh.starts_with("drbd") {
+                        out.push(format!(
+                            "LV {}/{} backs active DRBD device {hh}",
+                            lv.vg_name, lv.lv_name
+                        ));
+                    }
+                }
+                let before = out.len();
+                busy_reasons(&v.name, &lvpath, &v.maj_min, our_vgs, state, out, depth + 1);
+                // keep drbd message unique
+                out[before..].sort();
+            }
+            (Some(v), None) if dm_of_our_vg => {
+                // internal dm devices of our VGs (thin pool data/meta …): look through them
+                busy_reasons(
+                    &v.name,
+                    &format!("/dev/{}", v.name),
+                    &v.maj_min,
+                    our_vgs,
+                    state,
+                    out,
+                    depth + 1,
+                );
+            }
+            (Some(v), None) => out.push(format!(
+                "{path} is held by {}{}",
+                v.dm_name
+                    .as_deref()
+                    .map(|d| format!("{d} ({})", v.name))
+                    .unwrap_or_else(|| v.name.clone()),
+                if v.name.starts_with("drbd") {
+                    " (DRBD)"
+                } else {
+                    ""
+                }
+            )),
+            (None, _) => out.push(format!("{path} is held by {h}")),
+        }
+    }
+    out.dedup();
+}
+
+/// Compute the plan.
+pub fn plan(
+    layout: &Layout,
+    state: &SystemState,
+    cmdline: &Settings,
+    opts: &PlanOptions,
+) -> anyhow::Result<Plan> {
+    let layout_hash = layout.hash();
+    let lvm_cfg = lvm_devices_config(layout, state.lvm_version.as_deref());
+    let mut warnings: Vec<String> = cmdline
+        .unknown
+        .iter()
+        .map(|k| format!("kernel cmdline: unknown key {k} under our prefix (typo?) — ignored"))
+        .collect();
+    let mut refusals = Vec::new();
+    let mut missing = Vec::new();
+
+    // 1. Resolve every disk.
+    let mut matches = Vec::new();
+    let mut resolved: Vec<Option<&BlockDevice>> = Vec::new();
+    for d in &layout.disks {
+        let r = resolve(d, state);
+        let mut m = DiskMatch {
+            name: d.name.clone(),
+            reference: d.reference.describe(),
+            stable: d.reference.is_stable(),
+            device: None,
+            size: None,
+            class: None,
+            content: Vec::new(),
+        };
+        match r {
+            Ok(dev) => {
+                m.device = Some(dev.path.clone());
+                m.size = Some(dev.size);
+                resolved.push(Some(dev));
+            }
+            Err(e) => {
+                refusals.push(Refusal {
+                    disk: d.name.clone(),
+                    reason: e,
+                });
+                resolved.push(None);
+            }
+        }
+        matches.push(m);
+    }
+    for i in 0..resolved.len() {
+        for j in 0..i {
+            if let (Some(a), Some(b)) = (resolved[i], resolved[j]) {
+                if a.path == b.path {
+                    refusals.push(Refusal {
+                        disk: layout.disks[i].name.clone(),
+                        reason: format!(
+                            "resolves to {}, which is also disk {}",
+                            a.path, layout.disks[j].name
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    // 2. Mode.
+    let bad: Vec<String> = cmdline.bad_destructive().map(|b| b.to_string()).collect();
+    let key = format!("{}.provision_disks", cmdline.prefix);
+    let (mut mode, reason) = if !bad.is_empty() {
+        for b in &bad {
+            refusals.push(Refusal {
+                disk: "cmdline".into(),
+                reason: format!("{b}: nothing will be wiped"),
+            });
+        }
+        (
+            Mode::Refused,
+            "the kernel cmdline has an unparseable value for a disk-wiping key".to_string(),
+        )
+    } else {
+        match &cmdline.provision {
+            ProvisionRequest::No => (Mode::MountOnly, format!("{key} not set")),
+            ProvisionRequest::Always => {
+                warnings.push(format!("{key}=true: the disks are wiped on EVERY boot that carries this flag; a wipe-once token ({key}=<token>) is safer"));
+                (Mode::Provision, format!("{key}=true"))
+            }
+            ProvisionRequest::Token(t) => {
+                if layout.vgs.is_empty() {
+                    refusals.push(Refusal { disk: "cmdline".into(), reason: format!("{key}={t}: token mode records the token as an LVM VG tag, and this layout has no VG") });
+                    (Mode::Refused, "token mode needs an LVM VG".into())
+                } else {
+                    let tag = format!("{TAG_TOKEN}{t}");
+                    let consumed = layout
+                        .vgs
+                        .iter()
+                        .all(|vg| state.vg(&vg.name).is_some_and(|o| o.vg_tags.contains(&tag)));
+                    if consumed {
+                        (
+                            Mode::MountOnly,
+                            format!("{key}={t}: token already consumed on these disks"),
+                        )
+                    } else {
+                        (
+                            Mode::Provision,
+                            format!("{key}={t}: token not yet consumed"),
+                        )
+                    }
+                }
+            }
+        }
+    };
+
+    // 3. Safety (provision only) — for every disk before anything is planned.
+    let target_paths: Vec<String> = resolved.iter().flatten().map(|d| d.path.clone()).collect();
+    let mut destroys = Vec::new();
+    let mut deactivate: Vec<String> = Vec::new();
+    for (i, d) in layout.disks.iter().enumerate() {
+        let Some(dev) = resolved[i] else { continue };
+        let (class, content, foreign) = classify(d, dev, layout, state);
+        matches[i].class = Some(class);
+        matches[i].content = content.clone();
+        if mode != Mode::Provision {
+            continue;
+        }
+        let vgs_here = observed_vgs_on(dev, state);
+        let mut reasons = Vec::new();
+        // VGs that reach beyond the target disks would be broken by the wipe.
+        for vg in &vgs_here {
+            for pv in state.pvs.iter().filter(|p| &p.vg_name == vg) {
+                let on_target = target_paths.iter().any(|t| {
+                    state.disks.iter().find(|x| &x.path == t).is_some_and(|x| {
+                        x.path == pv.pv_name || x.partitions.iter().any(|p| p.path == pv.pv_name)
+                    })
+                });
+                if !on_target {
+                    reasons.push(format!("VG {vg} also has PV {} on a disk the layout does not name: wiping {} would break it", pv.pv_name, dev.path));
+                }
+            }
+            if !deactivate.contains(vg) {
+                deactivate.push(vg.clone());
+            }
+        }
+        busy_reasons(
+            &dev.name,
+            &dev.path,
+            &dev.maj_min,
+            &vgs_here,
+            state,
+            &mut reasons,
+            0,
+        );
+        for p in &dev.partitions {
+            busy_reasons(
+                &p.name,
+                &p.path,
+                &p.maj_min,
+                &vgs_here,
+                state,
+                &mut reasons,
+                0,
+            );
+        }
+        if class == DiskClass::Foreign
+            && !d.reference.is_stable()
+            && !cmdline.wipe_foreign.allows(&d.name, &dev.path)
+        {
+            reasons.push(format!(
+                "holds data that is not this layout's ({}) and is named by {}, which does not identify one physical disk: name it by /dev/disk/by-id/… or a serial/wwn selector, or allow it with {}.wipe_foreign={}",
+                foreign.join("; "),
+                d.reference.describe(),
+                cmdline.prefix,
+                d.name
+            ));
+        }
+        reasons.dedup();
+        for r in reasons {
+            refusals.push(Refusal {
+                disk: d.name.clone(),
+                reason: r,
+            });
+        }
+        if class != DiskClass::Blank {
+            let what: Vec<String> = if vgs_here.is_empty() {
+                content.clone()
+            } else {
+                let mut w: Vec<String> = vgs_here.iter().map(|vg| vg_words(vg, state)).collect();
+                w.extend(content.iter().filter(|c| !c.contains("LVM")).cloned());
+                w
+            };
+            destroys.push(format!(
+                "{} (disk {}): {} — WILL BE DESTROYED",
+                dev.path,
+                d.name,
+                what.join("; ")
+            ));
+        }
+    }
+    if !refusals.is_empty() && mode == Mode::Provision {
+        mode = Mode::Refused;
+    }
+    if mode == Mode::Refused {
+        destroys.clear();
+    }
+
+    // 4. Actions.
+    let mut actions = Vec::new();
+    if mode != Mode::Refused {
+        actions.push(lvm_conf_action(&lvm_cfg, opts));
+        if mode == Mode::Provision {
+            provision_actions(
+                layout,
+                state,
+                &resolved,
+                &deactivate,
+                &lvm_cfg,
+                &layout_hash,
+                cmdline,
+                &mut actions,
+            )?;
+        }
+        mount_actions(
+            layout,
+            state,
+            &resolved,
+            mode,
+            &lvm_cfg,
+            &mut actions,
+            &mut missing,
+        );
+    }
+    if mode == Mode::MountOnly {
+        // refusals from resolution matter only where mount-only needs the disk
+        refusals.retain(|r| r.disk == "cmdline");
+    }
+    let mut plan = Plan {
+        mode,
+        reason,
+        layout_hash,
+        disks: matches,
+        refusals,
+        destroys,
+        missing,
+        warnings,
+        actions,
+        plan_hash: String::new(),
+    };
+    plan.plan_hash = plan_hash(&plan);
+    Ok(plan)
+}
+
+/// Hash of what a run would do: mode + actions (16 hex digits).
+pub fn plan_hash(p: &Plan) -> String {
+    let v = serde_json::json!({ "mode": p.mode, "actions": p.actions, "refusals": p.refusals });
+    let h = Sha256::digest(serde_json::to_vec(&v).unwrap_or_default());
+    hex::encode(&h[..8])
+}
+
+fn mkfs_argv(f: &Filesystem, dev: &str) -> Vec<String> {
+    let force: &[&str] = match f.format.as_str() {
+        "ext2" | "ext3" | "ext4" => &["-F", "-q"],
+        "xfs" | "btrfs" | "f2fs" => &["-f"],
+        _ => &[],
+    };
+    let mut v = vec![format!("mkfs.{}", f.format)];
+    v.extend(force.iter().map(|x| x.to_string()));
+    v.extend(f.extra_args.iter().cloned());
+    v.push(dev.to_string());
+    v
+}
+
+fn mkswap_argv(sw: &Swap, dev: &str) -> Vec<String> {
+    let mut v = vec![s("mkswap"), s("-f")];
+    v.extend(sw.extra_args.iter().cloned());
+    v.push(dev.to_string());
+    v
+}
+
+fn format_action(c: &Content, dev: &str, what: &str, actions: &mut Vec<Action>) {
+    match c {
+        Content::Filesystem(f) => actions.push(
+            Action::new(Op::Mkfs, true, format!("formatting {what} ({})", f.format))
+                .cmd(mkfs_argv(f, dev))
+                .dev(dev),
+        ),
+        Content::Swap(sw) => actions.push(
+            Action::new(Op::Mkswap, true, format!("making swap on {what}"))
+                .cmd(mkswap_argv(sw, dev))
+                .dev(dev),
+        ),
+        _ => {}
+    }
+}
+
+fn wait(dev: &str) -> Action {
+    Action::new(Op::WaitDevice, false, format!("waiting for {dev}")).dev(dev)
+}
+
+/// Byte position of a `table` boundary on a disk of `size` bytes, aligned to 1 MiB.
+fn table_bytes(p: TablePos, size: u64) -> u64 {
+    let b = match p {
+        TablePos::Bytes(b) => b,
+        TablePos::Percent(pc) => size / 100 * pc as u64,
+    };
+    let mib = 1 << 20;
+    if b >= size {
+        size
+    } else {
+        b / mib * mib
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn provision_actions(
+    layout: &Layout,
+    state: &SystemState,
+    resolved: &[Option<&BlockDevice>],
+    deactivate: &[String],
+    cfg: &str,
+    layout_hash: &str,
+    cmdline: &Settings,
+    actions: &mut Vec<Action>,
+) -> anyhow::Result<()> {
+    // Take down what is on the disks now.
+    for vg in deactivate {
+        actions.push(
+            Action::new(Op::Deactivate, false, format!("deactivating VG {vg}")).cmd(lvm(
+                cfg,
+                "vgchange",
+                &[s("-an"), vg.clone()],
+            )),
+        );
+    }
+    let mut pvs: Vec<(String, String)> = Vec::new(); // (vg, device)
+    let mut formats: Vec<(Content, String, String)> = Vec::new(); // content, device, what
+    for (i, d) in layout.disks.iter().enumerate() {
+        let Some(dev) = resolved[i] else { continue };
+        for p in &dev.partitions {
+            actions.push(
+                Action::new(Op::Wipe, true, format!("wiping signatures on {}", p.path))
+                    .cmd(vec![s("wipefs"), s("-a"), p.path.clone()])
+                    .dev(&p.path),
+            );
+        }
+        actions.push(
+            Action::new(
+                Op::Wipe,
+                true,
+                format!("wiping signatures and partition table on {}", dev.path),
+            )
+            .cmd(vec![s("wipefs"), s("-a"), dev.path.clone()])
+            .dev(&dev.path),
+        );
+        actions.push(
+            Action::new(
+                Op::Wipe,
+                true,
+                format!("zapping GPT and MBR on {}", dev.path),
+            )
+            .cmd(vec![s("sgdisk"), s("--zap-all"), dev.path.clone()])
+            .dev(&dev.path),
+        );
+        match &d.content {
+            Some(Content::Gpt(g)) => {
+                let mut argv = vec![s("sgdisk"), s("--clear")];
+                for (n, p) in g.partitions.iter().enumerate() {
+                    let n = n + 1;
+                    argv.push(format!("--new={n}:{}:{}", p.start, p.end));
+                    argv.push(format!("--typecode={n}:{}", p.type_code));
+                    argv.push(format!("--change-name={n}:{}", p.label));
+                    for a in &p.attributes {
+                        argv.push(format!("--attributes={n}:set:{a}"));
+                    }
+                    if let Some(u) = &p.uuid {
+                        argv.push(format!("--partition-guid={n}:{u}"));
+                    }
+                }
+                argv.push(dev.path.clone());
+                actions.push(
+                    Action::new(
+                        Op::Partition,
+                        true,
+                        format!(
+                            "partitioning {} (gpt, {} partitions)",
+                            dev.path,
+                            g.partitions.len()
+                        ),
+                    )
+                    .cmd(argv)
+                    .dev(&dev.path),
+                );
+                for (n, p) in g.partitions.iter().enumerate() {
+                    let pp = partition_path(&dev.path, n + 1);
+                    actions.push(wait(&pp));
+                    actions.push(
+                        Action::new(
+                            Op::Wipe,
+                            true,
+                            format!("wiping old signatures inside new partition {pp}"),
+                        )
+                        .cmd(vec![s("wipefs"), s("-a"), pp.clone()])
+                        .dev(&pp),
+                    );
+                    if let Some(c) = &p.content {
+                        match c.as_ref() {
+                            Content::LvmPv { vg } => pvs.push((vg.clone(), pp)),
+                            c => formats.push((c.clone(), pp, format!("{}/{}", d.name, p.name))),
+                        }
+                    }
+                }
+            }
+            Some(Content::Table(t)) => {
+                let size = dev.size;
+                if t.format == "gpt" {
+                    let mut argv = vec![s("sgdisk"), s("--clear")];
+                    for (n, p) in t.partitions.iter().enumerate() {
+                        let n = n + 1;
+                        let st = table_bytes(p.start, size) / 1024;
+                        let en = table_bytes(p.end, size);
+                        let en = if en >= size {
+                            s("-0")
+                        } else {
+                            format!("{}K", en / 1024 - 1)
+                        };
+                        argv.push(format!("--new={n}:{st}K:{en}"));
+                        argv.push(format!("--change-name={n}:{}", p.name));
+                        let code = match p.content.as_deref() {
+                            Some(Content::LvmPv { .. }) => "8E00",
+                            Some(Content::Swap(_)) => "8200",
+                            _ if p.bootable => "EF00",
+                            _ => "8300",
+                        };
+                        argv.push(format!("--typecode={n}:{code}"));
+                    }
+                    argv.push(dev.path.clone());
+                    actions.push(
+                        Action::new(
+                            Op::Partition,
+                            true,
+                            format!(
+                                "partitioning {} (gpt, {} partitions)",
+                                dev.path,
+                                t.partitions.len()
+                            ),
+                        )
+                        .cmd(argv)
+                        .dev(&dev.path),
+                    );
+                } else {
+                    let mut script = String::from("label: dos\n");
+                    for p in &t.partitions {
+                        let st = table_bytes(p.start, size) / 512;
+                        let en = table_bytes(p.end, size) / 512;
+                        if en <= st {
+                            anyhow::bail!(
+                                "disk.{}: partition {} ends before it starts on {} ({})",
+                                d.name,
+                                p.name,
+                                dev.path,
+                                human(size)
+                            );
+                        }
+                        let ty = match p.content.as_deref() {
+                            Some(Content::LvmPv { .. }) => "8e",
+                            Some(Content::Swap(_)) => "82",
+                            Some(Content::Filesystem(f)) if f.format == "vfat" => "c",
+                            _ => "83",
+                        };
+                        script.push_str(&format!(
+                            "start={st}, size={}, type={ty}{}\n",
+                            en - st,
+                            if p.bootable { ", bootable" } else { "" }
+                        ));
+                    }
+                    let mut a = Action::new(
+                        Op::Partition,
+                        true,
+                        format!(
+                            "partitioning {} (msdos, {} partitions)",
+                            dev.path,
+                            t.partitions.len()
+                        ),
+                    )
+                    .cmd(vec![
+                        s("sfdisk"),
+                        s("--no-reread"),
+                        s("--wipe"),
+                        s("always"),
+                        dev.path.clone(),
+                    ])
+                    .dev(&dev.path);
+                    a.stdin = Some(script);
+                    actions.push(a);
+                    actions.push(
+                        Action::new(
+                            Op::Partition,
+                            false,
+                            format!("re-reading the partition table of {}", dev.path),
+                        )
+                        .cmd(vec![s("partx"), s("-u"), dev.path.clone()])
+                        .dev(&dev.path),
+                    );
+                }
+                for (n, p) in t.partitions.iter().enumerate() {
+                    let pp = partition_path(&dev.path, n + 1);
+                    actions.push(wait(&pp));
+                    actions.push(
+                        Action::new(
+                            Op::Wipe,
+                            true,
+                            format!("wiping old signatures inside new partition {pp}"),
+                        )
+                        .cmd(vec![s("wipefs"), s("-a"), pp.clone()])
+                        .dev(&pp),
+                    );
+                    if let Some(c) = &p.content {
+                        match c.as_ref() {
+                            Content::LvmPv { vg } => pvs.push((vg.clone(), pp)),
+                            c => formats.push((c.clone(), pp, format!("{}/{}", d.name, p.name))),
+                        }
+                    }
+                }
+            }
+            Some(Content::LvmPv { vg }) => pvs.push((vg.clone(), dev.path.clone())),
+            Some(c) => formats.push((c.clone(), dev.path.clone(), d.name.clone())),
+            None => {}
+        }
+    }
+    for (vg, pv) in &pvs {
+        actions.push(
+            Action::new(Op::PvCreate, true, format!("creating PV {pv} for VG {vg}"))
+                .cmd(lvm(cfg, "pvcreate", &[s("-y"), s("-ff"), pv.clone()]))
+                .dev(pv),
+        );
+    }
+    for vg in &layout.vgs {
+        let members: Vec<String> = pvs
+            .iter()
+            .filter(|(v, _)| v == &vg.name)
+            .map(|(_, p)| p.clone())
+            .collect();
+        let mut args = vec![s("-y"), vg.name.clone()];
+        args.extend(members);
+        actions.push(
+            Action::new(Op::VgCreate, true, format!("creating VG {}", vg.name))
+                .cmd(lvm(cfg, "vgcreate", &args)),
+        );
+        for lv in &vg.lvs {
+            let mut args = vec![
+                s("-y"),
+                s("--wipesignatures"),
+                s("y"),
+                s("-n"),
+                lv.name.clone(),
+            ];
+            match &lv.lv_type {
+                LvType::Linear => args.extend(lv.size.lvcreate_args()),
+                LvType::ThinPool => {
+                    args.extend([s("--type"), s("thin-pool")]);
+                    args.extend(lv.size.lvcreate_args());
+                }
+                LvType::Thin { pool } => {
+                    let bytes = match &lv.size {
+                        crate::layout::size::LvSize::Bytes { bytes } => *bytes,
+                        _ => 0,
+                    };
+                    args.extend([
+                        s("--type"),
+                        s("thin"),
+                        s("-V"),
+                        format!("{bytes}b"),
+                        s("--thinpool"),
+                        pool.clone(),
+                    ]);
+                }
+                LvType::Other(t) => {
+                    args.extend([s("--type"), t.clone()]);
+                    args.extend(lv.size.lvcreate_args());
+                }
+            }
+            args.extend(lv.extra_args.iter().cloned());
+            args.push(vg.name.clone());
+            actions.push(
+                Action::new(
+                    Op::LvCreate,
+                    true,
+                    format!("creating LV {}/{}", vg.name, lv.name),
+                )
+                .cmd(lvm(cfg, "lvcreate", &args)),
+            );
+            if let Some(c) = &lv.content {
+                let p = format!("/dev/{}/{}", vg.name, lv.name);
+                formats.push((c.clone(), p, format!("{}/{}", vg.name, lv.name)));
+            }
+        }
+    }
+    for (c, dev, what) in &formats {
+        actions.push(wait(dev));
+        format_action(c, dev, what, actions);
+    }
+    // Completion is recorded last: an interrupted run leaves no tag and re-provisions.
+    for vg in &layout.vgs {
+        let mut args = vec![s("--addtag"), format!("{TAG_LAYOUT}{layout_hash}")];
+        if let ProvisionRequest::Token(t) = &cmdline.provision {
+            args.push(s("--addtag"));
+            args.push(format!("{TAG_TOKEN}{t}"));
+        }
+        args.push(vg.name.clone());
+        actions.push(
+            Action::new(
+                Op::Tag,
+                false,
+                format!("recording completion on VG {}", vg.name),
+            )
+            .cmd(lvm(cfg, "vgchange", &args)),
+        );
+    }
+    let _ = state;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn mount_actions(
+    layout: &Layout,
+    state: &SystemState,
+    resolved: &[Option<&BlockDevice>],
+    mode: Mode,
+    cfg: &str,
+    actions: &mut Vec<Action>,
+    missing: &mut Vec<String>,
+) {
+    let provisioning = mode == Mode::Provision;
+    // (device, content, what) of everything to check/mount/swapon.
+    let mut items: Vec<(String, Content, String)> = Vec::new();
+    for (i, d) in layout.disks.iter().enumerate() {
+        let dev = resolved[i];
+        let parts: Vec<(usize, Option<&Content>, Option<String>, String)> = match &d.content {
+            Some(Content::Gpt(g)) => g
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(n, p)| {
+                    (
+                        n + 1,
+                        p.content.as_deref(),
+                        Some(p.label.clone()),
+                        p.name.clone(),
+                    )
+                })
+                .collect(),
+            Some(Content::Table(t)) => t
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(n, p)| {
+                    (
+                        n + 1,
+                        p.content.as_deref(),
+                        (t.format == "gpt").then(|| p.name.clone()),
+                        p.name.clone(),
+                    )
+                })
+                .collect(),
+            Some(Content::LvmPv { .. }) | None => Vec::new(),
+            Some(c) => {
+                match dev {
+                    Some(dev) => items.push((dev.path.clone(), c.clone(), d.name.clone())),
+                    None => missing.push(format!(
+                        "disk {} ({}): not found, so its {} cannot be used",
+                        d.name,
+                        d.reference.describe(),
+                        content_words(c)
+                    )),
+                }
+                Vec::new()
+            }
+        };
+        for (n, c, label, pname) in parts {
+            let Some(c) = c else { continue };
+            if matches!(c, Content::LvmPv { .. }) {
+                continue;
+            }
+            let Some(dev) = dev else {
+                missing.push(format!(
+                    "disk {} ({}): not found, so partition {pname} cannot be used",
+                    d.name,
+                    d.reference.describe()
+                ));
+                continue;
+            };
+            let pp = partition_path(&dev.path, n);
+            if !provisioning {
+                match dev.partitions.iter().find(|p| p.number as usize == n) {
+                    None => missing.push(format!(
+                        "disk {}: partition {n} ({pname}) does not exist on {}",
+                        d.name, dev.path
+                    )),
+                    Some(op) => {
+                        if let Some(l) = &label {
+                            if op.part_label.as_deref() != Some(l.as_str()) {
+                                missing.push(format!("disk {}: partition {} is named {:?}, the layout expects {l:?} — is this the right disk?", d.name, op.path, op.part_label.as_deref().unwrap_or("")));
+                            }
+                        }
+                    }
+                }
+            }
+            items.push((pp, c.clone(), format!("{}/{pname}", d.name)));
+        }
+    }
+    for vg in &layout.vgs {
+        if !provisioning {
+            match state.vg(&vg.name) {
+                None => {
+                    missing.push(format!(
+                        "VG {} not found (are the disks provisioned? boot once with {}=<token>)",
+                        vg.name, "homelab.provision_disks"
+                    ));
+                    continue;
+                }
+                Some(_) => {
+                    for lv in &vg.lvs {
+                        if !state
+                            .lvs
+                            .iter()
+                            .any(|l| l.vg_name == vg.name && l.lv_name == lv.name)
+                        {
+                            missing.push(format!("LV {}/{} not found", vg.name, lv.name));
+                        }
+                    }
+                }
+            }
+        }
+        actions.push(
+            Action::new(Op::Activate, false, format!("activating VG {}", vg.name)).cmd(lvm(
+                cfg,
+                "vgchange",
+                &[s("-ay"), vg.name.clone()],
+            )),
+        );
+        for lv in &vg.lvs {
+            if let Some(c) = &lv.content {
+                items.push((
+                    format!("/dev/{}/{}", vg.name, lv.name),
+                    c.clone(),
+                    format!("{}/{}", vg.name, lv.name),
+                ));
+            }
+        }
+    }
+    for (dev, _, _) in &items {
+        actions.push(wait(dev));
+    }
+    // fsck (ext*), then mounts parents-first, then swap.
+    let mut mounts: Vec<(String, Filesystem)> = Vec::new();
+    for (dev, c, what) in &items {
+        if let Content::Filesystem(f) = c {
+            if f.format.starts_with("ext") && !provisioning {
+                actions.push(
+                    Action::new(Op::Fsck, false, format!("checking {what} ({})", f.format))
+                        .cmd(vec![s("e2fsck"), s("-p"), dev.clone()])
+                        .dev(dev),
+                );
+            }
+            if f.mountpoint.is_some() {
+                mounts.push((dev.clone(), f.clone()));
+            }
+        }
+    }
+    enum M<'a> {
+        Dev(&'a str, &'a Filesystem),
+        Nodev(&'a crate::layout::Nodev),
+    }
+    let mut all: Vec<(String, M)> = mounts
+        .iter()
+        .map(|(d, f)| (f.mountpoint.clone().unwrap_or_default(), M::Dev(d, f)))
+        .collect();
+    all.extend(
+        layout
+            .nodev
+            .iter()
+            .map(|n| (n.mountpoint.clone(), M::Nodev(n))),
+    );
+    all.sort_by(|a, b| {
+        let depth = |p: &str| p.trim_end_matches('/').matches('/').count();
+        depth(&a.0).cmp(&depth(&b.0)).then(a.0.cmp(&b.0))
+    });
+    for (mp, m) in &all {
+        let mut a = match m {
+            M::Dev(dev, f) => {
+                let mut a =
+                    Action::new(Op::Mount, false, format!("mounting {dev} on {mp}")).dev(dev);
+                a.fs_type = Some(f.format.clone());
+                a.options = Some(f.mount_options.join(","));
+                a
+            }
+            M::Nodev(n) => {
+                let mut a =
+                    Action::new(Op::Mount, false, format!("mounting {} on {mp}", n.fs_type))
+                        .dev(&n.device);
+                a.fs_type = Some(n.fs_type.clone());
+                a.options = Some(n.mount_options.join(","));
+                a
+            }
+        };
+        a.target = Some(mp.clone());
+        actions.push(a);
+    }
+    for (dev, c, what) in &items {
+        if let Content::Swap(sw) = c {
+            let mut argv = vec![s("swapon")];
+            if let Some(p) = sw.priority {
+                argv.push(format!("--priority={p}"));
+            }
+            if let Some(d) = &sw.discard {
+                argv.push(format!("--discard={d}"));
+            }
+            argv.push(dev.clone());
+            actions.push(
+                Action::new(Op::Swapon, false, format!("enabling swap on {what}"))
+                    .cmd(argv)
+                    .dev(dev),
+            );
+        }
+    }
+    for d in &layout.ensure_dirs {
+        let mut a = Action::new(
+            Op::EnsureDir,
+            false,
+            format!(
+                "ensuring directory {} ({}:{} {:04o})",
+                d.path, d.owner, d.group, d.mode
+            ),
+        );
+        a.target = Some(d.path.clone());
+        a.owner = Some(d.owner.clone());
+        a.group = Some(d.group.clone());
+        a.mode = Some(format!("{:04o}", d.mode));
+        actions.push(a);
+    }
+}
+
+/// Write the LVM settings into the node's lvm config, so later lvm runs (udev event activation,
+/// pvscan, the operator's own commands) filter DRBD exactly as ours do.
+fn lvm_conf_action(cfg: &str, opts: &PlanOptions) -> Action {
+    let conf_path = opts
+        .lvm_conf
+        .clone()
+        .unwrap_or_else(|| DEFAULT_LVM_CONF.to_string());
+    let mut wf = Action::new(
+        Op::WriteFile,
+        false,
+        format!("writing the LVM device filter to {conf_path}"),
+    );
+    wf.target = Some(conf_path);
+    wf.content = Some(format!(
+        "# Written by provision on every boot: keep LVM off DRBD devices and agree with\n# the filter provision uses (global_filter is honoured by pvscan and event activation).\n{}\n",
+        cfg.replace("devices { ", "devices {\n    ").replace(" ] ", " ]\n    ").replace(" }", "\n}")
+    ));
+    wf.mode = Some("0644".into());
+    wf
+}
+
+fn content_words(c: &Content) -> String {
+    match c {
+        Content::Filesystem(f) => format!("{} filesystem", f.format),
+        Content::Swap(_) => "swap".into(),
+        Content::LvmPv { vg } => format!("PV of VG {vg}"),
+        Content::Gpt(_) => "gpt".into(),
+        Content::Table(_) => "partition table".into(),
+    }
+}
+
+/// The plan in words, for `--dry-run` and logs.
+pub fn render_text(p: &Plan) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let _ = writeln!(o, "disks: mode {} ({})", p.mode.as_str(), p.reason);
+    for d in &p.disks {
+        let _ = writeln!(
+            o,
+            "  disk {}: {} → {}{}{}",
+            d.name,
+            d.reference,
+            d.device.as_deref().unwrap_or("NOT FOUND"),
+            d.size
+                .map(|s| format!(", {}", human(s)))
+                .unwrap_or_default(),
+            d.class
+                .map(|c| format!(
+                    ", {}",
+                    match c {
+                        DiskClass::Blank => "blank",
+                        DiskClass::Ours => "ours",
+                        DiskClass::Foreign => "FOREIGN",
+                    }
+                ))
+                .unwrap_or_default(),
+        );
+        for c in &d.content {
+            let _ = writeln!(o, "      {c}");
+        }
+    }
+    for w in &p.warnings {
+        let _ = writeln!(o, "WARNING: {w}");
+    }
+    if !p.refusals.is_empty() {
+        let _ = writeln!(o, "REFUSED — nothing will be touched on any disk:");
+        for r in &p.refusals {
+            let _ = writeln!(o, "  {}: {}", r.disk, r.reason);
+        }
+    }
+    for d in &p.destroys {
+        let _ = writeln!(o, "DESTROYS {d}");
+    }
+    for m in &p.missing {
+        let _ = writeln!(o, "MISSING {m}");
+    }
+    if !p.actions.is_empty() {
+        let _ = writeln!(o, "actions:");
+        for (i, a) in p.actions.iter().enumerate() {
+            let mark = if a.destructive { "DESTRUCTIVE" } else { "safe" };
+            let _ = writeln!(o, "  {:>3}. [{mark}] {}", i + 1, a.description);
+            if let Some(argv) = &a.argv {
+                let _ = writeln!(o, "       $ {}", crate::system::shell_join(argv));
+            }
+            if let Some(stdin) = &a.stdin {
+                for l in stdin.lines() {
+                    let _ = writeln!(o, "       < {l}");
+                }
+            }
+            if a.op == Op::Mount {
+                let _ = writeln!(
+                    o,
+                    "       mount({}, {}, {}, \"{}\")",
+                    a.device.as_deref().unwrap_or(""),
+                    a.target.as_deref().unwrap_or(""),
+                    a.fs_type.as_deref().unwrap_or(""),
+                    a.options.as_deref().unwrap_or("")
+                );
+            }
+        }
+    }
+    let _ = writeln!(o, "plan hash: {}", p.plan_hash);
+    o
+}

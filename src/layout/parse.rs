@@ -1,0 +1,1247 @@
+//! Layout parser: YAML/JSON → [`Layout`], walking the tree by hand so that every problem is
+//! reported with its path in the layout (`disk.main.content.partitions.ESP: …`), and all problems
+//! are collected (for `provision validate`), not just the first.
+
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use super::size::{parse_bytes, LvSize, SgdiskPos};
+use super::*;
+use crate::exit::{coded, Code};
+
+/// Every problem found in a layout, each naming the file and path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutErrors {
+    pub file: String,
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for LayoutErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "{}: {n} problem{}",
+            self.file,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            write!(f, "\n  {}: {p}", self.file)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LayoutErrors {}
+
+/// Types disko has that this agent does not implement.
+const UNSUPPORTED_TYPES: &[&str] = &[
+    "zfs",
+    "zpool",
+    "zfs_fs",
+    "zfs_volume",
+    "luks",
+    "mdadm",
+    "mdraid",
+    "btrfs",
+    "bcachefs",
+    "bcachefs_filesystem",
+    "topology",
+];
+
+const HOOKS: &[&str] = &[
+    "preCreateHook",
+    "postCreateHook",
+    "preMountHook",
+    "postMountHook",
+];
+
+struct Walker {
+    problems: Vec<String>,
+}
+
+/// One object being read: fields are taken one by one, what is left over is unknown.
+struct Obj<'a> {
+    path: String,
+    map: BTreeMap<&'a str, &'a Value>,
+}
+
+impl Walker {
+    fn err(&mut self, path: &str, msg: impl Into<String>) {
+        let msg = msg.into();
+        if path.is_empty() {
+            self.problems.push(msg);
+        } else {
+            self.problems.push(format!("{path}: {msg}"));
+        }
+    }
+
+    fn obj<'a>(&mut self, path: &str, v: &'a Value) -> Option<Obj<'a>> {
+        match v {
+            Value::Object(m) => Some(Obj {
+                path: path.to_string(),
+                map: m.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+            }),
+            other => {
+                self.err(path, format!("expected a mapping, found {}", kind(other)));
+                None
+            }
+        }
+    }
+
+    /// Report fields left over in `o` as unknown (hooks get their own message).
+    fn finish(&mut self, o: Obj<'_>) {
+        for (k, _) in o.map {
+            if HOOKS.contains(&k) {
+                self.err(
+                    &o.path,
+                    format!("field \"{k}\": shell hooks are not supported (provision runs no layout-supplied shell code)"),
+                );
+            } else {
+                self.err(&o.path, format!("unknown field \"{k}\""));
+            }
+        }
+    }
+
+    fn string(&mut self, o: &mut Obj<'_>, key: &str) -> Option<String> {
+        match o.map.remove(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(other) => {
+                let p = o.path.clone();
+                self.err(
+                    &p,
+                    format!("field \"{key}\": expected a string, found {}", kind(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn required_string(&mut self, o: &mut Obj<'_>, key: &str) -> Option<String> {
+        let v = self.string(o, key);
+        if v.is_none()
+            && !self
+                .problems
+                .iter()
+                .any(|p| p.starts_with(&format!("{}: field \"{key}\"", o.path)))
+        {
+            let p = o.path.clone();
+            self.err(&p, format!("missing field \"{key}\""));
+        }
+        v
+    }
+
+    fn boolean(&mut self, o: &mut Obj<'_>, key: &str) -> Option<bool> {
+        match o.map.remove(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(other) => {
+                let p = o.path.clone();
+                self.err(
+                    &p,
+                    format!(
+                        "field \"{key}\": expected true or false, found {}",
+                        kind(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, o: &mut Obj<'_>, key: &str) -> Option<i64> {
+        match o.map.remove(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64(),
+            Some(other) => {
+                let p = o.path.clone();
+                self.err(
+                    &p,
+                    format!(
+                        "field \"{key}\": expected an integer, found {}",
+                        kind(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A list of strings; a single string is split on whitespace (disko's `extraArgs` may be
+    /// either).
+    fn strings(&mut self, o: &mut Obj<'_>, key: &str) -> Vec<String> {
+        match o.map.remove(key) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(s)) => s.split_whitespace().map(String::from).collect(),
+            Some(Value::Array(a)) => {
+                let mut out = Vec::new();
+                for (i, v) in a.iter().enumerate() {
+                    match v {
+                        Value::String(s) => out.push(s.clone()),
+                        Value::Number(n) => out.push(n.to_string()),
+                        other => {
+                            let p = o.path.clone();
+                            self.err(
+                                &p,
+                                format!(
+                                    "field \"{key}[{i}]\": expected a string, found {}",
+                                    kind(other)
+                                ),
+                            );
+                        }
+                    }
+                }
+                out
+            }
+            Some(other) => {
+                let p = o.path.clone();
+                self.err(
+                    &p,
+                    format!(
+                        "field \"{key}\": expected a list of strings, found {}",
+                        kind(other)
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// `extraArgs` entries like `"--iter-time 1"` are split into separate argv words.
+    fn args(&mut self, o: &mut Obj<'_>, key: &str) -> Vec<String> {
+        self.strings(o, key)
+            .iter()
+            .flat_map(|s| s.split_whitespace().map(String::from).collect::<Vec<_>>())
+            .collect()
+    }
+
+    fn node_type(&mut self, o: &mut Obj<'_>) -> Option<String> {
+        self.required_string(o, "type")
+    }
+
+    /// `content` of a disk, partition or LV. `allowed` lists the types valid at this place.
+    fn content(&mut self, path: &str, v: &Value, allowed: &[&str]) -> Option<Content> {
+        if v.is_null() {
+            return None;
+        }
+        let mut o = self.obj(path, v)?;
+        let ty = self.node_type(&mut o)?;
+        if UNSUPPORTED_TYPES.contains(&ty.as_str()) {
+            self.err(path, format!("type \"{ty}\" is not supported (provision supports {}; zfs, luks, mdadm, btrfs subvolumes and bcachefs are not)", allowed.join(", ")));
+            return None;
+        }
+        if !allowed.contains(&ty.as_str()) {
+            self.err(
+                path,
+                format!(
+                    "type \"{ty}\" is not allowed here (expected one of: {})",
+                    allowed.join(", ")
+                ),
+            );
+            return None;
+        }
+        let c = match ty.as_str() {
+            "gpt" => self.gpt(&mut o).map(Content::Gpt),
+            "table" => self.table(&mut o).map(Content::Table),
+            "filesystem" => self.filesystem(&mut o).map(Content::Filesystem),
+            "swap" => self.swap(&mut o).map(Content::Swap),
+            "lvm_pv" => {
+                let vg = self.required_string(&mut o, "vg");
+                vg.map(|vg| Content::LvmPv { vg })
+            }
+            _ => None,
+        };
+        self.finish(o);
+        c
+    }
+
+    fn filesystem(&mut self, o: &mut Obj<'_>) -> Option<Filesystem> {
+        let format = self.required_string(o, "format");
+        let mountpoint = self.string(o, "mountpoint");
+        let mount_options = self.strings(o, "mountOptions");
+        let extra_args = self.args(o, "extraArgs");
+        if let Some(m) = &mountpoint {
+            self.check_mountpoint(&o.path, m);
+        }
+        if let Some(f) = &format {
+            if f.is_empty()
+                || !f
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+            {
+                let p = o.path.clone();
+                self.err(
+                    &p,
+                    format!("format {f:?}: expected a filesystem type such as ext4, xfs or vfat"),
+                );
+                return None;
+            }
+        }
+        Some(Filesystem {
+            format: format?,
+            mountpoint,
+            mount_options,
+            extra_args,
+        })
+    }
+
+    fn check_mountpoint(&mut self, path: &str, m: &str) {
+        if !m.starts_with('/') || m.split('/').any(|c| c == ".." || c == ".") || m.contains('\0') {
+            self.err(
+                path,
+                format!("mountpoint {m:?}: expected an absolute path without . or .."),
+            );
+        }
+    }
+
+    fn swap(&mut self, o: &mut Obj<'_>) -> Option<Swap> {
+        let priority = self.int(o, "priority");
+        let discard = self.string(o, "discardPolicy");
+        let extra_args = self.args(o, "extraArgs");
+        if self.boolean(o, "randomEncryption") == Some(true) {
+            let p = o.path.clone();
+            self.err(&p, "randomEncryption: encrypted swap is not supported");
+        }
+        // NixOS boot settings, not disk content: accepted and ignored.
+        o.map.remove("resumeDevice");
+        o.map.remove("mountOptions");
+        if let Some(d) = &discard {
+            if !["both", "once", "pages"].contains(&d.as_str()) {
+                let p = o.path.clone();
+                self.err(
+                    &p,
+                    format!("discardPolicy {d:?}: expected both, once or pages"),
+                );
+            }
+        }
+        let priority = match priority.map(i32::try_from) {
+            Some(Ok(p)) if (-1..=32767).contains(&p) => Some(p),
+            None => None,
+            Some(_) => {
+                let p = o.path.clone();
+                self.err(&p, "priority: expected -1..32767");
+                None
+            }
+        };
+        Some(Swap {
+            priority,
+            discard,
+            extra_args,
+        })
+    }
+
+    fn gpt(&mut self, o: &mut Obj<'_>) -> Option<Gpt> {
+        let efi_first = self.boolean(o, "efiGptPartitionFirst").unwrap_or(true);
+        let disk_name = o.path.split('.').nth(1).unwrap_or("disk").to_string();
+        let parts_path = format!("{}.partitions", o.path);
+        let parts = o.map.remove("partitions");
+        let mut out = Vec::new();
+        match parts {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                for (name, v) in m {
+                    let p = format!("{parts_path}.{name}");
+                    if let Some(part) = self.gpt_partition(&p, &disk_name, name, v, efi_first) {
+                        out.push(part);
+                    }
+                }
+            }
+            Some(other) => {
+                self.err(
+                    &parts_path,
+                    format!("expected a mapping of partitions, found {}", kind(other)),
+                );
+            }
+        }
+        out.sort_by(|a, b| a.priority.cmp(&b.priority).then(a.name.cmp(&b.name)));
+        if out.len() > 128 {
+            self.err(&parts_path, "more than 128 partitions");
+        }
+        let mut labels: Vec<&str> = out.iter().map(|p| p.label.as_str()).collect();
+        labels.sort();
+        for w in labels.windows(2) {
+            if w[0] == w[1] {
+                self.err(
+                    &parts_path,
+                    format!("two partitions have the label {:?}", w[0]),
+                );
+            }
+        }
+        // Only the last partition may take "the rest".
+        let n = out.len();
+        for (i, part) in out.iter().enumerate() {
+            if i + 1 < n && part.size.is_none() && part.end.0 == "-0" {
+                self.err(
+                    &format!("{parts_path}.{}", part.name),
+                    "size 100% must be the last partition (give it the highest priority)",
+                );
+            }
+        }
+        Some(Gpt { partitions: out })
+    }
+
+    fn gpt_partition(
+        &mut self,
+        path: &str,
+        disk: &str,
+        name: &str,
+        v: &Value,
+        efi_first: bool,
+    ) -> Option<GptPartition> {
+        let mut o = self.obj(path, v)?;
+        let type_code = match o.map.remove("type") {
+            Some(Value::Number(n)) if !n.is_i64() => {
+                self.err(path, format!("type {n}: YAML read this sgdisk type code as a number — quote it, e.g. type: \"8E00\""));
+                return None;
+            }
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(t)) => t.clone(),
+            None | Some(Value::Null) => "8300".into(),
+            Some(other) => {
+                self.err(
+                    path,
+                    format!("type: expected an sgdisk type code, found {}", kind(other)),
+                );
+                return None;
+            }
+        };
+        let size = self.string(&mut o, "size");
+        let start_field = self.string(&mut o, "start");
+        let end = self.string(&mut o, "end");
+        let priority = self.int(&mut o, "priority");
+        let label = self.string(&mut o, "label");
+        let gpt_name = self.string(&mut o, "name");
+        let uuid = self.string(&mut o, "uuid");
+        let attributes = match o.map.remove("attributes") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|x| match x.as_u64() {
+                    Some(b) if b < 64 => Some(b as u32),
+                    _ => {
+                        self.err(
+                            path,
+                            format!("attributes: {x} is not a GPT attribute bit (0–63)"),
+                        );
+                        None
+                    }
+                })
+                .collect(),
+            Some(other) => {
+                self.err(
+                    path,
+                    format!(
+                        "attributes: expected a list of bit numbers, found {}",
+                        kind(other)
+                    ),
+                );
+                Vec::new()
+            }
+        };
+        if o.map.remove("hybrid").is_some_and(|h| !h.is_null()) {
+            self.err(path, "field \"hybrid\": hybrid MBRs are not supported");
+        }
+        // disko's own bookkeeping fields that carry no layout meaning.
+        o.map.remove("device");
+        o.map.remove("alignment");
+        let content = o.map.remove("content").and_then(|c| {
+            self.content(
+                &format!("{path}.content"),
+                c,
+                &["filesystem", "swap", "lvm_pv"],
+            )
+        });
+        self.finish(o);
+
+        let type_ok = |t: &str| {
+            (t.len() == 4 && t.chars().all(|c| c.is_ascii_hexdigit()))
+                || (t.len() == 36 && t.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+        };
+        if !type_ok(&type_code) {
+            self.err(path, format!("type {type_code:?}: expected an sgdisk type code like 8300, EF00, 8E00 or a GUID"));
+        }
+        if let Some(u) = &uuid {
+            if u.len() != 36 || !u.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+                self.err(path, format!("uuid {u:?}: expected a GUID"));
+            }
+        }
+        let label =
+            label.unwrap_or_else(|| default_label(disk, gpt_name.as_deref().unwrap_or(name)));
+        if label.encode_utf16().count() > 36 {
+            self.err(
+                path,
+                format!("label {label:?}: GPT partition names hold at most 36 characters"),
+            );
+        }
+        let mut fixed = None;
+        let (start, end) = match (size.as_deref(), end.as_deref()) {
+            (Some(_), Some(_)) => {
+                self.err(path, "give either size or end, not both");
+                return None;
+            }
+            (Some("100%"), None) => ("0".to_string(), "-0".to_string()),
+            (Some(s), None) => match parse_bytes(s) {
+                Ok(0) => {
+                    self.err(path, format!("size {s:?}: must be positive"));
+                    return None;
+                }
+                Ok(b) => {
+                    fixed = Some(b);
+                    ("0".to_string(), format!("+{s}"))
+                }
+                Err(e) => {
+                    self.err(
+                        path,
+                        format!("size: {e} (or 100% for the rest of the disk)"),
+                    );
+                    return None;
+                }
+            },
+            (None, Some(e)) => (
+                "0".to_string(),
+                if e == "100%" {
+                    "-0".to_string()
+                } else {
+                    e.to_string()
+                },
+            ),
+            (None, None) => ("0".to_string(), "-0".to_string()),
+        };
+        let start = self.sgdisk_pos(path, "start", start_field.as_deref().unwrap_or(&start))?;
+        let end = self.sgdisk_pos(path, "end", &end)?;
+        let priority = priority.unwrap_or(if fixed.is_none() && end.0 == "-0" {
+            9001
+        } else if type_code.eq_ignore_ascii_case("EF02") {
+            100
+        } else if type_code.eq_ignore_ascii_case("EF00") && efi_first {
+            500
+        } else {
+            1000
+        });
+        Some(GptPartition {
+            name: name.to_string(),
+            label,
+            type_code: type_code.to_ascii_uppercase(),
+            priority,
+            start,
+            end,
+            size: fixed,
+            attributes,
+            uuid,
+            content: content.map(Box::new),
+        })
+    }
+
+    fn sgdisk_pos(&mut self, path: &str, field: &str, v: &str) -> Option<SgdiskPos> {
+        match SgdiskPos::parse(v) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.err(path, format!("{field}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn table_pos(&mut self, path: &str, field: &str, v: &str) -> Option<TablePos> {
+        if let Some(n) = v.strip_suffix('%') {
+            match n.parse::<u32>() {
+                Ok(p) if p <= 100 => return Some(TablePos::Percent(p)),
+                _ => {}
+            }
+        } else if let Ok(b) = parse_bytes(v) {
+            return Some(TablePos::Bytes(b));
+        }
+        self.err(
+            path,
+            format!("{field} {v:?}: expected a size like 1M or a percentage like 100%"),
+        );
+        None
+    }
+
+    fn table(&mut self, o: &mut Obj<'_>) -> Option<Table> {
+        let format = self.string(o, "format").unwrap_or_else(|| "msdos".into());
+        if format != "msdos" && format != "gpt" {
+            let p = o.path.clone();
+            self.err(&p, format!("format {format:?}: expected msdos or gpt"));
+        }
+        let parts_path = format!("{}.partitions", o.path);
+        let mut out = Vec::new();
+        match o.map.remove("partitions") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(a)) => {
+                for (i, v) in a.iter().enumerate() {
+                    let p = format!("{parts_path}[{i}]");
+                    let Some(mut po) = self.obj(&p, v) else {
+                        continue;
+                    };
+                    let name = self
+                        .string(&mut po, "name")
+                        .unwrap_or_else(|| format!("part{}", i + 1));
+                    let part_type = self
+                        .string(&mut po, "part-type")
+                        .unwrap_or_else(|| "primary".into());
+                    if !["primary", "extended", "logical"].contains(&part_type.as_str()) {
+                        self.err(
+                            &p,
+                            format!(
+                                "part-type {part_type:?}: expected primary, extended or logical"
+                            ),
+                        );
+                    }
+                    let bootable = self.boolean(&mut po, "bootable").unwrap_or(false);
+                    po.map.remove("fs-type");
+                    po.map.remove("flags");
+                    let start = self.string(&mut po, "start").unwrap_or_else(|| "1M".into());
+                    let end = self.string(&mut po, "end").unwrap_or_else(|| "100%".into());
+                    let content = po.map.remove("content").and_then(|c| {
+                        self.content(
+                            &format!("{p}.content"),
+                            c,
+                            &["filesystem", "swap", "lvm_pv"],
+                        )
+                    });
+                    self.finish(po);
+                    let (Some(start), Some(end)) = (
+                        self.table_pos(&p, "start", &start),
+                        self.table_pos(&p, "end", &end),
+                    ) else {
+                        continue;
+                    };
+                    out.push(TablePartition {
+                        name,
+                        part_type,
+                        bootable,
+                        start,
+                        end,
+                        content: content.map(Box::new),
+                    });
+                }
+            }
+            Some(other) => self.err(
+                &parts_path,
+                format!("expected a list of partitions, found {}", kind(other)),
+            ),
+        }
+        if out.iter().any(|p| p.part_type != "primary") {
+            self.err(
+                &parts_path,
+                "extended and logical partitions are not supported; use primary partitions or gpt",
+            );
+        }
+        if format == "msdos" && out.len() > 4 {
+            self.err(
+                &parts_path,
+                "an msdos table holds at most 4 primary partitions",
+            );
+        }
+        Some(Table {
+            format,
+            partitions: out,
+        })
+    }
+
+    fn disk(&mut self, path: &str, name: &str, v: &Value) -> Option<Disk> {
+        let mut o = self.obj(path, v)?;
+        if let Some(t) = self.string(&mut o, "type") {
+            if t != "disk" {
+                self.err(
+                    path,
+                    format!("type {t:?}: entries under \"disk\" must have type \"disk\""),
+                );
+            }
+        }
+        o.map.remove("name");
+        o.map.remove("imageSize");
+        o.map.remove("imageName");
+        let device = self.string(&mut o, "device");
+        let select = o
+            .map
+            .remove("select")
+            .and_then(|s| self.selector(&format!("{path}.select"), s));
+        let content = o.map.remove("content").and_then(|c| {
+            self.content(
+                &format!("{path}.content"),
+                c,
+                &["gpt", "table", "filesystem", "swap", "lvm_pv"],
+            )
+        });
+        self.finish(o);
+        let reference = match (device, select) {
+            (Some(_), Some(_)) => {
+                self.err(path, "give either device or select, not both");
+                return None;
+            }
+            (Some(d), None) => {
+                if !d.starts_with("/dev/") || d.contains("..") {
+                    self.err(path, format!("device {d:?}: expected a path under /dev"));
+                    return None;
+                }
+                DiskRef::Path { path: d }
+            }
+            (None, Some(s)) => DiskRef::Select(s),
+            (None, None) => {
+                self.err(
+                    path,
+                    "missing field \"device\" (or the \"select\" extension)",
+                );
+                return None;
+            }
+        };
+        Some(Disk {
+            name: name.to_string(),
+            reference,
+            content,
+        })
+    }
+
+    fn selector(&mut self, path: &str, v: &Value) -> Option<Selector> {
+        let mut o = self.obj(path, v)?;
+        let mut s = Selector {
+            serial: self.string(&mut o, "serial"),
+            wwn: self.string(&mut o, "wwn"),
+            model: self.string(&mut o, "model"),
+            transport: self.string(&mut o, "transport"),
+            rotational: self.boolean(&mut o, "rotational"),
+            ..Default::default()
+        };
+        if let Some(r) = self.string(&mut o, "size") {
+            match parse_range(&r) {
+                Ok((lo, hi)) => {
+                    s.min_size = lo;
+                    s.max_size = hi;
+                }
+                Err(e) => self.err(path, format!("size {r:?}: {e}")),
+            }
+        }
+        self.finish(o);
+        if let Some(t) = &s.transport {
+            if ![
+                "nvme", "sata", "ata", "scsi", "sas", "virtio", "usb", "loop",
+            ]
+            .contains(&t.as_str())
+            {
+                self.err(
+                    path,
+                    format!("transport {t:?}: expected nvme, sata, scsi, sas, virtio, usb or loop"),
+                );
+            }
+        }
+        if s == Selector::default() {
+            self.err(path, "an empty selector would match every disk");
+            return None;
+        }
+        Some(s)
+    }
+
+    fn lvm_vg(&mut self, path: &str, name: &str, v: &Value) -> Option<VolumeGroup> {
+        let mut o = self.obj(path, v)?;
+        if let Some(t) = self.string(&mut o, "type") {
+            if t != "lvm_vg" {
+                self.err(
+                    path,
+                    format!("type {t:?}: entries under \"lvm_vg\" must have type \"lvm_vg\""),
+                );
+            }
+        }
+        o.map.remove("name");
+        if !valid_lvm_name(name) {
+            self.err(path, format!("{name:?} is not a valid VG name (letters, digits, + _ . -; not starting with -)"));
+        }
+        let mut lvs = Vec::new();
+        match o.map.remove("lvs") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                for (lv_name, lv) in m {
+                    if let Some(l) = self.lv(&format!("{path}.lvs.{lv_name}"), lv_name, lv) {
+                        lvs.push(l);
+                    }
+                }
+            }
+            Some(other) => self.err(
+                &format!("{path}.lvs"),
+                format!("expected a mapping, found {}", kind(other)),
+            ),
+        }
+        self.finish(o);
+        // Creation order: fixed sizes, then percentages, then thin volumes (which need their
+        // pool and take no VG space of their own). Ties keep the name order.
+        lvs.sort_by_key(|l: &LogicalVolume| {
+            (
+                matches!(l.lv_type, LvType::Thin { .. }),
+                l.size.is_percent(),
+            )
+        });
+        let pools: Vec<&str> = lvs
+            .iter()
+            .filter(|l| l.lv_type == LvType::ThinPool)
+            .map(|l| l.name.as_str())
+            .collect();
+        for l in &lvs {
+            if let LvType::Thin { pool } = &l.lv_type {
+                if !pools.contains(&pool.as_str()) {
+                    self.err(
+                        &format!("{path}.lvs.{}", l.name),
+                        format!("pool {pool:?} is not a thin-pool LV of this VG"),
+                    );
+                }
+            }
+        }
+        Some(VolumeGroup {
+            name: name.to_string(),
+            lvs,
+        })
+    }
+
+    fn lv(&mut self, path: &str, key: &str, v: &Value) -> Option<LogicalVolume> {
+        let mut o = self.obj(path, v)?;
+        let name = self
+            .string(&mut o, "name")
+            .unwrap_or_else(|| key.to_string());
+        let size = self.required_string(&mut o, "size");
+        let lvm_type = self.string(&mut o, "lvm_type");
+        let pool = self.string(&mut o, "pool");
+        let extra_args = self.args(&mut o, "extraArgs");
+        o.map.remove("priority");
+        let content = o
+            .map
+            .remove("content")
+            .and_then(|c| self.content(&format!("{path}.content"), c, &["filesystem", "swap"]));
+        self.finish(o);
+        if !valid_lvm_name(&name) || name.starts_with("snapshot") || name.starts_with("pvmove") {
+            self.err(path, format!("{name:?} is not a valid LV name"));
+        }
+        let size = match size.as_deref().map(LvSize::parse) {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                self.err(path, format!("size: {e}"));
+                return None;
+            }
+            None => return None,
+        };
+        let lv_type = match (lvm_type.as_deref(), pool) {
+            (None | Some("linear"), None) => LvType::Linear,
+            (Some("thin-pool"), None) => LvType::ThinPool,
+            (Some("thinlv"), Some(p)) => LvType::Thin { pool: p },
+            (Some("thinlv"), None) => {
+                self.err(path, "lvm_type thinlv needs \"pool\"");
+                return None;
+            }
+            (
+                Some(
+                    t @ ("raid0" | "raid1" | "raid4" | "raid5" | "raid6" | "raid10" | "mirror"
+                    | "striped"),
+                ),
+                None,
+            ) => LvType::Other(t.to_string()),
+            (Some(t), None) => {
+                self.err(path, format!("lvm_type {t:?} is not supported (linear, thin-pool, thinlv, raid0/1/4/5/6/10, mirror, striped)"));
+                return None;
+            }
+            (_, Some(_)) => {
+                self.err(path, "\"pool\" is only valid with lvm_type thinlv");
+                return None;
+            }
+        };
+        if matches!(lv_type, LvType::Thin { .. }) && size.is_percent() {
+            self.err(
+                path,
+                "a thin LV needs a virtual size in bytes (like 10G), not a percentage",
+            );
+        }
+        Some(LogicalVolume {
+            name,
+            size,
+            lv_type,
+            extra_args,
+            content,
+        })
+    }
+
+    fn nodev(&mut self, path: &str, name: &str, v: &Value) -> Option<Nodev> {
+        let mut o = self.obj(path, v)?;
+        if let Some(t) = self.string(&mut o, "type") {
+            if t != "nodev" {
+                self.err(
+                    path,
+                    format!("type {t:?}: entries under \"nodev\" must have type \"nodev\""),
+                );
+            }
+        }
+        let fs_type = self
+            .string(&mut o, "fsType")
+            .unwrap_or_else(|| "tmpfs".into());
+        let device = self
+            .string(&mut o, "device")
+            .unwrap_or_else(|| "none".into());
+        let mountpoint = self
+            .string(&mut o, "mountpoint")
+            .unwrap_or_else(|| name.to_string());
+        let mount_options = self.strings(&mut o, "mountOptions");
+        self.finish(o);
+        self.check_mountpoint(path, &mountpoint);
+        Some(Nodev {
+            name: name.to_string(),
+            fs_type,
+            device,
+            mountpoint,
+            mount_options,
+        })
+    }
+
+    fn ensure_dirs(&mut self, v: &Value) -> Vec<EnsureDir> {
+        let Value::Array(a) = v else {
+            self.err("ensure_dirs", format!("expected a list, found {}", kind(v)));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, d) in a.iter().enumerate() {
+            let p = format!("ensure_dirs[{i}]");
+            let Some(mut o) = self.obj(&p, d) else {
+                continue;
+            };
+            let path = self.required_string(&mut o, "path");
+            let owner = self
+                .string(&mut o, "owner")
+                .unwrap_or_else(|| "root".into());
+            let group = self
+                .string(&mut o, "group")
+                .unwrap_or_else(|| "root".into());
+            let mode = match o.map.remove("mode") {
+                None | Some(Value::Null) => Some(0o755),
+                Some(Value::String(m)) => {
+                    match u32::from_str_radix(m.trim_start_matches("0o"), 8) {
+                        Ok(v) if v <= 0o7777 => Some(v),
+                        _ => {
+                            self.err(
+                                &p,
+                                format!("mode {m:?}: expected an octal mode like \"0750\""),
+                            );
+                            None
+                        }
+                    }
+                }
+                Some(other) => {
+                    self.err(&p, format!("mode: write the mode as a quoted octal string like \"0750\" (found {})", kind(other)));
+                    None
+                }
+            };
+            self.finish(o);
+            if let Some(pa) = &path {
+                self.check_mountpoint(&p, pa);
+            }
+            if let (Some(path), Some(mode)) = (path, mode) {
+                out.push(EnsureDir {
+                    path,
+                    owner,
+                    group,
+                    mode,
+                });
+            }
+        }
+        out
+    }
+
+    fn lvm_ext(&mut self, v: &Value) -> Vec<String> {
+        let Some(mut o) = self.obj("lvm", v) else {
+            return Vec::new();
+        };
+        let rejects = self.strings(&mut o, "global_filter_reject");
+        self.finish(o);
+        for r in &rejects {
+            let ok = r.len() >= 3 && r.starts_with('r') && {
+                let d = r.chars().nth(1).unwrap_or(' ');
+                r.ends_with(d) && !d.is_alphanumeric()
+            };
+            if !ok || r.contains('"') {
+                self.err(
+                    "lvm.global_filter_reject",
+                    format!("{r:?}: expected an LVM reject pattern like \"r|^/dev/zd.*|\""),
+                );
+            }
+        }
+        rejects
+    }
+
+    /// Checks across the whole layout.
+    fn cross_check(&mut self, l: &Layout) {
+        let mut pv_vgs: Vec<(String, String)> = Vec::new(); // (vg, where)
+        let mut mounts: Vec<(String, String)> = Vec::new();
+        let visit = |c: &Content,
+                     at: String,
+                     pv: &mut Vec<(String, String)>,
+                     m: &mut Vec<(String, String)>| match c {
+            Content::LvmPv { vg } => pv.push((vg.clone(), at)),
+            Content::Filesystem(f) => {
+                if let Some(mp) = &f.mountpoint {
+                    m.push((mp.clone(), at));
+                }
+            }
+            _ => {}
+        };
+        for d in &l.disks {
+            let base = format!("disk.{}.content", d.name);
+            match &d.content {
+                Some(Content::Gpt(g)) => {
+                    for p in &g.partitions {
+                        if let Some(c) = &p.content {
+                            visit(
+                                c,
+                                format!("{base}.partitions.{}.content", p.name),
+                                &mut pv_vgs,
+                                &mut mounts,
+                            );
+                        }
+                    }
+                }
+                Some(Content::Table(t)) => {
+                    for (i, p) in t.partitions.iter().enumerate() {
+                        if let Some(c) = &p.content {
+                            visit(
+                                c,
+                                format!("{base}.partitions[{i}].content"),
+                                &mut pv_vgs,
+                                &mut mounts,
+                            );
+                        }
+                    }
+                }
+                Some(c) => visit(c, base, &mut pv_vgs, &mut mounts),
+                None => {}
+            }
+        }
+        for vg in &l.vgs {
+            for lv in &vg.lvs {
+                if let Some(c) = &lv.content {
+                    visit(
+                        c,
+                        format!("lvm_vg.{}.lvs.{}.content", vg.name, lv.name),
+                        &mut pv_vgs,
+                        &mut mounts,
+                    );
+                }
+            }
+        }
+        for n in &l.nodev {
+            mounts.push((n.mountpoint.clone(), format!("nodev.{}", n.name)));
+        }
+        for (vg, at) in &pv_vgs {
+            if l.vg(vg).is_none() {
+                self.err(
+                    at,
+                    format!("lvm_pv names VG {vg:?}, which is not defined under lvm_vg"),
+                );
+            }
+        }
+        for vg in &l.vgs {
+            if !pv_vgs.iter().any(|(v, _)| v == &vg.name) {
+                self.err(
+                    &format!("lvm_vg.{}", vg.name),
+                    "no lvm_pv puts this VG on any disk",
+                );
+            }
+        }
+        mounts.sort();
+        for w in mounts.windows(2) {
+            if w[0].0 == w[1].0 {
+                self.err(
+                    &w[1].1,
+                    format!("mountpoint {:?} is also used by {}", w[0].0, w[0].1),
+                );
+            }
+        }
+        let mut devs: Vec<(&str, &str)> = l
+            .disks
+            .iter()
+            .filter_map(|d| match &d.reference {
+                DiskRef::Path { path } => Some((path.as_str(), d.name.as_str())),
+                _ => None,
+            })
+            .collect();
+        devs.sort();
+        for w in devs.windows(2) {
+            if w[0].0 == w[1].0 {
+                self.err(
+                    &format!("disk.{}", w[1].1),
+                    format!("device {:?} is also disk.{}", w[0].0, w[0].1),
+                );
+            }
+        }
+    }
+}
+
+fn default_label(disk: &str, part: &str) -> String {
+    let base = format!("disk-{disk}-{part}");
+    if base.encode_utf16().count() <= 36 {
+        return base;
+    }
+    use sha2::{Digest, Sha256};
+    let h = hex::encode(&Sha256::digest(base.as_bytes())[..4]);
+    let mut cut: String = base.chars().take(27).collect();
+    cut.push('-');
+    cut.push_str(&h);
+    cut
+}
+
+/// LVM names: letters, digits and `+_.-`, not starting with `-`, not `.` or `..`.
+pub fn valid_lvm_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 127
+        && !n.starts_with('-')
+        && n != "."
+        && n != ".."
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+_.-".contains(c))
+}
+
+/// `1T..4T`, `..500G`, `100G..`, or an exact `500G`.
+fn parse_range(s: &str) -> Result<(Option<u64>, Option<u64>), String> {
+    let (lo, hi) = match s.split_once("..") {
+        Some((a, b)) => (a.trim(), b.trim()),
+        None => (s.trim(), s.trim()),
+    };
+    let p = |x: &str| -> Result<Option<u64>, String> {
+        if x.is_empty() {
+            Ok(None)
+        } else {
+            parse_bytes(x).map(Some)
+        }
+    };
+    let (lo, hi) = (p(lo)?, p(hi)?);
+    if let (Some(a), Some(b)) = (lo, hi) {
+        if a > b {
+            return Err("the lower bound is above the upper bound".into());
+        }
+    }
+    if lo.is_none() && hi.is_none() {
+        return Err("expected a range like 1T..4T".into());
+    }
+    Ok((lo, hi))
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn walk_map<'a>(
+    w: &mut Walker,
+    root: &'a Map<String, Value>,
+    key: &str,
+) -> Vec<(&'a String, &'a Value)> {
+    match root.get(key) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(m)) => m.iter().collect(),
+        Some(other) => {
+            w.err(key, format!("expected a mapping, found {}", kind(other)));
+            Vec::new()
+        }
+    }
+}
+
+/// Parse a layout from a JSON value (what YAML or JSON text deserialises to).
+pub fn from_value(file: &str, v: &Value) -> Result<Layout, LayoutErrors> {
+    let mut w = Walker {
+        problems: Vec::new(),
+    };
+    let mut layout = Layout::default();
+    let Value::Object(root) = v else {
+        return Err(LayoutErrors {
+            file: file.into(),
+            problems: vec![format!(
+                "expected a mapping with disk/lvm_vg/nodev, found {}",
+                kind(v)
+            )],
+        });
+    };
+    for (k, v) in root {
+        match k.as_str() {
+            "disk" | "lvm_vg" | "nodev" | "ensure_dirs" | "lvm" => {}
+            "mdadm" | "zpool" | "bcachefs_filesystems" | "bcachefs" => {
+                if let Value::Object(m) = v {
+                    for (name, node) in m {
+                        let ty = node.get("type").and_then(Value::as_str).unwrap_or(k.as_str());
+                        w.err(&format!("{k}.{name}"), format!("type \"{ty}\" is not supported (zfs, luks, mdadm, btrfs subvolumes and bcachefs are not)"));
+                    }
+                } else if !v.is_null() {
+                    w.err(k, format!("\"{k}\" is not supported"));
+                }
+            }
+            other => w.err("", format!("unknown top-level field \"{other}\" (expected disk, lvm_vg, nodev, ensure_dirs, lvm)")),
+        }
+    }
+    for (name, v) in walk_map(&mut w, root, "disk") {
+        if let Some(d) = w.disk(&format!("disk.{name}"), name, v) {
+            layout.disks.push(d);
+        }
+    }
+    for (name, v) in walk_map(&mut w, root, "lvm_vg") {
+        if let Some(vg) = w.lvm_vg(&format!("lvm_vg.{name}"), name, v) {
+            layout.vgs.push(vg);
+        }
+    }
+    for (name, v) in walk_map(&mut w, root, "nodev") {
+        if let Some(n) = w.nodev(&format!("nodev.{name}"), name, v) {
+            layout.nodev.push(n);
+        }
+    }
+    if let Some(v) = root.get("ensure_dirs").filter(|v| !v.is_null()) {
+        layout.ensure_dirs = w.ensure_dirs(v);
+    }
+    if let Some(v) = root.get("lvm").filter(|v| !v.is_null()) {
+        layout.lvm_reject = w.lvm_ext(v);
+    }
+    if w.problems.is_empty() {
+        w.cross_check(&layout);
+    }
+    if w.problems.is_empty() {
+        Ok(layout)
+    } else {
+        Err(LayoutErrors {
+            file: file.into(),
+            problems: w.problems,
+        })
+    }
+}
+
+/// Parse layout text (YAML, of which JSON is a subset).
+pub fn parse_str(file: &str, text: &str) -> Result<Layout, LayoutErrors> {
+    let value: Value = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| LayoutErrors {
+            file: file.into(),
+            problems: vec![format!("line {} column {}: {e}", e.line(), e.column())],
+        })?
+    } else {
+        serde_norway::from_str(text).map_err(|e| {
+            let loc = e
+                .location()
+                .map(|l| format!("line {} column {}: ", l.line(), l.column()))
+                .unwrap_or_default();
+            LayoutErrors {
+                file: file.into(),
+                problems: vec![format!("{loc}{e}")],
+            }
+        })?
+    };
+    from_value(file, &value)
+}
+
+/// Read and parse a layout file; errors carry [`Code::BadInput`].
+pub fn load(path: &Path) -> anyhow::Result<Layout> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        coded(
+            Code::BadInput,
+            format!("{}: cannot read layout: {e}", path.display()),
+        )
+    })?;
+    parse_str(&path.display().to_string(), &text).map_err(|e| coded(Code::BadInput, e.to_string()))
+}

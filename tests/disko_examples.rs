@@ -1,0 +1,115 @@
+//! Every disko example (../shared/testdata/disko-examples, outside corpus) either parses into a
+//! layout or is rejected with an error naming the unsupported type and where it sits. None panics.
+
+use std::path::PathBuf;
+
+fn corpus() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/disko-examples")
+}
+
+/// Examples this agent must accept (only supported types in them).
+const MUST_PLAN: &[&str] = &[
+    "simple-efi.json",
+    "lvm-sizes-sort.json",
+    "lvm-thin.json",
+    "legacy-table.json",
+    "tmpfs.json",
+    "negative-size.json",
+    "gpt-bios-compat.json",
+    "multi-device-no-deps.json",
+    "hybrid-tmpfs-on-root.json",
+    "xfs-with-quota.json",
+    "f2fs.json",
+];
+
+#[test]
+fn every_disko_example_plans_or_is_rejected_clearly() {
+    let dir = corpus();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (the shared test corpus must be present)",
+                dir.display()
+            )
+        })
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    entries.sort();
+    assert!(
+        entries.len() >= 30,
+        "expected the whole corpus, found {}",
+        entries.len()
+    );
+    let (mut ok, mut rejected) = (0, 0);
+    for path in &entries {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(path).unwrap();
+        match provision::layout::parse_str(&name, &text) {
+            Ok(layout) => {
+                ok += 1;
+                assert!(
+                    !layout.disks.is_empty() || !layout.nodev.is_empty(),
+                    "{name}: empty layout"
+                );
+                // A dry-run plan on blank disks of a plausible size must come out for it.
+                let state = provision::disks::state::SystemState::blank_for(&layout, 64 << 30);
+                let settings =
+                    provision::cmdline::settings("homelab.provision_disks=true", "homelab");
+                let plan =
+                    provision::disks::plan::plan(&layout, &state, &settings, &Default::default())
+                        .unwrap_or_else(|e| panic!("{name}: planning failed: {e:#}"));
+                assert_eq!(
+                    plan.mode,
+                    provision::disks::plan::Mode::Provision,
+                    "{name}: {:?}",
+                    plan.refusals
+                );
+            }
+            Err(e) => {
+                rejected += 1;
+                assert!(
+                    !MUST_PLAN.contains(&name.as_str()),
+                    "{name} must plan, got:\n{e}"
+                );
+                for p in &e.problems {
+                    // Every problem names where it sits, and unsupported types are named.
+                    assert!(p.contains(": "), "{name}: problem without a path: {p}");
+                }
+                let all = e.to_string();
+                assert!(
+                    all.contains("is not supported") || all.contains("not supported"),
+                    "{name}: rejection does not name an unsupported feature:\n{all}"
+                );
+            }
+        }
+    }
+    eprintln!("disko examples: {ok} planned, {rejected} rejected");
+    assert!(ok >= MUST_PLAN.len());
+}
+
+#[test]
+fn rejection_names_type_and_path() {
+    let text = std::fs::read_to_string(corpus().join("zfs.json")).unwrap();
+    let e = provision::layout::parse_str("zfs.json", &text).unwrap_err();
+    let s = e.to_string();
+    assert!(s.contains("type \"zfs\" is not supported"), "{s}");
+    assert!(s.contains("disk.") && s.contains(".content"), "{s}");
+}
+
+#[test]
+#[ignore = "prints every example's outcome; run with --ignored --nocapture to review"]
+fn print_outcomes() {
+    let mut entries: Vec<_> = std::fs::read_dir(corpus())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        match provision::layout::parse_str(&name, &std::fs::read_to_string(&p).unwrap()) {
+            Ok(l) => println!("OK {name}: {} disks, {} vgs", l.disks.len(), l.vgs.len()),
+            Err(e) => println!("REJECT {e}"),
+        }
+    }
+}

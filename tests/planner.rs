@@ -1,0 +1,589 @@
+//! Planner tests (DESIGN §6, §10 tier 1): layout + observed state + cmdline → plan, for the
+//! reference layouts and every safety refusal. The whole text of the reference plan is a golden
+//! file (`UPDATE_GOLDEN=1 cargo test` rewrites it after a reviewed change).
+
+use provision::cmdline::settings;
+use provision::disks::plan::{plan, Mode, Op, Plan, PlanOptions};
+use provision::disks::state::*;
+use provision::layout::Layout;
+use std::path::PathBuf;
+
+const GIB: u64 = 1 << 30;
+
+fn repo(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn ganeti() -> Layout {
+    provision::layout::load(&repo("layouts/ganeti-node.yaml")).unwrap()
+}
+
+fn disk(name: &str, mm: &str, size: u64) -> BlockDevice {
+    BlockDevice {
+        name: name.into(),
+        path: format!("/dev/{name}"),
+        maj_min: mm.into(),
+        size,
+        transport: if name.starts_with("nvme") {
+            "nvme".into()
+        } else {
+            "sata".into()
+        },
+        rotational: !name.starts_with("nvme"),
+        ..Default::default()
+    }
+}
+
+/// A node with blank NVMe (512G) and HDD (1T).
+fn blank_node() -> SystemState {
+    let mut nvme = disk("nvme0n1", "259:0", 512 * GIB);
+    nvme.serial = Some("NV1".into());
+    nvme.links = vec!["/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_NV1".into()];
+    let mut sda = disk("sda", "8:0", 1024 * GIB);
+    sda.serial = Some("HD1".into());
+    sda.links = vec!["/dev/disk/by-id/ata-QEMU_HARDDISK_HD1".into()];
+    SystemState {
+        version: 1,
+        disks: vec![nvme, sda],
+        lvm_version: Some("2.03.16(2)".into()),
+        ..Default::default()
+    }
+}
+
+/// The same node after a completed provisioning (token `tok1`), VGs active, nothing mounted yet.
+fn provisioned_node(tags: &[&str]) -> SystemState {
+    let mut s = blank_node();
+    s.disks[0].fs_type = Some("LVM2_member".into());
+    let sda = &mut s.disks[1];
+    sda.pt_type = Some("gpt".into());
+    sda.partitions = vec![
+        Partition {
+            name: "sda1".into(),
+            path: "/dev/sda1".into(),
+            maj_min: "8:1".into(),
+            number: 1,
+            size: 100 << 20,
+            part_label: Some("disk-hdd-ESP".into()),
+            fs_type: Some("vfat".into()),
+            ..Default::default()
+        },
+        Partition {
+            name: "sda2".into(),
+            path: "/dev/sda2".into(),
+            maj_min: "8:2".into(),
+            number: 2,
+            size: 1023 * GIB,
+            part_label: Some("disk-hdd-pv".into()),
+            fs_type: Some("LVM2_member".into()),
+            holders: vec!["dm-0".into(), "dm-1".into(), "dm-2".into()],
+            ..Default::default()
+        },
+    ];
+    s.pvs = vec![
+        Pv {
+            pv_name: "/dev/nvme0n1".into(),
+            vg_name: "pool_gnt".into(),
+            pv_size: 512 * GIB,
+        },
+        Pv {
+            pv_name: "/dev/sda2".into(),
+            vg_name: "pool_host".into(),
+            pv_size: 1023 * GIB,
+        },
+    ];
+    let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+    s.vgs = vec![
+        Vg {
+            vg_name: "pool_gnt".into(),
+            vg_tags: tags.clone(),
+            vg_size: 512 * GIB,
+            vg_free: 512 * GIB,
+            lv_count: 0,
+            pv_count: 1,
+        },
+        Vg {
+            vg_name: "pool_host".into(),
+            vg_tags: tags,
+            vg_size: 1023 * GIB,
+            vg_free: 0,
+            lv_count: 3,
+            pv_count: 1,
+        },
+    ];
+    for (i, lv) in ["swap", "home", "var"].iter().enumerate() {
+        s.lvs.push(Lv {
+            vg_name: "pool_host".into(),
+            lv_name: lv.to_string(),
+            lv_size: GIB,
+            lv_attr: "-wi-a-----".into(),
+            segtype: "linear".into(),
+            maj_min: Some(format!("254:{i}")),
+            ..Default::default()
+        });
+        s.virtual_devices.push(VirtualDevice {
+            name: format!("dm-{i}"),
+            maj_min: format!("254:{i}"),
+            dm_name: Some(format!("pool_host-{lv}")),
+            slaves: vec!["sda2".into()],
+            ..Default::default()
+        });
+    }
+    s
+}
+
+fn run(layout: &Layout, state: &SystemState, cmdline: &str) -> Plan {
+    plan(
+        layout,
+        state,
+        &settings(cmdline, "homelab"),
+        &PlanOptions::default(),
+    )
+    .unwrap()
+}
+
+fn ops(p: &Plan) -> Vec<Op> {
+    p.actions.iter().map(|a| a.op).collect()
+}
+
+fn golden(name: &str, text: &str) {
+    let path = repo(&format!("tests/golden/{name}"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, text).unwrap();
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 to create)", path.display()));
+    assert_eq!(
+        text, want,
+        "golden file {name} differs (UPDATE_GOLDEN=1 to accept a reviewed change)"
+    );
+}
+
+#[test]
+fn blank_disks_with_flag_provision_the_whole_layout() {
+    let p = run(&ganeti(), &blank_node(), "homelab.provision_disks=true");
+    assert_eq!(p.mode, Mode::Provision, "{:?}", p.refusals);
+    assert!(p.refusals.is_empty() && p.destroys.is_empty());
+    assert!(
+        p.warnings.iter().any(|w| w.contains("EVERY boot")),
+        "true is logged loudly"
+    );
+    // Every lvm command carries the DRBD global_filter.
+    for a in &p.actions {
+        if let Some(argv) = &a.argv {
+            if argv[0] == "lvm" {
+                assert_eq!(argv[2], "--config");
+                assert!(
+                    argv[3].contains("global_filter = [ \"r|^/dev/drbd[0-9]+$|\""),
+                    "{argv:?}"
+                );
+            }
+        }
+    }
+    let o = ops(&p);
+    let pos = |op: Op| o.iter().position(|x| *x == op).unwrap();
+    assert!(pos(Op::Partition) < pos(Op::PvCreate));
+    assert!(pos(Op::PvCreate) < pos(Op::VgCreate) && pos(Op::VgCreate) < pos(Op::LvCreate));
+    assert!(pos(Op::LvCreate) < pos(Op::Mkfs) && pos(Op::Mkfs) < pos(Op::Tag));
+    assert!(pos(Op::Tag) < pos(Op::Activate) && pos(Op::Activate) < pos(Op::Mount));
+    // no fsck right after mkfs
+    assert!(!o.contains(&Op::Fsck));
+    golden(
+        "ganeti-node-blank-provision.txt",
+        &provision::disks::plan::render_text(&p),
+    );
+}
+
+#[test]
+fn provisioned_disks_without_flag_mount_only() {
+    let p = run(
+        &ganeti(),
+        &provisioned_node(&["provision.token=tok1"]),
+        "ro quiet",
+    );
+    assert_eq!(p.mode, Mode::MountOnly);
+    assert!(p.missing.is_empty(), "{:?}", p.missing);
+    assert!(
+        p.actions.iter().all(|a| !a.destructive),
+        "mount-only never destroys"
+    );
+    let o = ops(&p);
+    for forbidden in [
+        Op::Wipe,
+        Op::Partition,
+        Op::PvCreate,
+        Op::VgCreate,
+        Op::LvCreate,
+        Op::Mkfs,
+        Op::Mkswap,
+    ] {
+        assert!(!o.contains(&forbidden), "{forbidden:?} in mount-only");
+    }
+    // VGs activated by name, never all of them
+    let act: Vec<String> = p
+        .actions
+        .iter()
+        .filter(|a| a.op == Op::Activate)
+        .map(|a| a.argv.as_ref().unwrap().last().unwrap().clone())
+        .collect();
+    assert_eq!(act, ["pool_gnt", "pool_host"]);
+    // ext4 checked, mounts parent first
+    assert_eq!(o.iter().filter(|x| **x == Op::Fsck).count(), 2);
+    let mounts: Vec<&str> = p
+        .actions
+        .iter()
+        .filter(|a| a.op == Op::Mount)
+        .map(|a| a.target.as_deref().unwrap())
+        .collect();
+    assert_eq!(mounts, ["/boot", "/home", "/var"]);
+    assert_eq!(o.iter().filter(|x| **x == Op::EnsureDir).count(), 3);
+    golden(
+        "ganeti-node-mount-only.txt",
+        &provision::disks::plan::render_text(&p),
+    );
+}
+
+#[test]
+fn consumed_token_mounts_and_new_token_provisions() {
+    let st = provisioned_node(&["provision.token=tok1", "provision.layout=x"]);
+    let p = run(&ganeti(), &st, "homelab.provision_disks=tok1");
+    assert_eq!(p.mode, Mode::MountOnly, "{}", p.reason);
+    assert!(p.reason.contains("already consumed"));
+    let p = run(&ganeti(), &st, "homelab.provision_disks=tok2");
+    assert_eq!(p.mode, Mode::Provision, "{:?}", p.refusals);
+    assert!(
+        p.destroys.iter().any(|d| d.contains("/dev/sda")
+            && d.contains("VG pool_host, 3 LVs")
+            && d.contains("WILL BE DESTROYED")),
+        "{:?}",
+        p.destroys
+    );
+    // old VGs deactivated before the wipe; the new token is recorded last
+    assert_eq!(p.actions[0].op, Op::Deactivate);
+    let tag = p.actions.iter().rposition(|a| a.op == Op::Tag).unwrap();
+    assert!(p.actions[tag]
+        .argv
+        .as_ref()
+        .unwrap()
+        .contains(&"provision.token=tok2".to_string()));
+    assert!(p.actions[..tag].iter().all(|a| a.op != Op::Mount));
+    // a half-recorded token (one VG tagged, crash before the other) provisions again
+    let mut half = provisioned_node(&[]);
+    half.vgs[0].vg_tags = vec!["provision.token=tok1".into()];
+    assert_eq!(
+        run(&ganeti(), &half, "homelab.provision_disks=tok1").mode,
+        Mode::Provision
+    );
+}
+
+#[test]
+fn foreign_disk_by_kernel_name_is_refused_and_nothing_planned() {
+    let mut st = blank_node();
+    st.disks[1].fs_type = Some("LVM2_member".into());
+    st.pvs.push(Pv {
+        pv_name: "/dev/sda".into(),
+        vg_name: "other_vg".into(),
+        pv_size: GIB,
+    });
+    st.vgs.push(Vg {
+        vg_name: "other_vg".into(),
+        vg_size: 10 * GIB,
+        vg_free: 2 * GIB,
+        lv_count: 4,
+        pv_count: 1,
+        ..Default::default()
+    });
+    let p = run(&ganeti(), &st, "homelab.provision_disks=true");
+    assert_eq!(p.mode, Mode::Refused);
+    assert!(p.actions.is_empty(), "a refusal plans nothing for any disk");
+    assert!(p.destroys.is_empty());
+    let r: Vec<&str> = p.refusals.iter().map(|r| r.reason.as_str()).collect();
+    assert!(
+        r.iter()
+            .any(|x| x.contains("VG other_vg, 4 LVs, 8 GiB used")
+                && x.contains("/dev/sda")
+                && x.contains("by-id")),
+        "{r:?}"
+    );
+    // explicitly allowed on the cmdline → provisions, and says what it destroys
+    let p = run(
+        &ganeti(),
+        &st,
+        "homelab.provision_disks=true homelab.wipe_foreign=hdd",
+    );
+    assert_eq!(p.mode, Mode::Provision, "{:?}", p.refusals);
+    assert!(p.destroys.iter().any(|d| d.contains("other_vg")));
+    // named by by-id → foreign content may be wiped
+    let text = std::fs::read_to_string(repo("layouts/ganeti-node.yaml"))
+        .unwrap()
+        .replace("/dev/sda", "/dev/disk/by-id/ata-QEMU_HARDDISK_HD1");
+    let l = provision::layout::parse_str("x", &text).unwrap();
+    assert_eq!(
+        run(&l, &st, "homelab.provision_disks=true").mode,
+        Mode::Provision
+    );
+}
+
+#[test]
+fn mounted_or_swapping_target_is_refused() {
+    let mut st = provisioned_node(&[]);
+    st.mounts.push(Mount {
+        maj_min: "254:2".into(),
+        source: "/dev/mapper/pool_host-var".into(),
+        target: "/var".into(),
+        fs_type: "ext4".into(),
+    });
+    let p = run(&ganeti(), &st, "homelab.provision_disks=true");
+    assert_eq!(p.mode, Mode::Refused);
+    assert!(p.actions.is_empty());
+    assert!(
+        p.refusals
+            .iter()
+            .any(|r| r.disk == "hdd" && r.reason.contains("mounted at /var")),
+        "{:?}",
+        p.refusals
+    );
+    let mut st = provisioned_node(&[]);
+    st.swaps.push(SwapEntry {
+        path: "/dev/dm-0".into(),
+        maj_min: Some("254:0".into()),
+    });
+    let p = run(&ganeti(), &st, "homelab.provision_disks=true");
+    assert!(
+        p.refusals.iter().any(|r| r.reason.contains("swap")),
+        "{:?}",
+        p.refusals
+    );
+    let mut st = blank_node();
+    st.disks[1].pt_type = Some("dos".into());
+    st.disks[1].partitions.push(Partition {
+        name: "sda1".into(),
+        path: "/dev/sda1".into(),
+        maj_min: "8:1".into(),
+        number: 1,
+        fs_type: Some("ext4".into()),
+        ..Default::default()
+    });
+    st.mounts.push(Mount {
+        maj_min: "8:1".into(),
+        source: "/dev/sda1".into(),
+        target: "/mnt".into(),
+        fs_type: "ext4".into(),
+    });
+    let p = run(
+        &ganeti(),
+        &st,
+        "homelab.provision_disks=true homelab.wipe_foreign",
+    );
+    assert!(
+        p.refusals
+            .iter()
+            .any(|r| r.reason.contains("/dev/sda1 is mounted at /mnt")),
+        "{:?}",
+        p.refusals
+    );
+}
+
+#[test]
+fn drbd_on_an_lv_of_a_target_pv_is_refused() {
+    let mut st = provisioned_node(&[]);
+    st.lvs.push(Lv {
+        vg_name: "pool_gnt".into(),
+        lv_name: "disk0".into(),
+        lv_attr: "-wi-ao----".into(),
+        maj_min: Some("254:9".into()),
+        ..Default::default()
+    });
+    st.disks[0].holders = vec!["dm-9".into()];
+    st.virtual_devices.push(VirtualDevice {
+        name: "dm-9".into(),
+        maj_min: "254:9".into(),
+        dm_name: Some("pool_gnt-disk0".into()),
+        holders: vec!["drbd0".into()],
+        ..Default::default()
+    });
+    st.virtual_devices.push(VirtualDevice {
+        name: "drbd0".into(),
+        maj_min: "147:0".into(),
+        slaves: vec!["dm-9".into()],
+        ..Default::default()
+    });
+    let p = run(&ganeti(), &st, "homelab.provision_disks=tok9");
+    assert_eq!(p.mode, Mode::Refused);
+    assert!(p.actions.is_empty());
+    assert!(
+        p.refusals.iter().any(|r| r.disk == "nvme"
+            && r.reason
+                .contains("LV pool_gnt/disk0 backs active DRBD device drbd0")),
+        "{:?}",
+        p.refusals
+    );
+    // An LV open by a process (a running instance) is refused too.
+    let mut st = provisioned_node(&[]);
+    st.lvs.push(Lv {
+        vg_name: "pool_gnt".into(),
+        lv_name: "disk1".into(),
+        lv_attr: "-wi-ao----".into(),
+        maj_min: Some("254:8".into()),
+        ..Default::default()
+    });
+    st.disks[0].holders = vec!["dm-8".into()];
+    st.virtual_devices.push(VirtualDevice {
+        name: "dm-8".into(),
+        maj_min: "254:8".into(),
+        dm_name: Some("pool_gnt-disk1".into()),
+        ..Default::default()
+    });
+    let p = run(&ganeti(), &st, "homelab.provision_disks=true");
+    assert!(
+        p.refusals
+            .iter()
+            .any(|r| r.reason.contains("pool_gnt/disk1 is open")),
+        "{:?}",
+        p.refusals
+    );
+}
+
+#[test]
+fn ambiguous_or_missing_selector_is_refused() {
+    let l = provision::layout::parse_str(
+        "sel.yaml",
+        "disk:\n  data:\n    type: disk\n    select: { transport: sata, rotational: true }\n    content: { type: lvm_pv, vg: v }\nlvm_vg:\n  v: { type: lvm_vg, lvs: {} }\n",
+    )
+    .unwrap();
+    let mut st = blank_node();
+    let mut sdb = disk("sdb", "8:16", 1024 * GIB);
+    sdb.serial = Some("HD2".into());
+    st.disks.push(sdb);
+    let p = run(&l, &st, "homelab.provision_disks=true");
+    assert_eq!(p.mode, Mode::Refused);
+    assert!(p.actions.is_empty());
+    assert!(
+        p.refusals[0].reason.contains("matches 2 disks")
+            && p.refusals[0].reason.contains("/dev/sda")
+            && p.refusals[0].reason.contains("/dev/sdb"),
+        "{:?}",
+        p.refusals
+    );
+    let l2 = provision::layout::parse_str("sel.yaml", "disk:\n  data:\n    type: disk\n    select: { serial: HD2 }\n    content: { type: lvm_pv, vg: v }\nlvm_vg:\n  v: { type: lvm_vg }\n").unwrap();
+    let p = run(&l2, &st, "homelab.provision_disks=true");
+    assert_eq!(p.mode, Mode::Provision);
+    assert_eq!(p.disks[0].device.as_deref(), Some("/dev/sdb"));
+    let l3 = provision::layout::parse_str("sel.yaml", "disk:\n  data:\n    type: disk\n    select: { serial: NOPE, size: 1T..2T }\n    content: { type: lvm_pv, vg: v }\nlvm_vg:\n  v: { type: lvm_vg }\n").unwrap();
+    let p = run(&l3, &st, "homelab.provision_disks=true");
+    assert!(p.refusals[0].reason.contains("matches no disk"));
+}
+
+#[test]
+fn unparseable_flag_never_wipes() {
+    for cmdline in [
+        "homelab.provision_disks=maybe",
+        "homelab.provision_disks=",
+        "homelab.provision_disks=true homelab.wipe_foreign=,",
+    ] {
+        let p = run(&ganeti(), &blank_node(), cmdline);
+        assert_eq!(p.mode, Mode::Refused, "{cmdline}");
+        assert!(p.actions.is_empty(), "{cmdline}");
+        assert!(p.refusals.iter().any(|r| r.disk == "cmdline"), "{cmdline}");
+    }
+}
+
+#[test]
+fn mount_only_names_what_is_missing_and_checks_partition_labels() {
+    let p = run(&ganeti(), &blank_node(), "");
+    assert_eq!(p.mode, Mode::MountOnly);
+    assert!(
+        p.missing
+            .iter()
+            .any(|m| m.contains("VG pool_host not found")),
+        "{:?}",
+        p.missing
+    );
+    assert!(
+        p.missing
+            .iter()
+            .any(|m| m.contains("partition 1 (ESP) does not exist")),
+        "{:?}",
+        p.missing
+    );
+    // disks shuffled: /dev/sda now carries someone else's partition 1
+    let mut st = provisioned_node(&[]);
+    st.disks[1].partitions[0].part_label = Some("other".into());
+    let p = run(&ganeti(), &st, "");
+    assert!(
+        p.missing
+            .iter()
+            .any(|m| m.contains("is named \"other\"") && m.contains("right disk")),
+        "{:?}",
+        p.missing
+    );
+}
+
+#[test]
+fn plan_hash_is_stable_and_changes_with_the_plan() {
+    let a = run(&ganeti(), &blank_node(), "homelab.provision_disks=true");
+    let b = run(&ganeti(), &blank_node(), "homelab.provision_disks=true");
+    assert_eq!(a.plan_hash, b.plan_hash);
+    assert_eq!(a.plan_hash.len(), 16);
+    let mut st = blank_node();
+    st.disks.swap(0, 1);
+    st.disks[0].name = "sdb".into();
+    st.disks[0].path = "/dev/sdb".into();
+    st.disks[0].links.clear();
+    let c = run(&ganeti(), &st, "homelab.provision_disks=true");
+    assert_ne!(a.plan_hash, c.plan_hash);
+}
+
+#[test]
+fn vm_layout_and_thin_pools_plan() {
+    let l = provision::layout::load(&repo("layouts/vm.yaml")).unwrap();
+    let st = SystemState::blank_for(&l, 20 * GIB);
+    let p = run(&l, &st, "homelab.provision_disks=run-1");
+    assert_eq!(p.mode, Mode::Provision);
+    let lvc: Vec<String> = p
+        .actions
+        .iter()
+        .filter(|a| a.op == Op::LvCreate)
+        .map(|a| provision::system::shell_join(a.argv.as_ref().unwrap()))
+        .collect();
+    assert_eq!(lvc.len(), 3);
+    assert!(
+        lvc[2].contains("-n state -l 100%FREE"),
+        "100%FREE comes last: {lvc:?}"
+    );
+    let thin =
+        std::fs::read_to_string(repo("../shared/testdata/disko-examples/lvm-thin.json")).unwrap();
+    let l = provision::layout::parse_str("lvm-thin.json", &thin).unwrap();
+    let p = run(
+        &l,
+        &SystemState::blank_for(&l, 20 * GIB),
+        "homelab.provision_disks=true",
+    );
+    let lvc: Vec<String> = p
+        .actions
+        .iter()
+        .filter(|a| a.op == Op::LvCreate)
+        .map(|a| provision::system::shell_join(a.argv.as_ref().unwrap()))
+        .collect();
+    let pool = lvc
+        .iter()
+        .position(|c| c.contains("--type thin-pool"))
+        .unwrap();
+    let thin_lv = lvc
+        .iter()
+        .position(|c| c.contains("--thinpool thinpool"))
+        .unwrap();
+    assert!(pool < thin_lv, "{lvc:?}");
+}
+
+#[test]
+fn state_snapshot_round_trips() {
+    let st = provisioned_node(&["provision.token=tok1"]);
+    let json = serde_json::to_string(&serde_json::json!({ "state": st })).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("s.json");
+    std::fs::write(&f, json).unwrap();
+    assert_eq!(provision::disks::load_state(&f).unwrap(), st);
+    std::fs::write(&f, r#"{"disks": [], "bogus": 1}"#).unwrap();
+    let e = provision::disks::load_state(&f).unwrap_err();
+    assert!(format!("{e:#}").contains("bogus"));
+}
