@@ -340,6 +340,53 @@ fn stalled_server_times_out_and_is_retried() {
 }
 
 #[test]
+fn trickling_body_times_out_and_is_retried() {
+    let k = keys("ed25519");
+    let b = good_bundle(&k);
+    let srv = Server::start(move |i, _| {
+        if i == 0 {
+            Reply::Trickle(b.clone(), Duration::from_millis(50))
+        } else {
+            Reply::Body(b.clone())
+        }
+    });
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(
+        &srv.url("/k.tgz"),
+        "insecure: true\nrequest_timeout_s: 0.5\n",
+    );
+    keys::run(&context(root.path(), CMDLINE, false), &c).unwrap();
+    assert_eq!(srv.requests().len(), 2);
+    assert_eq!(
+        fs::read(root.path().join("root/.ssh/id_ed25519")).unwrap(),
+        k.root
+    );
+}
+
+#[test]
+fn kernel_hostname_when_the_cmdline_has_none() {
+    let root = tempfile::tempdir().unwrap();
+    let c = cfg(
+        "http://127.0.0.1:9/keys/{hostname}.tar.gz",
+        "insecure: true\n",
+    );
+    let kernel = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let kernel = kernel.trim();
+    let res = keys::run(&context(root.path(), "quiet", true), &c);
+    if provision::cmdline::valid_hostname(kernel) {
+        let out = res.unwrap();
+        assert_eq!(
+            out.details["url"],
+            format!("http://127.0.0.1:9/keys/{kernel}.tar.gz")
+        );
+    } else {
+        let e = res.unwrap_err();
+        assert_eq!(code_of(&e), Code::BadInput);
+        assert!(format!("{e:#}").contains("homelab.hostname="), "{e:#}");
+    }
+}
+
+#[test]
 fn always_stalling_server_fails_at_the_deadline() {
     let srv = Server::start(|_, _| Reply::Stall(Duration::from_secs(3)));
     let root = tempfile::tempdir().unwrap();
@@ -428,6 +475,14 @@ fn malicious_bundles_are_rejected_and_nothing_written() {
             "member \"root_privkey\"",
         ),
         ("not gzip", b"<html>oops</html>".to_vec(), "not a gzip file"),
+        (
+            "oversize download",
+            // incompressible: the download itself is over the cap
+            (0..100_000u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+            "more than max_bundle_bytes (65536)",
+        ),
     ];
     for (what, bundle, want) in cases {
         let b = bundle.clone();

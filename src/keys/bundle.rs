@@ -10,7 +10,7 @@ use anyhow::Result;
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey};
+use ssh_key::{Algorithm, HashAlg, PrivateKey};
 
 use crate::exit::{coded, Code};
 
@@ -256,9 +256,9 @@ pub fn describe(key: &PrivateKey) -> KeyInfo {
 }
 
 /// Re-encode (for tests that build keys in-process).
-#[doc(hidden)]
-pub fn encode_private_key(key: &PrivateKey) -> Vec<u8> {
-    key.to_openssh(LineEnding::LF)
+#[cfg(test)]
+fn encode_private_key(key: &PrivateKey) -> Vec<u8> {
+    key.to_openssh(ssh_key::LineEnding::LF)
         .map(|s| s.as_bytes().to_vec())
         .unwrap_or_default()
 }

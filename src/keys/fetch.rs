@@ -274,6 +274,7 @@ pub fn get_once(
             Failure::Fatal(coded(Code::Network, format!("{shown}: {text}")))
         }
     };
+    let started = Instant::now();
     let mut resp = client
         .get(url.clone())
         .timeout(timeout)
@@ -308,14 +309,32 @@ pub fn get_once(
             )));
         }
     }
+    // Read in chunks and hold the transfer to the attempt's time, so a server that trickles
+    // the body cannot stretch an attempt (and the overall deadline) indefinitely.
     let mut body = Vec::new();
-    (&mut resp)
-        .take(max_bytes + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| Failure::Retry {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = resp.read(&mut chunk).map_err(|e| Failure::Retry {
             err: anyhow::anyhow!("reading the body: {}", chain(&e)),
             after: None,
         })?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+        if body.len() as u64 > max_bytes {
+            break;
+        }
+        if started.elapsed() > timeout {
+            return Err(Failure::Retry {
+                err: anyhow::anyhow!(
+                    "reading the body: timed out after {:.1} s",
+                    timeout.as_secs_f64()
+                ),
+                after: None,
+            });
+        }
+    }
     if body.len() as u64 > max_bytes {
         return Err(Failure::Fatal(coded(
             Code::Verify,

@@ -89,8 +89,9 @@ pub struct MemberTarget {
     /// Absolute target path of the private key (under `--root`). `PATH.pub` is written next to
     /// it (mode 0644) with the derived public key. A missing `.ssh` parent is created 0700.
     pub path: PathBuf,
-    /// File mode as a quoted octal string, e.g. `"0600"` (the default). Group bits are allowed
-    /// (e.g. `"0640"`), bits for others are not.
+    /// File mode in octal, e.g. `"0600"` (the default). Quote it to be safe: a bare `0600` is
+    /// read as the same string, but a bare `600` or `0o600` is a YAML number and is refused.
+    /// Group bits are allowed (e.g. `"0640"`), bits for others are not.
     #[serde(default, deserialize_with = "de_mode")]
     pub mode: Option<u32>,
     /// The member may be missing from the bundle. Default false: a missing member is an error.
@@ -491,8 +492,13 @@ pub fn plan(ctx: &Context, cfg: &KeysConfig) -> Result<Plan> {
     })
 }
 
+/// Seconds from the config as a Duration (values [`check_config`] would refuse become 1 s
+/// rather than a panic).
 fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s)
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .unwrap_or(Duration::from_secs(1))
 }
 
 /// The retry policy from the config.

@@ -99,6 +99,8 @@ pub enum Reply {
     Status(u16),
     /// Read the request, then say nothing for this long, then close.
     Stall(Duration),
+    /// 200 with this body, sent one byte every `Duration` (a server that trickles).
+    Trickle(Vec<u8>, Duration),
 }
 
 type Script = dyn Fn(usize, &str) -> Reply + Send + Sync;
@@ -226,6 +228,19 @@ fn handle(conn: TcpStream, script: &Script, requests: &Mutex<Vec<String>>, n: &A
         }
         Reply::Stall(d) => {
             std::thread::sleep(d);
+        }
+        Reply::Trickle(b, every) => {
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                b.len()
+            );
+            for byte in b {
+                if conn.write_all(&[byte]).is_err() {
+                    return;
+                }
+                std::thread::sleep(every);
+            }
         }
     }
     let _ = conn.flush();
