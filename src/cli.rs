@@ -458,6 +458,13 @@ fn validate(cli: &Cli, inputs: &Inputs) -> Result<()> {
             }
         }
     }
+    if let Some(k) = &inputs.config.keys {
+        problems.extend(
+            crate::keys::check_config(k)
+                .into_iter()
+                .map(|p| format!("keys: {p}")),
+        );
+    }
     let name = inputs
         .config_path
         .as_deref()

@@ -258,7 +258,8 @@ fn consumed_token_mounts_and_new_token_provisions() {
         p.destroys
     );
     // old VGs deactivated before the wipe; the new token is recorded last
-    assert_eq!(p.actions[0].op, Op::Deactivate);
+    assert_eq!(p.actions[0].op, Op::WriteFile);
+    assert_eq!(p.actions[1].op, Op::Deactivate);
     let tag = p.actions.iter().rposition(|a| a.op == Op::Tag).unwrap();
     assert!(p.actions[tag]
         .argv

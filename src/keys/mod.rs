@@ -882,7 +882,3 @@ mod tests {
         assert!(parse_mode("77777").is_err());
     }
 }
-
-pub fn status(_ctx: &Context, _cfg: &KeysConfig) -> serde_json::Value {
-    serde_json::Value::Null
-}

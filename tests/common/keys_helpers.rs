@@ -372,6 +372,7 @@ pub fn context(root: &Path, cmdline: &str, dry_run: bool) -> Context {
     Context {
         root: root.to_path_buf(),
         dry_run,
+        json: false,
         cmdline: provision::cmdline::settings(cmdline, "homelab"),
         config_dir: root.to_path_buf(),
         runner: Arc::new(RecordingRunner::new()),
