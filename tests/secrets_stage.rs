@@ -443,3 +443,59 @@ fn bad_config_is_bad_input_with_every_problem() {
         assert!(msg.contains(want), "{want:?} not in {msg}");
     }
 }
+
+#[test]
+fn through_the_binary_exit_codes_and_output() {
+    let Some(s) = setup() else { return };
+    s.encrypt("a", b"binary-path secret", "ed25519", true);
+    let cfg = s.conf.join("config.yaml");
+    std::fs::write(
+        &cfg,
+        "secrets:\n  secrets:\n    - {name: a, file: a.age, mode: \"0440\"}\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "--root".to_string(),
+            s.root.display().to_string(),
+            "--config".into(),
+            cfg.display().to_string(),
+            "--cmdline".into(),
+            String::new(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.push("secrets".into());
+        Command::new(env!("CARGO_BIN_EXE_provision"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("generation 1 live"), "{stdout}");
+    assert_eq!(s.read("/run/agenix/a"), b"binary-path secret");
+    let out = run(&["--output", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["details"]["generation"], 2);
+    assert_eq!(v["details"]["secrets"][0]["mode"], "0440");
+    std::fs::write(
+        s.conf.join("a.age"),
+        b"-----BEGIN AGE ENCRYPTED FILE-----\nnope\n",
+    )
+    .unwrap();
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(
+        stderr.contains("a (a.age)") && stderr.contains("still points at generation 2"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("binary-path secret"));
+    assert_eq!(s.read("/run/agenix/a"), b"binary-path secret");
+}

@@ -482,7 +482,7 @@ pub fn run(ctx: &Context, cfg: &SecretsConfig) -> Result<StageOutput> {
         .collect();
     for (p, o) in planned.iter().zip(&outcomes) {
         match o {
-            Outcome::Ok => tracing::info!(stage = "secrets", secret = %p.name, "decrypted"),
+            Outcome::Ok => tracing::debug!(stage = "secrets", secret = %p.name, "decrypted"),
             Outcome::Failed(r) => {
                 tracing::error!(stage = "secrets", secret = %p.name, optional = p.optional, "failed: {r}")
             }
