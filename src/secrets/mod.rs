@@ -1,16 +1,993 @@
-//! Secrets stage (DESIGN §8). Placeholder until the secrets issue lands.
+//! Secrets stage (DESIGN §8): a drop-in for agenix.
+//!
+//! The same `.age` files (encrypted with `agenix -e` / `age -R` to ssh-ed25519 or ssh-rsa host
+//! keys, or to age X25519 recipients) are decrypted in-process, in parallel, into a new
+//! generation `/run/agenix.d/<N>/` on ramfs; `/run/agenix` is then switched to it by renaming a
+//! new symlink over the old one, per-secret `path` symlinks are made, the previous generation is
+//! kept and older ones are pruned.
+//!
+//! Fail closed: when a required secret fails, the new generation is removed, `/run/agenix` keeps
+//! pointing at the previous one, and the error lists every failed secret and why. No secret byte
+//! is logged, put in an error, in the report, or written outside the ramfs (a `symlink: false`
+//! secret is written at its `path` only if that is on ramfs or tmpfs).
 
-use anyhow::{bail, Result};
+pub mod decrypt;
+pub mod generation;
+pub mod identities;
+
+use anyhow::{Context as _, Result};
 use serde::Deserialize;
+use serde_json::json;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use crate::context::{Context, StageOutput};
+use crate::exit::{coded, Code};
+use crate::system::users::Users;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+use identities::Identities;
+
+/// agenix's default identities: the SSH host keys that exist.
+pub const DEFAULT_IDENTITY_PATHS: &[&str] =
+    &["/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key"];
+/// Where the live generation is linked (agenix `age.secretsDir`).
+pub const DEFAULT_SECRETS_DIR: &str = "/run/agenix";
+/// Where generations live on ramfs (agenix `age.secretsMountPoint`).
+pub const DEFAULT_MOUNT_POINT: &str = "/run/agenix.d";
+/// Default file mode of a decrypted secret.
+pub const DEFAULT_MODE: u32 = 0o400;
+
+/// The `secrets:` section of the config.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SecretsConfig {}
+pub struct SecretsConfig {
+    /// The secrets to decrypt (agenix `age.secrets`), each decrypted to
+    /// `<secrets_dir>/<name>`. Default: none.
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    /// Identity files that may decrypt the secrets: OpenSSH `ssh-ed25519` / `ssh-rsa` private
+    /// keys (unencrypted) or age identity files (`AGE-SECRET-KEY-1…` lines). Absolute paths are
+    /// on the target system (under `--root`), relative ones relative to the config file.
+    /// Default (agenix's): `/etc/ssh/ssh_host_ed25519_key` and `/etc/ssh/ssh_host_rsa_key`,
+    /// whichever exist — at least one must. Every path listed here explicitly must exist and
+    /// parse; a missing, unreadable or unparseable identity is an error (agenix warns "no
+    /// readable identities found" and carries on; we fail).
+    #[serde(default)]
+    pub identity_paths: Option<Vec<PathBuf>>,
+    /// The symlink to the live generation (agenix `age.secretsDir`). Default `/run/agenix`.
+    /// If it is a real directory it is replaced by the symlink.
+    #[serde(default = "default_secrets_dir")]
+    pub secrets_dir: PathBuf,
+    /// Where generations `<N>/` live (agenix `age.secretsMountPoint`). A ramfs is mounted there
+    /// (`nodev,nosuid,mode=0751`) unless one already is. Default `/run/agenix.d`.
+    #[serde(default = "default_mount_point")]
+    pub secrets_mount_point: PathBuf,
+}
 
-pub fn run(_ctx: &Context, _cfg: &SecretsConfig) -> Result<StageOutput> {
-    bail!("the secrets stage is not built yet")
+fn default_secrets_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_SECRETS_DIR)
+}
+
+fn default_mount_point() -> PathBuf {
+    PathBuf::from(DEFAULT_MOUNT_POINT)
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        SecretsConfig {
+            secrets: Vec::new(),
+            identity_paths: None,
+            secrets_dir: default_secrets_dir(),
+            secrets_mount_point: default_mount_point(),
+        }
+    }
+}
+
+/// One secret (agenix `age.secrets.<name>`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secret {
+    /// Name of the decrypted file under `secrets_dir` (may contain `/` for subdirectories; no
+    /// `.`/`..` components). Unique.
+    pub name: String,
+    /// The encrypted `.age` file (binary or ASCII-armored). Relative paths are relative to the
+    /// config file's directory.
+    pub file: PathBuf,
+    /// Where the secret should appear (absolute). Default `<secrets_dir>/<name>`. With
+    /// `symlink: true` this is a symlink to `<secrets_dir>/<name>`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Owner: a user name from `/etc/passwd` or a numeric uid. Default `root`.
+    #[serde(default)]
+    pub owner: Option<IdSpec>,
+    /// Group: a group name from `/etc/group` or a numeric gid. Default: the owner's primary
+    /// group (`root` for the default owner; gid 0 for a uid without a passwd entry), as agenix.
+    #[serde(default)]
+    pub group: Option<IdSpec>,
+    /// File mode, a quoted octal string (`"0400"`, `"0440"`); at most `0777`. Default `"0400"`.
+    #[serde(default)]
+    pub mode: Option<ModeSpec>,
+    /// `true` (default): `path` is a symlink into the live generation. `false`: the file itself
+    /// is written at `path` (atomically, owner and mode set first), which must be on ramfs or
+    /// tmpfs — secrets are never written to disk.
+    #[serde(default = "yes")]
+    pub symlink: bool,
+    /// `true`: a failure to decrypt this secret is reported but does not stop the others or
+    /// the switch to the new generation. Default `false` (fail closed).
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// A user/group given by name or numeric id.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum IdSpec {
+    Id(u32),
+    Name(String),
+}
+
+impl IdSpec {
+    fn spec(&self) -> String {
+        match self {
+            IdSpec::Id(n) => n.to_string(),
+            IdSpec::Name(s) => s.clone(),
+        }
+    }
+}
+
+/// A file mode as written in the config.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum ModeSpec {
+    Text(String),
+    Number(i64),
+}
+
+/// Parse a mode: a quoted octal string of 3 or 4 digits, at most 0777.
+pub fn parse_mode(m: &ModeSpec) -> Result<u32, String> {
+    let s = match m {
+        ModeSpec::Text(s) => s.trim(),
+        ModeSpec::Number(n) => {
+            return Err(format!(
+                "mode {n}: write the mode as an octal string with a leading zero, such as \"0400\" \
+                 (quoted is safest: YAML may read it as a decimal number)"
+            ))
+        }
+    };
+    if !(3..=4).contains(&s.len()) || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return Err(format!(
+            "mode {s:?}: expected an octal mode such as \"0400\""
+        ));
+    }
+    let v = u32::from_str_radix(s, 8).map_err(|e| format!("mode {s:?}: {e}"))?;
+    if v > 0o777 {
+        return Err(format!(
+            "mode {s:?}: setuid, setgid and sticky bits are not allowed on secrets"
+        ));
+    }
+    Ok(v)
+}
+
+/// Check a secret name: a relative path of normal components.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("empty name".into());
+    }
+    if name.contains('\0') {
+        return Err(format!("name {name:?} contains a NUL byte"));
+    }
+    if name.starts_with('/') || name.ends_with('/') || name.contains("//") {
+        return Err(format!(
+            "name {name:?}: must be a relative file name (subdirectories with single '/')"
+        ));
+    }
+    if Path::new(name)
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_)))
+        || name.split('/').any(|c| c == "." || c == "..")
+    {
+        return Err(format!("name {name:?}: '.' and '..' are not allowed"));
+    }
+    if name.contains(".provision-tmp-") {
+        return Err(format!("name {name:?}: reserved name"));
+    }
+    Ok(())
+}
+
+/// A secret, checked and resolved.
+#[derive(Debug, Clone)]
+struct Planned {
+    name: String,
+    /// The `.age` file as configured, and where we read it (host path).
+    file_cfg: PathBuf,
+    file: PathBuf,
+    /// Where the secret appears on the target system.
+    path: PathBuf,
+    /// `path` is a symlink to `<secrets_dir>/<name>` (set only when it differs from it).
+    link: bool,
+    /// The file itself is written at `path` (symlink: false, custom path).
+    direct: bool,
+    owner: String,
+    group: String,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    optional: bool,
+}
+
+fn bad_input(problems: &[String]) -> anyhow::Error {
+    coded(
+        Code::BadInput,
+        format!("secrets config: {}", problems.join("; ")),
+    )
+}
+
+/// Check the config and resolve owners, groups, modes and paths. Every problem is listed.
+fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
+    let mut problems = Vec::new();
+    for (what, p) in [
+        ("secrets_dir", &cfg.secrets_dir),
+        ("secrets_mount_point", &cfg.secrets_mount_point),
+    ] {
+        if !p.is_absolute() || p.parent().is_none() {
+            problems.push(format!(
+                "{what} {}: must be an absolute path below /",
+                p.display()
+            ));
+        }
+    }
+    if cfg.secrets_dir == cfg.secrets_mount_point
+        || cfg.secrets_dir.starts_with(&cfg.secrets_mount_point)
+        || cfg.secrets_mount_point.starts_with(&cfg.secrets_dir)
+    {
+        problems.push(format!(
+            "secrets_dir {} and secrets_mount_point {} must not contain each other",
+            cfg.secrets_dir.display(),
+            cfg.secrets_mount_point.display()
+        ));
+    }
+    if let Some(v) = &cfg.identity_paths {
+        if v.is_empty() {
+            problems.push("identity_paths is empty: list at least one identity file".into());
+        }
+    }
+    let users = Users::load(&ctx.root);
+    let mut out: Vec<Planned> = Vec::new();
+    for s in &cfg.secrets {
+        let who = format!("secret {:?}", s.name);
+        if let Err(e) = check_name(&s.name) {
+            problems.push(format!("{who}: {e}"));
+            continue;
+        }
+        if out.iter().any(|p| p.name == s.name) {
+            problems.push(format!("{who}: duplicate name"));
+            continue;
+        }
+        let default_path = cfg.secrets_dir.join(&s.name);
+        let path = s.path.clone().unwrap_or_else(|| default_path.clone());
+        if !path.is_absolute() {
+            problems.push(format!("{who}: path {} must be absolute", path.display()));
+            continue;
+        }
+        if path != default_path
+            && (path.starts_with(&cfg.secrets_dir) || path.starts_with(&cfg.secrets_mount_point))
+        {
+            problems.push(format!(
+                "{who}: path {} lies inside {} or {}",
+                path.display(),
+                cfg.secrets_dir.display(),
+                cfg.secrets_mount_point.display()
+            ));
+            continue;
+        }
+        if out.iter().any(|p| p.path == path) {
+            problems.push(format!(
+                "{who}: path {} is used by another secret",
+                path.display()
+            ));
+            continue;
+        }
+        let mode = match s.mode.as_ref().map(parse_mode).unwrap_or(Ok(DEFAULT_MODE)) {
+            Ok(m) => m,
+            Err(e) => {
+                problems.push(format!("{who}: {e}"));
+                continue;
+            }
+        };
+        let owner = s
+            .owner
+            .as_ref()
+            .map(IdSpec::spec)
+            .unwrap_or_else(|| "root".into());
+        let uid = match users.uid(&owner) {
+            Ok(u) => u,
+            Err(e) => {
+                problems.push(format!("{who}: {e:#}"));
+                continue;
+            }
+        };
+        let (group, gid) = match &s.group {
+            Some(g) => {
+                let g = g.spec();
+                match users.gid(&g) {
+                    Ok(id) => (g, id),
+                    Err(e) => {
+                        problems.push(format!("{who}: {e:#}"));
+                        continue;
+                    }
+                }
+            }
+            None => match users.primary_gid(&owner) {
+                Ok(id) => (id.to_string(), id),
+                Err(e) => {
+                    problems.push(format!("{who}: {e:#}"));
+                    continue;
+                }
+            },
+        };
+        let custom = path != default_path;
+        out.push(Planned {
+            name: s.name.clone(),
+            file_cfg: s.file.clone(),
+            file: ctx.config_path(&s.file),
+            path,
+            link: custom && s.symlink,
+            direct: custom && !s.symlink,
+            owner,
+            group,
+            uid,
+            gid,
+            mode,
+            optional: s.optional,
+        });
+    }
+    // A name that is a directory prefix of another (`a` and `a/b`) cannot both be files.
+    for p in &out {
+        for q in &out {
+            if q.name.starts_with(&format!("{}/", p.name)) {
+                problems.push(format!(
+                    "secret {:?}: its name is a directory of secret {:?}",
+                    p.name, q.name
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(bad_input(&problems))
+    }
+}
+
+/// The identity files to use (host paths) and whether missing ones are tolerated.
+fn identity_paths(ctx: &Context, cfg: &SecretsConfig) -> (Vec<PathBuf>, bool) {
+    match &cfg.identity_paths {
+        Some(v) => (v.iter().map(|p| ctx.config_path(p)).collect(), false),
+        None => (
+            DEFAULT_IDENTITY_PATHS.iter().map(|p| ctx.path(p)).collect(),
+            true,
+        ),
+    }
+}
+
+fn load_identities(ctx: &Context, cfg: &SecretsConfig, planned: &[Planned]) -> Result<Identities> {
+    let (paths, tolerate) = identity_paths(ctx, cfg);
+    Identities::load(&paths, tolerate).map_err(|errs| {
+        let list = errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
+        let names = planned.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
+        coded(
+            Code::Decrypt,
+            format!(
+                "no usable identity ({list}); nothing decrypted, {} not switched; secrets affected: {names}",
+                cfg.secrets_dir.display()
+            ),
+        )
+    })
+}
+
+/// How one secret went.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Ok,
+    Failed(String),
+}
+
+fn mode_str(m: u32) -> String {
+    format!("{m:04o}")
+}
+
+fn secret_json(p: &Planned, outcome: &str, error: Option<&str>) -> serde_json::Value {
+    json!({
+        "name": p.name,
+        "file": p.file_cfg,
+        "path": p.path,
+        "owner": p.owner,
+        "group": p.group,
+        "uid": p.uid,
+        "gid": p.gid,
+        "mode": mode_str(p.mode),
+        "symlink": !p.direct,
+        "optional": p.optional,
+        "outcome": outcome,
+        "error": error,
+    })
+}
+
+/// Run the secrets stage.
+pub fn run(ctx: &Context, cfg: &SecretsConfig) -> Result<StageOutput> {
+    let planned = plan(ctx, cfg)?;
+    let mount_host = ctx.path(&cfg.secrets_mount_point);
+    let link_host = ctx.path(&cfg.secrets_dir);
+    let previous = generation::current_generation(&link_host, &cfg.secrets_mount_point);
+    let existing = generation::generations(&mount_host);
+    let next = existing.iter().copied().chain(previous).max().unwrap_or(0) + 1;
+    let next_target = cfg.secrets_mount_point.join(next.to_string());
+
+    if ctx.dry_run {
+        return Ok(dry_run(ctx, cfg, &planned, previous, &existing, next));
+    }
+    if planned.is_empty() {
+        return Ok(StageOutput {
+            actions: vec![],
+            details: json!({"generation": previous, "secrets": [], "text": "secrets: none configured; nothing to do\n"}),
+        });
+    }
+
+    let ids = load_identities(ctx, cfg, &planned)?;
+    for i in &ids.list {
+        tracing::info!(stage = "secrets", identity = %i.path.display(), kind = i.kind.as_str(), public = %i.public, "identity loaded");
+    }
+    let mut actions = Vec::new();
+    match generation::ensure_ramfs(&mount_host).context("secrets: preparing the ramfs")? {
+        generation::MountAction::Mounted => actions.push(format!(
+            "mounted ramfs on {} (nodev,nosuid,mode=0751)",
+            cfg.secrets_mount_point.display()
+        )),
+        generation::MountAction::AlreadyMounted(t) => {
+            tracing::info!(
+                stage = "secrets",
+                "{} already mounted ({t})",
+                cfg.secrets_mount_point.display()
+            )
+        }
+    }
+    let gen_host = mount_host.join(next.to_string());
+    generation::make_dir(&gen_host, generation::DIR_MODE)?;
+    let result = fill_generation(ctx, &planned, &gen_host, &ids);
+    let outcomes = match result {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&gen_host);
+            return Err(e);
+        }
+    };
+
+    let failed_required: Vec<String> = planned
+        .iter()
+        .zip(&outcomes)
+        .filter_map(|(p, o)| match o {
+            Outcome::Failed(r) if !p.optional => {
+                Some(format!("{} ({}): {r}", p.name, p.file_cfg.display()))
+            }
+            _ => None,
+        })
+        .collect();
+    for (p, o) in planned.iter().zip(&outcomes) {
+        match o {
+            Outcome::Ok => tracing::debug!(stage = "secrets", secret = %p.name, "decrypted"),
+            Outcome::Failed(r) => {
+                tracing::error!(stage = "secrets", secret = %p.name, optional = p.optional, "failed: {r}")
+            }
+        }
+    }
+    if !failed_required.is_empty() {
+        let _ = fs::remove_dir_all(&gen_host);
+        let live = match previous {
+            Some(g) => format!(
+                "{} still points at generation {g}",
+                cfg.secrets_dir.display()
+            ),
+            None => format!("{} not created", cfg.secrets_dir.display()),
+        };
+        return Err(coded(
+            Code::Decrypt,
+            format!(
+                "{} of {} required secret(s) failed, generation {next} discarded, {live}: {}",
+                failed_required.len(),
+                planned.iter().filter(|p| !p.optional).count(),
+                failed_required.join("; ")
+            ),
+        ));
+    }
+
+    generation::swap_symlink(&link_host, &next_target, true).with_context(|| {
+        format!(
+            "switching {} to generation {next}",
+            cfg.secrets_dir.display()
+        )
+    })?;
+    actions.push(format!(
+        "switched {} -> {}",
+        cfg.secrets_dir.display(),
+        next_target.display()
+    ));
+
+    // Per-secret symlinks, after the switch (they point through secrets_dir).
+    let mut link_errors = Vec::new();
+    for (p, o) in planned.iter().zip(&outcomes) {
+        if !p.link {
+            continue;
+        }
+        let host = ctx.path(&p.path);
+        let target = cfg.secrets_dir.join(&p.name);
+        match o {
+            Outcome::Ok => match generation::swap_symlink(&host, &target, false) {
+                Ok(()) => actions.push(format!(
+                    "linked {} -> {}",
+                    p.path.display(),
+                    target.display()
+                )),
+                Err(e) => link_errors.push(format!("{}: {e:#}", p.name)),
+            },
+            Outcome::Failed(_) => {
+                // A failed optional secret: remove our (now dangling) link, nothing else.
+                if fs::read_link(&host).map(|t| t == target).unwrap_or(false) {
+                    let _ = fs::remove_file(&host);
+                }
+            }
+        }
+    }
+
+    let keep: Vec<u64> = std::iter::once(next).chain(previous).collect();
+    let pruned = generation::prune(&mount_host, &keep).unwrap_or_else(|e| {
+        tracing::warn!(stage = "secrets", "pruning old generations: {e:#}");
+        Vec::new()
+    });
+    for g in &pruned {
+        actions.push(format!("removed old generation {g}"));
+    }
+
+    let ok = outcomes.iter().filter(|o| matches!(o, Outcome::Ok)).count();
+    let mut text = format!(
+        "secrets: generation {next} live ({} -> {}), {ok}/{} decrypted",
+        cfg.secrets_dir.display(),
+        next_target.display(),
+        planned.len()
+    );
+    if let Some(g) = previous {
+        text.push_str(&format!(", previous generation {g} kept"));
+    }
+    if !pruned.is_empty() {
+        text.push_str(&format!(", pruned {pruned:?}"));
+    }
+    text.push('\n');
+    let mut secrets_json = Vec::new();
+    for (p, o) in planned.iter().zip(&outcomes) {
+        let (outcome, err) = match o {
+            Outcome::Ok => ("ok", None),
+            Outcome::Failed(r) => ("failed", Some(r.as_str())),
+        };
+        text.push_str(&format!(
+            "  {:<7} {}  {}  {}:{} {}{}\n",
+            if err.is_some() { "FAILED" } else { "ok" },
+            p.name,
+            p.path.display(),
+            p.owner,
+            p.group,
+            mode_str(p.mode),
+            err.map(|e| format!("  (optional) {e}")).unwrap_or_default()
+        ));
+        secrets_json.push(secret_json(p, outcome, err));
+    }
+    if !link_errors.is_empty() {
+        return Err(coded(
+            Code::Failure,
+            format!(
+                "generation {next} is live but some path symlinks could not be made: {}",
+                link_errors.join("; ")
+            ),
+        ));
+    }
+    Ok(StageOutput {
+        actions,
+        details: json!({
+            "generation": next,
+            "previous": previous,
+            "pruned": pruned,
+            "secrets_dir": cfg.secrets_dir,
+            "secrets_mount_point": cfg.secrets_mount_point,
+            "identities": ids.list.iter().map(|i| json!({"path": i.path, "kind": i.kind.as_str(), "public": i.public})).collect::<Vec<_>>(),
+            "secrets": secrets_json,
+            "text": text,
+        }),
+    })
+}
+
+/// Decrypt every secret into the new generation (in parallel), then write the `symlink: false`
+/// copies. Returns one outcome per planned secret.
+fn fill_generation(
+    ctx: &Context,
+    planned: &[Planned],
+    gen_host: &Path,
+    ids: &Identities,
+) -> Result<Vec<Outcome>> {
+    // Subdirectories for names with '/', made up front (single-threaded).
+    for p in planned {
+        let mut dir = gen_host.to_path_buf();
+        let parts: Vec<&str> = p.name.split('/').collect();
+        for part in &parts[..parts.len() - 1] {
+            dir.push(part);
+            if !dir.exists() {
+                generation::make_dir(&dir, generation::DIR_MODE)?;
+            }
+        }
+    }
+    let mut outcomes = decrypt_all(planned, gen_host, ids);
+    for (p, o) in planned.iter().zip(outcomes.iter_mut()) {
+        if p.direct && matches!(o, Outcome::Ok) {
+            if let Err(e) = write_direct(ctx, p, gen_host) {
+                *o = Outcome::Failed(format!("{e:#}"));
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+fn decrypt_all(planned: &[Planned], gen_host: &Path, ids: &Identities) -> Vec<Outcome> {
+    let n = planned.len();
+    let workers = std::thread::available_parallelism()
+        .map(|w| w.get())
+        .unwrap_or(1)
+        .clamp(1, n.max(1));
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Outcome>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let o = match install_one(&planned[i], gen_host, ids) {
+                    Ok(()) => Outcome::Ok,
+                    Err(r) => Outcome::Failed(r),
+                };
+                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(o);
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(|| Outcome::Failed("not attempted".into()))
+        })
+        .collect()
+}
+
+/// Decrypt one secret into `<gen>/<name>`: the header is checked and the file key unwrapped
+/// first; only then is the file created, with owner, group and mode set before any byte of
+/// plaintext is written. On failure nothing is left at the path.
+fn install_one(p: &Planned, gen_host: &Path, ids: &Identities) -> Result<(), String> {
+    let ct = fs::read(&p.file).map_err(|e| format!("cannot read {}: {e}", p.file.display()))?;
+    let opened = decrypt::open(&ct, ids).map_err(|e| e.to_string())?;
+    let dest = gen_host.join(&p.name);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o000)
+        .open(&dest)
+        .map_err(|e| format!("creating {}: {e}", dest.display()))?;
+    let prepared = std::os::unix::fs::fchown(&f, Some(p.uid), Some(p.gid))
+        .map_err(|e| format!("chown {}:{} {}: {e}", p.uid, p.gid, dest.display()))
+        .and_then(|()| {
+            f.set_permissions(fs::Permissions::from_mode(p.mode))
+                .map_err(|e| format!("chmod {} {}: {e}", mode_str(p.mode), dest.display()))
+        });
+    let res = prepared.and_then(|()| {
+        opened
+            .copy_to(&mut f)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    drop(f);
+    if res.is_err() {
+        let _ = fs::remove_file(&dest);
+    }
+    res
+}
+
+/// `symlink: false` with a custom path: copy the decrypted file to `path` atomically (temp file
+/// in the same directory, owner and mode first, rename), refusing a path not on ramfs/tmpfs.
+fn write_direct(ctx: &Context, p: &Planned, gen_host: &Path) -> Result<()> {
+    let dest = ctx.path(&p.path);
+    let dir = dest.parent().context("path has no parent")?;
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if !generation::on_ram(dir)? {
+        anyhow::bail!(
+            "symlink: false: {} is not on ramfs or tmpfs; refusing to write a secret to disk",
+            dir.display()
+        );
+    }
+    let src = gen_host.join(&p.name);
+    let name = dest
+        .file_name()
+        .context("path has no file name")?
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.provision-tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let res = (|| -> Result<()> {
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o000)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        std::os::unix::fs::fchown(&out, Some(p.uid), Some(p.gid))
+            .with_context(|| format!("chown {}", tmp.display()))?;
+        out.set_permissions(fs::Permissions::from_mode(p.mode))
+            .with_context(|| format!("chmod {}", tmp.display()))?;
+        let mut input =
+            fs::File::open(&src).with_context(|| format!("opening {}", src.display()))?;
+        std::io::copy(&mut input, &mut out)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        out.flush()?;
+        fs::rename(&tmp, &dest).with_context(|| format!("renaming onto {}", dest.display()))
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+fn dry_run(
+    ctx: &Context,
+    cfg: &SecretsConfig,
+    planned: &[Planned],
+    previous: Option<u64>,
+    existing: &[u64],
+    next: u64,
+) -> StageOutput {
+    let mut actions = Vec::new();
+    let mut problems = Vec::new();
+    let mount_host = ctx.path(&cfg.secrets_mount_point);
+    let mounted = generation::mounted_type(&mount_host).ok().flatten();
+    match mounted.as_deref() {
+        Some("ramfs") | Some("tmpfs") => {}
+        Some(t) => problems.push(format!(
+            "{} is mounted as {t}, not ramfs: the run would refuse",
+            cfg.secrets_mount_point.display()
+        )),
+        None => actions.push(format!(
+            "mount ramfs on {} (nodev,nosuid,mode=0751)",
+            cfg.secrets_mount_point.display()
+        )),
+    }
+    let (paths, tolerate) = identity_paths(ctx, cfg);
+    let mut id_json = Vec::new();
+    let mut any_id = false;
+    for p in &paths {
+        let present = fs::metadata(p).map(|m| m.is_file()).unwrap_or(false);
+        any_id |= present;
+        if !present && !tolerate {
+            problems.push(format!("identity {}: missing", p.display()));
+        }
+        id_json.push(json!({"path": p, "present": present}));
+    }
+    if !any_id && !planned.is_empty() {
+        problems.push("no identity file present".into());
+    }
+    let gen_target = cfg.secrets_mount_point.join(next.to_string());
+    let mut secrets_json = Vec::new();
+    for p in planned {
+        let exists = p.file.is_file();
+        if !exists {
+            problems.push(format!(
+                "secret {}: {} does not exist{}",
+                p.name,
+                p.file.display(),
+                if p.optional { " (optional)" } else { "" }
+            ));
+        }
+        actions.push(format!(
+            "decrypt {} -> {} ({}:{} {})",
+            p.file.display(),
+            gen_target.join(&p.name).display(),
+            p.owner,
+            p.group,
+            mode_str(p.mode)
+        ));
+        secrets_json.push(secret_json(
+            p,
+            "planned",
+            (!exists).then_some("encrypted file missing"),
+        ));
+    }
+    if !planned.is_empty() {
+        actions.push(format!(
+            "switch {} -> {}",
+            cfg.secrets_dir.display(),
+            gen_target.display()
+        ));
+        for p in planned {
+            if p.link {
+                actions.push(format!(
+                    "link {} -> {}",
+                    p.path.display(),
+                    cfg.secrets_dir.join(&p.name).display()
+                ));
+            } else if p.direct {
+                actions.push(format!("write {} (symlink: false)", p.path.display()));
+            }
+        }
+        for g in existing {
+            if Some(*g) != previous {
+                actions.push(format!("remove old generation {g}"));
+            }
+        }
+    }
+    let mut text = String::from("secrets (dry run, nothing changed):\n");
+    for a in &actions {
+        text.push_str(&format!("  would {a}\n"));
+    }
+    for p in &problems {
+        text.push_str(&format!("  PROBLEM: {p}\n"));
+    }
+    StageOutput {
+        actions: actions.iter().map(|a| format!("would {a}")).collect(),
+        details: json!({
+            "dry_run": true,
+            "generation": previous,
+            "next_generation": next,
+            "identities": id_json,
+            "secrets": secrets_json,
+            "problems": problems,
+            "text": text,
+        }),
+    }
+}
+
+/// What is there now: the mount, the live generation, and per secret whether it is present.
+pub fn status(ctx: &Context, cfg: &SecretsConfig) -> serde_json::Value {
+    let mount_host = ctx.path(&cfg.secrets_mount_point);
+    let link_host = ctx.path(&cfg.secrets_dir);
+    let current = generation::current_generation(&link_host, &cfg.secrets_mount_point);
+    let mounted = generation::mounted_type(&mount_host).ok().flatten();
+    let secrets: Vec<serde_json::Value> = cfg
+        .secrets
+        .iter()
+        .map(|s| {
+            let file_present = current
+                .map(|g| {
+                    mount_host
+                        .join(g.to_string())
+                        .join(&s.name)
+                        .symlink_metadata()
+                        .map(|m| m.is_file())
+                        .unwrap_or(false)
+                })
+                .unwrap_or(false);
+            let default_path = cfg.secrets_dir.join(&s.name);
+            let path = s.path.clone().unwrap_or_else(|| default_path.clone());
+            let path_present = if path == default_path {
+                file_present
+            } else if s.symlink {
+                file_present
+                    && fs::read_link(ctx.path(&path))
+                        .map(|t| t == default_path)
+                        .unwrap_or(false)
+            } else {
+                ctx.path(&path).is_file()
+            };
+            json!({
+                "name": s.name,
+                "path": path,
+                "optional": s.optional,
+                "present": path_present,
+            })
+        })
+        .collect();
+    json!({
+        "secrets_dir": cfg.secrets_dir,
+        "secrets_mount_point": cfg.secrets_mount_point,
+        "mounted": mounted,
+        "generation": current,
+        "generations": generation::generations(&mount_host),
+        "secrets": secrets,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<SecretsConfig, String> {
+        serde_norway::from_str(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn config_defaults() {
+        let c = parse("secrets:\n  - name: db\n    file: db.age\n").unwrap();
+        assert_eq!(c.secrets_dir, PathBuf::from("/run/agenix"));
+        assert_eq!(c.secrets_mount_point, PathBuf::from("/run/agenix.d"));
+        assert!(c.identity_paths.is_none());
+        let s = &c.secrets[0];
+        assert!(s.symlink && !s.optional && s.path.is_none() && s.mode.is_none());
+        assert!(parse("secrets: []\nbogus: 1\n")
+            .unwrap_err()
+            .contains("bogus"));
+        assert!(parse("secrets:\n  - name: a\n    file: a\n    onwer: x\n")
+            .unwrap_err()
+            .contains("onwer"));
+        let c =
+            parse("secrets:\n  - {name: a, file: a, owner: 1000, group: wheel, mode: \"0440\"}\n")
+                .unwrap();
+        assert_eq!(c.secrets[0].owner, Some(IdSpec::Id(1000)));
+        assert_eq!(c.secrets[0].group, Some(IdSpec::Name("wheel".into())));
+        let c = parse(
+            "secrets:\n  - {name: a, file: a, mode: 0400}\n  - {name: b, file: b, mode: 400}\n",
+        )
+        .unwrap();
+        // serde_norway reads an unquoted 0400 as the string "0400" (fine); 400 is a number.
+        assert_eq!(c.secrets[0].mode, Some(ModeSpec::Text("0400".into())));
+        assert_eq!(c.secrets[1].mode, Some(ModeSpec::Number(400)));
+    }
+
+    #[test]
+    fn modes() {
+        let t = |s: &str| parse_mode(&ModeSpec::Text(s.into()));
+        assert_eq!(t("0400"), Ok(0o400));
+        assert_eq!(t("440"), Ok(0o440));
+        assert_eq!(t("0777"), Ok(0o777));
+        for bad in ["", "04000", "4755", "0800", "rw", "u=r", "04"] {
+            assert!(t(bad).is_err(), "{bad}");
+        }
+        let e = parse_mode(&ModeSpec::Number(400)).unwrap_err();
+        assert!(e.contains("quoted"), "{e}");
+    }
+
+    #[test]
+    fn names() {
+        for ok in [
+            "db",
+            "db-password.env",
+            "nginx/cert.pem",
+            "a/b/c",
+            ".hidden",
+        ] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "/abs",
+            "a/",
+            "a//b",
+            "..",
+            "a/../b",
+            ".",
+            "./a",
+            "a/.",
+            "a\0b",
+            ".x.provision-tmp-1",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
 }
 
 pub fn status(_ctx: &Context, _cfg: &SecretsConfig) -> serde_json::Value {

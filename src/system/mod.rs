@@ -5,6 +5,7 @@
 //! [`RecordingRunner`] records every argv and replays canned outputs for tests.
 
 pub mod fsutil;
+pub mod users;
 
 use anyhow::{Context, Result};
 use std::collections::VecDeque;
