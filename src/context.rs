@@ -23,6 +23,19 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context for `root` with this kernel cmdline (prefix `homelab`), config files relative
+    /// to `config_dir`, and a recording runner (nothing external is run): for tests and tools.
+    pub fn for_root(root: &Path, config_dir: &Path, cmdline: &str, dry_run: bool) -> Context {
+        Context {
+            root: root.to_path_buf(),
+            dry_run,
+            json: false,
+            cmdline: crate::cmdline::settings(cmdline, crate::config::DEFAULT_PREFIX),
+            config_dir: config_dir.to_path_buf(),
+            runner: Arc::new(crate::system::RecordingRunner::new()),
+        }
+    }
+
     /// An absolute target-system path, placed under `--root`.
     pub fn path(&self, p: impl AsRef<Path>) -> PathBuf {
         fsutil::under_root(&self.root, p.as_ref())

@@ -3,7 +3,7 @@
 //! secrets stage on a real ramfs in a tempdir root (skipped, with the reason printed, only when
 //! mounting is impossible). A missing vector directory fails the tests.
 
-#[path = "secrets_util.rs"]
+#[path = "common/secrets_util.rs"]
 mod util;
 
 use std::collections::BTreeMap;

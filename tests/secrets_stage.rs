@@ -3,7 +3,7 @@
 //! `openssh-client`), owners and modes, generations across runs, the fail-closed path, dry run,
 //! identity errors. Skipped (with the reason printed) only when mounting is impossible.
 
-#[path = "secrets_util.rs"]
+#[path = "common/secrets_util.rs"]
 mod util;
 
 use std::os::unix::fs::MetadataExt;

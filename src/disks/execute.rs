@@ -229,40 +229,12 @@ fn mount(ctx: &Context, a: &Action) -> Result<Option<String>> {
     Ok(None)
 }
 
-/// Look a name (or number) up in a passwd/group-format file: field 3 is the id.
-fn lookup_id(file: &Path, name: &str) -> Result<u32> {
-    if let Ok(n) = name.parse::<u32>() {
-        return Ok(n);
-    }
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| coded(Code::BadInput, format!("{}: {e}", file.display())))?;
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() >= 3 && f[0] == name)
-                .then(|| f[2].parse::<u32>().ok())
-                .flatten()
-        })
-        .ok_or_else(|| {
-            coded(
-                Code::BadInput,
-                format!("{}: no entry {name:?}", file.display()),
-            )
-        })
-}
-
 fn ensure_dir(ctx: &Context, a: &Action) -> Result<Option<String>> {
     let path = ctx.path(a.target.as_deref().unwrap_or_default());
     let mode = u32::from_str_radix(a.mode.as_deref().unwrap_or("0755"), 8).unwrap_or(0o755);
-    let uid = lookup_id(
-        &ctx.path("/etc/passwd"),
-        a.owner.as_deref().unwrap_or("root"),
-    )?;
-    let gid = lookup_id(
-        &ctx.path("/etc/group"),
-        a.group.as_deref().unwrap_or("root"),
-    )?;
+    let users = crate::system::users::Users::load(&ctx.root);
+    let uid = users.uid(a.owner.as_deref().unwrap_or("root"))?;
+    let gid = users.gid(a.group.as_deref().unwrap_or("root"))?;
     let existed = path.is_dir();
     std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
     std::os::unix::fs::chown(&path, Some(uid), Some(gid))
@@ -285,21 +257,6 @@ mod tests {
         assert_eq!(d, "umask=0077,size=200M");
         let (f, d) = split_options("");
         assert!(f.is_empty() && d.is_empty());
-    }
-
-    #[test]
-    fn lookup_ids() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("passwd");
-        std::fs::write(
-            &p,
-            "root:x:0:0::/root:/bin/sh\nsvc:x:998:997::/:/bin/false\n",
-        )
-        .unwrap();
-        assert_eq!(lookup_id(&p, "svc").unwrap(), 998);
-        assert_eq!(lookup_id(&p, "12").unwrap(), 12);
-        let e = lookup_id(&p, "nobody").unwrap_err();
-        assert!(format!("{e}").contains("no entry \"nobody\""));
     }
 
     #[test]

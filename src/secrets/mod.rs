@@ -989,7 +989,3 @@ mod tests {
         }
     }
 }
-
-pub fn status(_ctx: &Context, _cfg: &SecretsConfig) -> serde_json::Value {
-    serde_json::Value::Null
-}

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use provision::context::Context;
-use provision::system::RecordingRunner;
 
 /// Run a command, panicking with its stderr on failure.
 pub fn sh(cmd: &mut Command) -> Vec<u8> {
@@ -369,14 +368,7 @@ impl Drop for HttpsServer {
 
 /// A Context for a temp root with this kernel cmdline.
 pub fn context(root: &Path, cmdline: &str, dry_run: bool) -> Context {
-    Context {
-        root: root.to_path_buf(),
-        dry_run,
-        json: false,
-        cmdline: provision::cmdline::settings(cmdline, "homelab"),
-        config_dir: root.to_path_buf(),
-        runner: Arc::new(RecordingRunner::new()),
-    }
+    Context::for_root(root, root, cmdline, dry_run)
 }
 
 /// Every file (not directory) under `root`, relative, sorted.

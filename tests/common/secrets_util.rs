@@ -1,22 +1,14 @@
-//! Helpers shared by the secrets tests (included with `#[path]`; also built as an empty test
-//! crate of its own).
+//! Helpers shared by the secrets tests (included with `#[path]`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use provision::context::Context;
 use sha2::Digest;
 
 /// A context rooted at `root` (a tempdir), config files relative to `config_dir`.
 pub fn ctx(root: &Path, config_dir: &Path, dry_run: bool) -> Context {
-    Context {
-        root: root.to_path_buf(),
-        dry_run,
-        cmdline: provision::cmdline::settings("", "homelab"),
-        config_dir: config_dir.to_path_buf(),
-        runner: Arc::new(provision::system::RecordingRunner::new()),
-    }
+    Context::for_root(root, config_dir, "", dry_run)
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
