@@ -214,9 +214,10 @@ fn run_stage(
 fn print_output(cli: &Cli, stage: &str, o: &StageOutput) {
     match cli.output {
         OutputFormat::Json => {
-            let v =
-                serde_json::json!({ "stage": stage, "actions": o.actions, "details": o.details });
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&o.to_json(stage)).unwrap_or_default()
+            );
         }
         OutputFormat::Text => {
             if let Some(t) = o.details.get("text").and_then(|t| t.as_str()) {

@@ -61,3 +61,28 @@ pub struct StageOutput {
     /// Stage-specific machine-readable details (fingerprints, generation, plan …).
     pub details: serde_json::Value,
 }
+
+impl StageOutput {
+    /// The `--output json` form: the stage's details with `"stage"` added (the human `text`
+    /// left out).
+    pub fn to_json(&self, stage: &str) -> serde_json::Value {
+        let mut v = match &self.details {
+            serde_json::Value::Object(m) => m.clone(),
+            serde_json::Value::Null => serde_json::Map::new(),
+            other => {
+                let mut m = serde_json::Map::new();
+                m.insert("details".into(), other.clone());
+                m
+            }
+        };
+        v.remove("text");
+        v.insert("stage".into(), stage.into());
+        if !v.contains_key("actions") {
+            v.insert(
+                "actions".into(),
+                serde_json::to_value(&self.actions).unwrap_or_default(),
+            );
+        }
+        serde_json::Value::Object(v)
+    }
+}

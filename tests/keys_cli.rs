@@ -108,7 +108,7 @@ fn keys_command_installs_under_root_and_reports() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["stage"], "keys");
-    assert_eq!(v["details"]["files"][0]["outcome"], "unchanged");
+    assert_eq!(v["files"][0]["outcome"], "unchanged");
 }
 
 #[test]

@@ -482,8 +482,8 @@ fn through_the_binary_exit_codes_and_output() {
     assert_eq!(s.read("/run/agenix/a"), b"binary-path secret");
     let out = run(&["--output", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["details"]["generation"], 2);
-    assert_eq!(v["details"]["secrets"][0]["mode"], "0440");
+    assert_eq!(v["generation"], 2);
+    assert_eq!(v["secrets"][0]["mode"], "0440");
     std::fs::write(
         s.conf.join("a.age"),
         b"-----BEGIN AGE ENCRYPTED FILE-----\nnope\n",

@@ -105,18 +105,22 @@ fn is_whole_disk_candidate(name: &str, sysdir: &Path) -> bool {
     true
 }
 
-/// libblkid probe of one device: (TYPE, LABEL, UUID, PTTYPE).
-type Probe = (
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
+/// libblkid probe of one device: superblock TYPE, LABEL, UUID, the partition table type, and
+/// (for a whole disk) the partition names read from the table itself (partitions added with
+/// BLKPG carry no PARTNAME in sysfs).
+#[derive(Debug, Default)]
+struct Probe {
+    fs_type: Option<String>,
+    label: Option<String>,
+    uuid: Option<String>,
+    pt_type: Option<String>,
+    part_names: Vec<(u32, String)>,
+}
 
 fn blkid_probe(path: &Path) -> Probe {
     use libblkid_rs::{BlkidProbe, BlkidSublks, BlkidSublksFlags};
     let Ok(mut p) = BlkidProbe::new_from_filename(path) else {
-        return (None, None, None, None);
+        return Probe::default();
     };
     let _ = p.enable_superblocks(true);
     let _ = p.set_superblock_flags(BlkidSublksFlags::new(vec![
@@ -126,10 +130,29 @@ fn blkid_probe(path: &Path) -> Probe {
     ]));
     let _ = p.enable_partitions(true);
     if p.do_safeprobe().is_err() {
-        return (None, None, None, None);
+        return Probe::default();
     }
     let get = |k: &str| p.lookup_value(k).ok().filter(|v| !v.is_empty());
-    (get("TYPE"), get("LABEL"), get("UUID"), get("PTTYPE"))
+    let mut out = Probe {
+        fs_type: get("TYPE"),
+        label: get("LABEL"),
+        uuid: get("UUID"),
+        pt_type: get("PTTYPE"),
+        part_names: Vec::new(),
+    };
+    if out.pt_type.is_some() {
+        if let Ok(mut list) = p.get_partitions() {
+            let n = list.number_of_partitions().unwrap_or(0);
+            for i in 0..n {
+                if let Ok(part) = list.get_partition(i) {
+                    if let (Ok(no), Ok(Some(name))) = (part.get_partno(), part.get_name()) {
+                        out.part_names.push((no, name));
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 fn transport(name: &str, sysdir: &Path, props: &[(String, String)]) -> String {
@@ -183,10 +206,10 @@ fn read_disk(src: &Sources, name: &str) -> Option<BlockDevice> {
     }
     links.sort();
     let path = src.dev.join(name);
-    let (fs_type, label, uuid, pt_type) = if src.blkid {
+    let disk_probe = if src.blkid {
         blkid_probe(&path)
     } else {
-        (None, None, None, None)
+        Probe::default()
     };
     let model = prop(&props, "ID_MODEL")
         .map(|m| m.replace('_', " "))
@@ -215,20 +238,29 @@ fn read_disk(src: &Sources, name: &str) -> Option<BlockDevice> {
             .unwrap_or(0);
         let uevent = fs::read_to_string(pdir.join("uevent")).unwrap_or_default();
         let (pprops, _) = udev_props(src, &pmm);
-        let part_label = uevent
-            .lines()
-            .find_map(|l| l.strip_prefix("PARTNAME="))
-            .map(String::from)
+        // The table itself (libblkid) first: partitions the kernel learnt about through BLKPG
+        // (partx) have no PARTNAME in sysfs.
+        let part_label = disk_probe
+            .part_names
+            .iter()
+            .find(|(no, _)| *no == number)
+            .map(|(_, n)| n.clone())
+            .or_else(|| {
+                uevent
+                    .lines()
+                    .find_map(|l| l.strip_prefix("PARTNAME="))
+                    .map(String::from)
+            })
             .or_else(|| prop(&pprops, "ID_PART_ENTRY_NAME").map(String::from));
         let ppath = src.dev.join(&entry);
-        let (pfs, plabel, puuid, _) = if src.blkid {
-            blkid_probe(&ppath)
+        let (pfs, plabel, puuid) = if src.blkid {
+            let pp = blkid_probe(&ppath);
+            (pp.fs_type, pp.label, pp.uuid)
         } else {
             (
                 prop(&pprops, "ID_FS_TYPE").map(String::from),
                 prop(&pprops, "ID_FS_LABEL").map(String::from),
                 prop(&pprops, "ID_FS_UUID").map(String::from),
-                None,
             )
         };
         partitions.push(Partition {
@@ -247,7 +279,12 @@ fn read_disk(src: &Sources, name: &str) -> Option<BlockDevice> {
     }
     partitions.sort_by_key(|p| p.number);
     let (fs_type, label, uuid, pt_type) = if src.blkid {
-        (fs_type, label, uuid, pt_type)
+        (
+            disk_probe.fs_type,
+            disk_probe.label,
+            disk_probe.uuid,
+            disk_probe.pt_type,
+        )
     } else {
         (
             prop(&props, "ID_FS_TYPE").map(String::from),

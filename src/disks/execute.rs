@@ -64,6 +64,10 @@ fn run_action(ctx: &Context, a: &Action) -> Result<Option<String>> {
             Ok(None)
         }
         Op::Fsck => {
+            let dev = a.device.as_deref().unwrap_or_default();
+            if is_mounted(dev) {
+                return Ok(Some("mounted already: not checked".into()));
+            }
             let argv = a.argv.as_deref().unwrap_or_default();
             let out = ctx.runner.run_raw(argv, None)?;
             match out.status {
@@ -131,6 +135,16 @@ fn maj_min(path: &Path) -> Option<String> {
         rustix::fs::major(st.st_rdev),
         rustix::fs::minor(st.st_rdev)
     ))
+}
+
+/// Is this block device (or what its symlink points to) mounted anywhere?
+fn is_mounted(dev: &str) -> bool {
+    let Some(want) = std::fs::canonicalize(dev).ok().and_then(|p| maj_min(&p)) else {
+        return false;
+    };
+    parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+        .iter()
+        .any(|m| m.maj_min == want)
 }
 
 fn swap_active(dev: &str) -> bool {

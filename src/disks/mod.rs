@@ -133,7 +133,8 @@ pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
         if let Some(e) = plan_error(&p) {
             // print the plan anyway: it says why
             if ctx.json {
-                println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+                let j = out.to_json("disks");
+                println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
             } else {
                 print!("{}", plan::render_text(&p));
             }

@@ -871,6 +871,134 @@ fn format_action(c: &Content, dev: &str, what: &str, actions: &mut Vec<Action>) 
     }
 }
 
+/// Tell the kernel about the new partitions (BLKPG per partition: works where a whole-table
+/// re-read does not, and needs no udev).
+fn reread(dev: &str) -> Action {
+    Action::new(
+        Op::Partition,
+        false,
+        format!("telling the kernel about the new partitions of {dev}"),
+    )
+    .cmd(vec![s("partx"), s("-u"), dev.to_string()])
+    .dev(dev)
+}
+
+/// One sgdisk call that writes a fresh GPT with every partition of the layout.
+fn gpt_action(dev: &BlockDevice, g: &crate::layout::Gpt) -> Action {
+    let mut argv = vec![s("sgdisk"), s("--clear")];
+    for (n, p) in g.partitions.iter().enumerate() {
+        let n = n + 1;
+        argv.push(format!("--new={n}:{}:{}", p.start, p.end));
+        argv.push(format!("--typecode={n}:{}", p.type_code));
+        argv.push(format!("--change-name={n}:{}", p.label));
+        for a in &p.attributes {
+            argv.push(format!("--attributes={n}:set:{a}"));
+        }
+        if let Some(u) = &p.uuid {
+            argv.push(format!("--partition-guid={n}:{u}"));
+        }
+    }
+    argv.push(dev.path.clone());
+    Action::new(
+        Op::Partition,
+        true,
+        format!(
+            "partitioning {} (gpt, {} partitions)",
+            dev.path,
+            g.partitions.len()
+        ),
+    )
+    .cmd(argv)
+    .dev(&dev.path)
+}
+
+/// A disko `table`: gpt through sgdisk, msdos through an sfdisk script; positions are resolved
+/// against the disk's size (1 MiB aligned).
+fn table_action(
+    disk_name: &str,
+    dev: &BlockDevice,
+    t: &crate::layout::Table,
+) -> anyhow::Result<Action> {
+    let size = dev.size;
+    if t.format == "gpt" {
+        let mut argv = vec![s("sgdisk"), s("--clear")];
+        for (n, p) in t.partitions.iter().enumerate() {
+            let n = n + 1;
+            let st = table_bytes(p.start, size) / 1024;
+            let en = table_bytes(p.end, size);
+            let en = if en >= size {
+                s("-0")
+            } else {
+                format!("{}K", en / 1024 - 1)
+            };
+            argv.push(format!("--new={n}:{st}K:{en}"));
+            argv.push(format!("--change-name={n}:{}", p.name));
+            let code = match p.content.as_deref() {
+                Some(Content::LvmPv { .. }) => "8E00",
+                Some(Content::Swap(_)) => "8200",
+                _ if p.bootable => "EF00",
+                _ => "8300",
+            };
+            argv.push(format!("--typecode={n}:{code}"));
+        }
+        argv.push(dev.path.clone());
+        return Ok(Action::new(
+            Op::Partition,
+            true,
+            format!(
+                "partitioning {} (gpt, {} partitions)",
+                dev.path,
+                t.partitions.len()
+            ),
+        )
+        .cmd(argv)
+        .dev(&dev.path));
+    }
+    let mut script = String::from("label: dos\n");
+    for p in &t.partitions {
+        let st = table_bytes(p.start, size) / 512;
+        let en = table_bytes(p.end, size) / 512;
+        if en <= st {
+            anyhow::bail!(
+                "disk.{disk_name}: partition {} ends before it starts on {} ({})",
+                p.name,
+                dev.path,
+                human(size)
+            );
+        }
+        let ty = match p.content.as_deref() {
+            Some(Content::LvmPv { .. }) => "8e",
+            Some(Content::Swap(_)) => "82",
+            Some(Content::Filesystem(f)) if f.format == "vfat" => "c",
+            _ => "83",
+        };
+        script.push_str(&format!(
+            "start={st}, size={}, type={ty}{}\n",
+            en - st,
+            if p.bootable { ", bootable" } else { "" }
+        ));
+    }
+    let mut a = Action::new(
+        Op::Partition,
+        true,
+        format!(
+            "partitioning {} (msdos, {} partitions)",
+            dev.path,
+            t.partitions.len()
+        ),
+    )
+    .cmd(vec![
+        s("sfdisk"),
+        s("--no-reread"),
+        s("--wipe"),
+        s("always"),
+        dev.path.clone(),
+    ])
+    .dev(&dev.path);
+    a.stdin = Some(script);
+    Ok(a)
+}
+
 fn wait(dev: &str) -> Action {
     Action::new(Op::WaitDevice, false, format!("waiting for {dev}")).dev(dev)
 }
@@ -921,188 +1049,62 @@ fn provision_actions(
                     .dev(&p.path),
             );
         }
+        // wipefs erases the primary GPT, its backup at the end of the disk and the (protective)
+        // MBR: no separate zap step needed.
         actions.push(
             Action::new(
                 Op::Wipe,
                 true,
-                format!("wiping signatures and partition table on {}", dev.path),
+                format!("wiping signatures and partition tables on {}", dev.path),
             )
             .cmd(vec![s("wipefs"), s("-a"), dev.path.clone()])
             .dev(&dev.path),
         );
-        actions.push(
-            Action::new(
-                Op::Wipe,
-                true,
-                format!("zapping GPT and MBR on {}", dev.path),
-            )
-            .cmd(vec![s("sgdisk"), s("--zap-all"), dev.path.clone()])
-            .dev(&dev.path),
-        );
-        match &d.content {
+        let parts: Vec<(Option<&Content>, &str)> = match &d.content {
             Some(Content::Gpt(g)) => {
-                let mut argv = vec![s("sgdisk"), s("--clear")];
-                for (n, p) in g.partitions.iter().enumerate() {
-                    let n = n + 1;
-                    argv.push(format!("--new={n}:{}:{}", p.start, p.end));
-                    argv.push(format!("--typecode={n}:{}", p.type_code));
-                    argv.push(format!("--change-name={n}:{}", p.label));
-                    for a in &p.attributes {
-                        argv.push(format!("--attributes={n}:set:{a}"));
-                    }
-                    if let Some(u) = &p.uuid {
-                        argv.push(format!("--partition-guid={n}:{u}"));
-                    }
-                }
-                argv.push(dev.path.clone());
-                actions.push(
-                    Action::new(
-                        Op::Partition,
-                        true,
-                        format!(
-                            "partitioning {} (gpt, {} partitions)",
-                            dev.path,
-                            g.partitions.len()
-                        ),
-                    )
-                    .cmd(argv)
-                    .dev(&dev.path),
-                );
-                for (n, p) in g.partitions.iter().enumerate() {
-                    let pp = partition_path(&dev.path, n + 1);
-                    actions.push(wait(&pp));
-                    actions.push(
-                        Action::new(
-                            Op::Wipe,
-                            true,
-                            format!("wiping old signatures inside new partition {pp}"),
-                        )
-                        .cmd(vec![s("wipefs"), s("-a"), pp.clone()])
-                        .dev(&pp),
-                    );
-                    if let Some(c) = &p.content {
-                        match c.as_ref() {
-                            Content::LvmPv { vg } => pvs.push((vg.clone(), pp)),
-                            c => formats.push((c.clone(), pp, format!("{}/{}", d.name, p.name))),
-                        }
-                    }
-                }
+                actions.push(gpt_action(dev, g));
+                g.partitions
+                    .iter()
+                    .map(|p| (p.content.as_deref(), p.name.as_str()))
+                    .collect()
             }
             Some(Content::Table(t)) => {
-                let size = dev.size;
-                if t.format == "gpt" {
-                    let mut argv = vec![s("sgdisk"), s("--clear")];
-                    for (n, p) in t.partitions.iter().enumerate() {
-                        let n = n + 1;
-                        let st = table_bytes(p.start, size) / 1024;
-                        let en = table_bytes(p.end, size);
-                        let en = if en >= size {
-                            s("-0")
-                        } else {
-                            format!("{}K", en / 1024 - 1)
-                        };
-                        argv.push(format!("--new={n}:{st}K:{en}"));
-                        argv.push(format!("--change-name={n}:{}", p.name));
-                        let code = match p.content.as_deref() {
-                            Some(Content::LvmPv { .. }) => "8E00",
-                            Some(Content::Swap(_)) => "8200",
-                            _ if p.bootable => "EF00",
-                            _ => "8300",
-                        };
-                        argv.push(format!("--typecode={n}:{code}"));
-                    }
-                    argv.push(dev.path.clone());
-                    actions.push(
-                        Action::new(
-                            Op::Partition,
-                            true,
-                            format!(
-                                "partitioning {} (gpt, {} partitions)",
-                                dev.path,
-                                t.partitions.len()
-                            ),
-                        )
-                        .cmd(argv)
-                        .dev(&dev.path),
-                    );
-                } else {
-                    let mut script = String::from("label: dos\n");
-                    for p in &t.partitions {
-                        let st = table_bytes(p.start, size) / 512;
-                        let en = table_bytes(p.end, size) / 512;
-                        if en <= st {
-                            anyhow::bail!(
-                                "disk.{}: partition {} ends before it starts on {} ({})",
-                                d.name,
-                                p.name,
-                                dev.path,
-                                human(size)
-                            );
-                        }
-                        let ty = match p.content.as_deref() {
-                            Some(Content::LvmPv { .. }) => "8e",
-                            Some(Content::Swap(_)) => "82",
-                            Some(Content::Filesystem(f)) if f.format == "vfat" => "c",
-                            _ => "83",
-                        };
-                        script.push_str(&format!(
-                            "start={st}, size={}, type={ty}{}\n",
-                            en - st,
-                            if p.bootable { ", bootable" } else { "" }
-                        ));
-                    }
-                    let mut a = Action::new(
-                        Op::Partition,
-                        true,
-                        format!(
-                            "partitioning {} (msdos, {} partitions)",
-                            dev.path,
-                            t.partitions.len()
-                        ),
-                    )
-                    .cmd(vec![
-                        s("sfdisk"),
-                        s("--no-reread"),
-                        s("--wipe"),
-                        s("always"),
-                        dev.path.clone(),
-                    ])
-                    .dev(&dev.path);
-                    a.stdin = Some(script);
-                    actions.push(a);
-                    actions.push(
-                        Action::new(
-                            Op::Partition,
-                            false,
-                            format!("re-reading the partition table of {}", dev.path),
-                        )
-                        .cmd(vec![s("partx"), s("-u"), dev.path.clone()])
-                        .dev(&dev.path),
-                    );
-                }
-                for (n, p) in t.partitions.iter().enumerate() {
-                    let pp = partition_path(&dev.path, n + 1);
-                    actions.push(wait(&pp));
-                    actions.push(
-                        Action::new(
-                            Op::Wipe,
-                            true,
-                            format!("wiping old signatures inside new partition {pp}"),
-                        )
-                        .cmd(vec![s("wipefs"), s("-a"), pp.clone()])
-                        .dev(&pp),
-                    );
-                    if let Some(c) = &p.content {
-                        match c.as_ref() {
-                            Content::LvmPv { vg } => pvs.push((vg.clone(), pp)),
-                            c => formats.push((c.clone(), pp, format!("{}/{}", d.name, p.name))),
-                        }
-                    }
-                }
+                actions.push(table_action(&d.name, dev, t)?);
+                t.partitions
+                    .iter()
+                    .map(|p| (p.content.as_deref(), p.name.as_str()))
+                    .collect()
             }
-            Some(Content::LvmPv { vg }) => pvs.push((vg.clone(), dev.path.clone())),
-            Some(c) => formats.push((c.clone(), dev.path.clone(), d.name.clone())),
-            None => {}
+            Some(Content::LvmPv { vg }) => {
+                pvs.push((vg.clone(), dev.path.clone()));
+                Vec::new()
+            }
+            Some(c) => {
+                formats.push((c.clone(), dev.path.clone(), d.name.clone()));
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        if matches!(d.content, Some(Content::Gpt(_) | Content::Table(_))) {
+            actions.push(reread(&dev.path));
+        }
+        for (n, (content, name)) in parts.iter().enumerate() {
+            let pp = partition_path(&dev.path, n + 1);
+            actions.push(wait(&pp));
+            actions.push(
+                Action::new(
+                    Op::Wipe,
+                    true,
+                    format!("wiping old signatures inside new partition {pp}"),
+                )
+                .cmd(vec![s("wipefs"), s("-a"), pp.clone()])
+                .dev(&pp),
+            );
+            match content {
+                Some(Content::LvmPv { vg }) => pvs.push((vg.clone(), pp)),
+                Some(c) => formats.push(((*c).clone(), pp, format!("{}/{name}", d.name))),
+                None => {}
+            }
         }
     }
     for (vg, pv) in &pvs {

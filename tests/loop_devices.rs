@@ -1,0 +1,307 @@
+//! Tier 2: the real binary provisioning and mounting a real block device (a loop device with
+//! partition scanning) under a temporary `--root`. No LVM here (the host may lack device-mapper:
+//! the VM tests cover LVM); GPT, mkfs, mount(2), swapon, ensure_dirs, idempotence, and the
+//! foreign-disk refusal leaving the device byte-identical.
+//!
+//! Needs root, losetup, sgdisk, mkfs.ext4, mkswap; skips cleanly (saying why) where the machine
+//! cannot do it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_provision"))
+}
+
+fn sh(cmd: &str) -> (i32, String) {
+    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
+/// Why this machine cannot run the test, if it cannot.
+fn unsupported() -> Option<String> {
+    if !rustix::process::geteuid().is_root() {
+        return Some("not root".into());
+    }
+    for tool in ["losetup", "sgdisk", "mkfs.ext4", "mkswap", "wipefs"] {
+        if provision::system::resolve_tool(tool).is_none() {
+            return Some(format!("{tool} not installed"));
+        }
+    }
+    if !Path::new("/dev/loop-control").exists() {
+        return Some("no /dev/loop-control".into());
+    }
+    None
+}
+
+/// A loop device over a sparse image, detached (and everything on it unmounted) on drop.
+struct Loop {
+    dev: String,
+    image: PathBuf,
+    root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Loop {
+    fn new(size_mb: u64) -> Option<Loop> {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("disk.img");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(size_mb << 20)
+            .unwrap();
+        let (rc, out) = sh(&format!("losetup -P --show -f {}", image.display()));
+        if rc != 0 {
+            eprintln!("SKIP: losetup failed: {out}");
+            return None;
+        }
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nsvc:x:4242:4343::/:/bin/false\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/group"), "root:x:0:\nsvc:x:4343:\n").unwrap();
+        Some(Loop {
+            dev: out.trim().to_string(),
+            image,
+            root,
+            _dir: dir,
+        })
+    }
+
+    fn run(&self, layout: &Path, cmdline: &str, extra: &[&str]) -> (i32, String) {
+        let (rc, out, err) = self.run3(layout, cmdline, extra);
+        (rc, out + &err)
+    }
+
+    /// (exit code, stdout, stderr)
+    fn run3(&self, layout: &Path, cmdline: &str, extra: &[&str]) -> (i32, String, String) {
+        let mut c = Command::new(bin());
+        c.arg("--layout")
+            .arg(layout)
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--cmdline")
+            .arg(cmdline);
+        c.args(extra).arg("disks");
+        let o = c.output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    }
+
+    fn cleanup_mounts(&self) {
+        let root = self.root.display().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut targets: Vec<String> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|t| t.starts_with(&root))
+            .map(String::from)
+            .collect();
+        targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+        for t in targets {
+            sh(&format!("umount {t}"));
+        }
+        sh(&format!("swapoff {}p2 2>/dev/null", self.dev));
+    }
+
+    fn sha(&self) -> String {
+        sh(&format!("sha256sum {}", self.image.display())).1
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        self.cleanup_mounts();
+        sh(&format!("losetup -d {}", self.dev));
+    }
+}
+
+fn layout(l: &Loop) -> PathBuf {
+    let p = l.root.parent().unwrap().join("layout.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "disk:\n  data:\n    type: disk\n    device: {}\n    content:\n      type: gpt\n      partitions:\n        \
+             main:\n          size: 24M\n          content: {{ type: filesystem, format: ext4, mountpoint: /data, mountOptions: [noatime, nodev] }}\n        \
+             swap:\n          size: 8M\n          content: {{ type: swap }}\n        \
+             rest:\n          size: 100%\n          content: {{ type: filesystem, format: ext4, mountpoint: /data/rest }}\n\
+             nodev:\n  /scratch:\n    fsType: tmpfs\n    mountOptions: [size=4M, mode=0700]\n\
+             ensure_dirs:\n  - {{ path: /data/svc, owner: svc, group: svc, mode: \"0750\" }}\n",
+            l.dev
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn mounted(target: &Path) -> Option<String> {
+    let t = target.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(t.as_str()))
+        .map(String::from)
+}
+
+#[test]
+fn provision_then_mount_only_on_a_loop_device() {
+    if let Some(why) = unsupported() {
+        eprintln!("SKIP provision_then_mount_only_on_a_loop_device: {why}");
+        return;
+    }
+    let Some(l) = Loop::new(64) else { return };
+    let lay = layout(&l);
+
+    // Without the flag on a blank disk: mount-only, which fails naming what is missing.
+    let (rc, out) = l.run(&lay, "quiet", &[]);
+    assert_eq!(rc, 9, "{out}");
+    assert!(out.contains("partition 1 (main) does not exist"), "{out}");
+
+    // Provision.
+    let (rc, out) = l.run(&lay, "homelab.provision_disks=true", &[]);
+    assert_eq!(rc, 0, "{out}");
+    let (_, parts) = sh(&format!("sgdisk -p {}", l.dev));
+    assert!(
+        parts.contains("disk-data-main")
+            && parts.contains("disk-data-swap")
+            && parts.contains("disk-data-rest"),
+        "{parts}"
+    );
+    let (_, fs) = sh(&format!(
+        "blkid -o value -s TYPE {}p1 {}p2 {}p3",
+        l.dev, l.dev, l.dev
+    ));
+    assert_eq!(
+        fs.split_whitespace().collect::<Vec<_>>(),
+        ["ext4", "swap", "ext4"],
+        "{fs}"
+    );
+    let m = mounted(&l.root.join("data")).expect("data mounted");
+    assert!(
+        m.contains("noatime") && m.contains("nodev") && m.contains(" - ext4 "),
+        "{m}"
+    );
+    assert!(mounted(&l.root.join("data/rest")).is_some());
+    assert!(mounted(&l.root.join("scratch"))
+        .unwrap()
+        .contains(" - tmpfs "));
+    assert!(std::fs::read_to_string("/proc/swaps")
+        .unwrap()
+        .contains(&format!("{}p2", l.dev)));
+    let md = std::fs::metadata(l.root.join("data/svc")).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(
+        (md.uid(), md.gid(), md.permissions().mode() & 0o7777),
+        (4242, 4343, 0o750)
+    );
+    assert!(
+        std::fs::read_to_string(l.root.join("etc/lvm/lvmlocal.conf"))
+            .unwrap()
+            .contains("global_filter")
+    );
+    let rep = std::fs::read_to_string(l.root.join("run/provision/report.json")).unwrap();
+    assert!(
+        rep.contains("\"stage\": \"disks\"") && rep.contains("\"outcome\": \"ok\""),
+        "{rep}"
+    );
+    std::fs::write(l.root.join("data/keep.txt"), "precious").unwrap();
+
+    // Same boot again without the flag: idempotent, nothing touched.
+    let (rc, out) = l.run(&lay, "", &[]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(
+        out.contains("already mounted") || !out.contains("error"),
+        "{out}"
+    );
+
+    // "Reboot": unmount everything, run mount-only: the data is still there.
+    l.cleanup_mounts();
+    assert!(mounted(&l.root.join("data")).is_none());
+    let (rc, out) = l.run(&lay, "", &[]);
+    assert_eq!(rc, 0, "{out}");
+    assert_eq!(
+        std::fs::read_to_string(l.root.join("data/keep.txt")).unwrap(),
+        "precious"
+    );
+
+    // A token needs an LVM VG to be recorded on: refused, nothing touched.
+    l.cleanup_mounts();
+    let before = l.sha();
+    let (rc, out) = l.run(&lay, "homelab.provision_disks=tok1", &[]);
+    assert_eq!(rc, 4, "{out}");
+    assert_eq!(
+        l.sha(),
+        before,
+        "a refusal must leave the disk byte-identical"
+    );
+}
+
+#[test]
+fn foreign_disk_by_kernel_name_is_refused_byte_identical() {
+    if let Some(why) = unsupported() {
+        eprintln!("SKIP foreign_disk_by_kernel_name_is_refused_byte_identical: {why}");
+        return;
+    }
+    let Some(l) = Loop::new(64) else { return };
+    let lay = layout(&l);
+    let (rc, out) = sh(&format!("mkfs.ext4 -q -F -L precious {}", l.dev));
+    assert_eq!(rc, 0, "{out}");
+    sh("sync");
+    let before = l.sha();
+    for cmdline in [
+        "homelab.provision_disks=true",
+        "homelab.provision_disks=maybe",
+        "homelab.provision_disks=true homelab.wipe_foreign=other",
+    ] {
+        let (rc, out) = l.run(&lay, cmdline, &[]);
+        assert!(rc == 4 || rc == 3, "{cmdline}: {out}");
+        assert_eq!(l.sha(), before, "{cmdline}: the disk changed");
+    }
+    let (rc, out) = l.run(&lay, "homelab.provision_disks=true", &["--dry-run"]);
+    assert_eq!(rc, 4, "{out}");
+    assert!(
+        out.contains("ext4 filesystem \"precious\"") && out.contains("REFUSED"),
+        "{out}"
+    );
+    // --plan-hash guards a reviewed plan: a wrong hash refuses, the reviewed one proceeds.
+    let (rc, out, err) = l.run3(
+        &lay,
+        "homelab.provision_disks=true homelab.wipe_foreign=data",
+        &["--dry-run", "--output", "json"],
+    );
+    assert_eq!(rc, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let hash = v["plan_hash"].as_str().unwrap_or_default().to_string();
+    assert_eq!(hash.len(), 16, "{out}");
+    assert!(
+        v["destroys"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("WILL BE DESTROYED"),
+        "{out}"
+    );
+    let (rc, out) = l.run(
+        &lay,
+        "homelab.provision_disks=true homelab.wipe_foreign=data",
+        &["--plan-hash", "0000000000000000"],
+    );
+    assert_eq!(rc, 4, "{out}");
+    assert_eq!(l.sha(), before);
+    let (rc, out) = l.run(
+        &lay,
+        "homelab.provision_disks=true homelab.wipe_foreign=data",
+        &["--plan-hash", &hash],
+    );
+    assert_eq!(rc, 0, "{out}");
+    let (_, fs) = sh(&format!("blkid -o value -s TYPE {}p1", l.dev));
+    assert_eq!(fs.trim(), "ext4");
+}
