@@ -305,3 +305,63 @@ fn foreign_disk_by_kernel_name_is_refused_byte_identical() {
     let (_, fs) = sh(&format!("blkid -o value -s TYPE {}p1", l.dev));
     assert_eq!(fs.trim(), "ext4");
 }
+
+#[test]
+fn interrupted_provision_converges_and_never_formats_without_the_flag() {
+    if let Some(why) = unsupported() {
+        eprintln!("SKIP interrupted_provision_converges_and_never_formats_without_the_flag: {why}");
+        return;
+    }
+    let Some(l) = Loop::new(64) else { return };
+    let lay = layout(&l);
+    // Cut the run off at every step of the plan in turn (abort, as a power cut looks to the
+    // program), then: a boot without the flag formats nothing; the same flag converges.
+    let (_, out, _) = l.run3(
+        &lay,
+        "homelab.provision_disks=true",
+        &["--dry-run", "--output", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let steps = v["actions"].as_array().unwrap().len();
+    assert!(steps > 10, "{out}");
+    for step in [2, 4, 6, steps / 2, steps - 3] {
+        let mut c = Command::new(bin());
+        c.env("PROVISION_FAILPOINT", format!("{step}+"));
+        c.arg("--layout")
+            .arg(&lay)
+            .arg("--root")
+            .arg(&l.root)
+            .arg("--cmdline")
+            .arg("homelab.provision_disks=true")
+            .arg("disks");
+        let o = c.output().unwrap();
+        assert!(
+            !o.status.success(),
+            "step {step}: the failpoint did not fire"
+        );
+        l.cleanup_mounts();
+        let before = l.sha();
+        let (rc, out) = l.run(&lay, "", &[]);
+        l.cleanup_mounts();
+        if rc != 0 {
+            assert_eq!(rc, 9, "step {step}: {out}");
+            assert_eq!(
+                l.sha(),
+                before,
+                "step {step}: a boot without the flag changed the disk"
+            );
+        }
+        let (rc, out) = l.run(&lay, "homelab.provision_disks=true", &[]);
+        assert_eq!(rc, 0, "step {step}: {out}");
+        let (_, fs) = sh(&format!(
+            "blkid -o value -s TYPE {}p1 {}p2 {}p3",
+            l.dev, l.dev, l.dev
+        ));
+        assert_eq!(
+            fs.split_whitespace().collect::<Vec<_>>(),
+            ["ext4", "swap", "ext4"],
+            "step {step}"
+        );
+        l.cleanup_mounts();
+    }
+}

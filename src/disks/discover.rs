@@ -117,6 +117,11 @@ struct Probe {
     part_names: Vec<(u32, String)>,
 }
 
+/// The superblock type libblkid finds on a device (`ext4`, `swap`, `LVM2_member` …), if any.
+pub fn probe_type(path: &Path) -> Option<String> {
+    blkid_probe(path).fs_type
+}
+
 fn blkid_probe(path: &Path) -> Probe {
     use libblkid_rs::{BlkidProbe, BlkidSublks, BlkidSublksFlags};
     let Ok(mut p) = BlkidProbe::new_from_filename(path) else {

@@ -16,15 +16,39 @@ use crate::system::fsutil;
 /// How long to wait for a device node to appear.
 const DEVICE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Failpoint for crash-consistency tests: `PROVISION_FAILPOINT=<N>` makes the process abort
+/// (no cleanup, like a power cut from the program's point of view) just before step N of the
+/// plan, `<N>+` just after it. Unset in production: nothing happens.
+fn failpoint(step: usize, after: bool) {
+    let Some(v) = std::env::var_os("PROVISION_FAILPOINT") else {
+        return;
+    };
+    let v = v.to_string_lossy();
+    let (num, want_after) = match v.strip_suffix('+') {
+        Some(n) => (n, true),
+        None => (v.as_ref(), false),
+    };
+    if num.parse::<usize>().ok() == Some(step) && want_after == after {
+        eprintln!(
+            "provision: PROVISION_FAILPOINT={v}: aborting {} step {step}",
+            if after { "after" } else { "before" }
+        );
+        // sync nothing, unwind nothing
+        std::process::abort();
+    }
+}
+
 /// Carry out every action; returns the descriptions of what was done (or found done).
 pub fn execute(ctx: &Context, _layout: &Layout, plan: &Plan) -> Result<Vec<String>> {
     let n = plan.actions.len();
     let mut done = Vec::with_capacity(n);
     for (i, a) in plan.actions.iter().enumerate() {
         notify_status(&format!("{} ({}/{n})", a.description, i + 1));
+        failpoint(i + 1, false);
         let t0 = Instant::now();
         let note =
             run_action(ctx, a).with_context(|| format!("step {}/{n}: {}", i + 1, a.description))?;
+        failpoint(i + 1, true);
         let duration_ms = t0.elapsed().as_millis() as u64;
         tracing::info!(
             stage = "disks",
@@ -68,6 +92,7 @@ fn run_action(ctx: &Context, a: &Action) -> Result<Option<String>> {
             if is_mounted(dev) {
                 return Ok(Some("mounted already: not checked".into()));
             }
+            expect_type(dev, a.fs_type.as_deref().unwrap_or("ext4"))?;
             let argv = a.argv.as_deref().unwrap_or_default();
             let out = ctx.runner.run_raw(argv, None)?;
             match out.status {
@@ -90,6 +115,7 @@ fn run_action(ctx: &Context, a: &Action) -> Result<Option<String>> {
             if swap_active(dev) {
                 return Ok(Some("already on".into()));
             }
+            expect_type(dev, "swap")?;
             ctx.runner
                 .check(a.argv.as_deref().unwrap_or_default(), None)?;
             Ok(None)
@@ -134,6 +160,27 @@ fn maj_min(path: &Path) -> Option<String> {
         "{}:{}",
         rustix::fs::major(st.st_rdev),
         rustix::fs::minor(st.st_rdev)
+    ))
+}
+
+/// Mount-only never formats: a device without the filesystem the layout names is an error that
+/// says so (a provisioning run cut off before its mkfs, or the wrong disk).
+fn expect_type(dev: &str, want: &str) -> Result<()> {
+    let found = super::discover::probe_type(Path::new(dev));
+    let same = match (want, found.as_deref()) {
+        (w, Some(f)) if w == f => true,
+        ("vfat", Some("vfat" | "msdos")) => true,
+        _ => false,
+    };
+    if same {
+        return Ok(());
+    }
+    Err(coded(
+        Code::Missing,
+        format!(
+            "{dev} has {} where the layout expects {want}: nothing was formatted — if a provisioning run was interrupted, boot again with the same provision_disks flag or token",
+            found.map(|f| format!("a {f} signature")).unwrap_or_else(|| "no filesystem".into())
+        ),
     ))
 }
 
@@ -215,6 +262,9 @@ fn mount(ctx: &Context, a: &Action) -> Result<Option<String>> {
                 ),
             ));
         }
+    }
+    if dev.starts_with("/dev/") {
+        expect_type(dev, fstype)?;
     }
     std::fs::create_dir_all(&target)
         .with_context(|| format!("creating mountpoint {}", target.display()))?;

@@ -103,13 +103,26 @@ pub fn plan_error(p: &Plan) -> Option<anyhow::Error> {
     None
 }
 
-fn output(p: &Plan, done: Vec<String>) -> StageOutput {
+/// The stage's output: the plan as details; the text is the whole plan for a dry run, and what
+/// was done for a real one.
+fn output(p: &Plan, done: Vec<String>, dry_run: bool) -> StageOutput {
     let mut details = serde_json::to_value(p).unwrap_or_default();
-    if let Some(o) = details.as_object_mut() {
-        o.insert(
-            "text".into(),
-            serde_json::Value::String(plan::render_text(p)),
+    let text = if dry_run {
+        plan::render_text(p)
+    } else {
+        let mut t = format!(
+            "disks: {} ({}), plan {}\n",
+            p.mode.as_str(),
+            p.reason,
+            p.plan_hash
         );
+        for d in &done {
+            t.push_str(&format!("  done: {d}\n"));
+        }
+        t
+    };
+    if let Some(o) = details.as_object_mut() {
+        o.insert("text".into(), serde_json::Value::String(text));
     }
     StageOutput {
         actions: done,
@@ -129,6 +142,7 @@ pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
         let out = output(
             &p,
             p.actions.iter().map(|a| a.description.clone()).collect(),
+            true,
         );
         if let Some(e) = plan_error(&p) {
             // print the plan anyway: it says why
@@ -154,5 +168,5 @@ pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
         return Err(e);
     }
     let done = execute::execute(ctx, &layout, &p)?;
-    Ok(output(&p, done))
+    Ok(output(&p, done, false))
 }

@@ -1336,11 +1336,11 @@ fn mount_actions(
     for (dev, c, what) in &items {
         if let Content::Filesystem(f) = c {
             if f.format.starts_with("ext") && !provisioning {
-                actions.push(
-                    Action::new(Op::Fsck, false, format!("checking {what} ({})", f.format))
-                        .cmd(vec![s("e2fsck"), s("-p"), dev.clone()])
-                        .dev(dev),
-                );
+                let mut a = Action::new(Op::Fsck, false, format!("checking {what} ({})", f.format))
+                    .cmd(vec![s("e2fsck"), s("-p"), dev.clone()])
+                    .dev(dev);
+                a.fs_type = Some(f.format.clone());
+                actions.push(a);
             }
             if f.mountpoint.is_some() {
                 mounts.push((dev.clone(), f.clone()));
