@@ -25,10 +25,20 @@ MARKER = re.compile(r"@@PROVISION-([A-Z][A-Z-]*)(?: (.*))?$")
 GUEST_TIMEOUT_MARGIN = 30  # the guest watchdog fires this long before the host kills QEMU
 
 
+_ports_lock = threading.Lock()
+_ports_given: set = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port for hostfwd, never the same one twice in this process (-j N)."""
+    with _ports_lock:
+        while True:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            if port not in _ports_given:
+                _ports_given.add(port)
+                return port
 
 
 # --- the host's HTTP server (key tarballs, host-step handshakes) -----------------------------
@@ -370,6 +380,9 @@ def judge(boot: Boot, res: BootResult, index: int) -> str:
         return f"{p}: the guest went into emergency mode"
     if boot.expect_emergency:
         return "" if res.emergency else f"{p}: expected emergency mode, the guest did not enter it"
+    if res.guest_timeout:
+        return (f"{p}: the boot did not finish within {boot.timeout - GUEST_TIMEOUT_MARGIN:.0f} s "
+                f"(guest watchdog; its journal dump follows)")
     if res.done is None:
         if not boot.expect_done:
             return ""

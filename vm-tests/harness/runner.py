@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import image, qemu
-from .scenario import EMPTY_CONFIG, Boot, Disk, Scenario
+from .scenario import Boot, Disk, Scenario
 
 SCENARIOS_DIR = image.HERE / "scenarios"
 _print_lock = threading.Lock()

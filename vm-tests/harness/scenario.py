@@ -152,3 +152,9 @@ class Scenario:
 
 def replace(obj, **kw):
     return dataclasses.replace(obj, **kw)
+
+
+def repo_file(rel: str) -> str:
+    """Text of a file of this checkout, e.g. repo_file("layouts/ganeti-node.yaml")."""
+    from pathlib import Path
+    return (Path(__file__).resolve().parents[2] / rel).read_text()
