@@ -383,10 +383,8 @@ def judge(boot: Boot, res: BootResult, index: int) -> str:
     if res.guest_timeout:
         return (f"{p}: the boot did not finish within {boot.timeout - GUEST_TIMEOUT_MARGIN:.0f} s "
                 f"(guest watchdog; its journal dump follows)")
-    if res.done is None:
-        if not boot.expect_done:
-            return ""
-        return f"{p}: the guest powered off without reporting DONE"
+    if not any(k == "BOOT" for k, _ in res.markers):
+        return f"{p}: the guest never started its checks (no BOOT marker)"
     bad = [r for r in res.results if isinstance(r, dict) and not r.get("ok")]
     if bad:
         return f"{p}: " + "; ".join(f"{r.get('name')}: {r.get('detail', '')}"[:300] for r in bad)
@@ -394,6 +392,12 @@ def judge(boot: Boot, res: BootResult, index: int) -> str:
     missing = [n for n in boot.expect_results if n not in names]
     if missing:
         return f"{p}: expected results not reported: {', '.join(missing)}"
+    if res.done is None:
+        if not boot.expect_done:
+            return ""  # crashed on purpose after its checks; units are not judged
+        return f"{p}: the guest powered off without reporting DONE"
+    if not boot.expect_done:
+        return f"{p}: expected the guest to go down before DONE (crash_now), it reported DONE"
     for unit, st in res.units.items():
         want = boot.expect_units.get(unit, "success")
         got = _unit_outcome(st)
