@@ -1,0 +1,3 @@
+"""The provision VM test harness (see vm-tests/README.md). Standard library only."""
+
+from .scenario import Boot, Disk, Scenario, Step, repo_file  # noqa: F401
