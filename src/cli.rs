@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crate::config::{self, Config};
@@ -187,7 +188,16 @@ fn run_stage(
     if let Ok(o) = &res {
         print_output(cli, stage, o);
     }
-    tracing::info!(stage, duration_ms, outcome, "stage finished");
+    match &res {
+        Ok(_) => tracing::info!(stage, duration_ms, outcome, "stage finished"),
+        // In the journal the failure is logged here, in order and with the stage's fields;
+        // on a terminal main() prints it as the last line.
+        Err(e) if JOURNAL.load(Relaxed) => {
+            tracing::error!(stage, duration_ms, exit_code, "stage failed: {e:#}");
+            STAGE_ERROR_LOGGED.store(true, Relaxed);
+        }
+        Err(_) => tracing::info!(stage, duration_ms, outcome, "stage finished"),
+    }
     if !ctx.dry_run {
         let rep = StageReport {
             stage: stage.to_string(),
@@ -234,17 +244,26 @@ fn print_output(cli: &Cli, stage: &str, o: &StageOutput) {
     }
 }
 
+/// Logging goes to the journal (set once at start).
+static JOURNAL: AtomicBool = AtomicBool::new(false);
+/// Set when a stage has logged its own failure to the journal (so it is not logged twice).
+static STAGE_ERROR_LOGGED: AtomicBool = AtomicBool::new(false);
+
 /// Parse arguments, run, and return the process exit code.
 pub fn main_with_args(cli: Cli) -> i32 {
     let journal = report::init_logging(cli.verbose);
+    JOURNAL.store(journal, Relaxed);
     match run(&cli) {
         Ok(()) => 0,
         Err(e) => {
             let code = code_of(&e);
-            if journal {
+            // Logged once: in the journal by the stage that failed (else here), on a terminal
+            // as the last line.
+            if !journal {
+                eprintln!("provision: error: {e:#}");
+            } else if !STAGE_ERROR_LOGGED.load(Relaxed) {
                 tracing::error!(exit_code = code.as_i32(), "{e:#}");
             }
-            eprintln!("provision: error: {e:#}");
             code.as_i32()
         }
     }

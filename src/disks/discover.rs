@@ -549,13 +549,6 @@ pub fn read_block(src: &Sources) -> Result<SystemState> {
     Ok(st)
 }
 
-/// The whole observed state of this machine.
-pub fn discover(runner: &dyn Runner, lvm_config: &str) -> Result<SystemState> {
-    let mut st = read_block(&Sources::default())?;
-    read_lvm(runner, lvm_config, &mut st)?;
-    Ok(st)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

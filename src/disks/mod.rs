@@ -7,6 +7,7 @@ pub mod state;
 
 use anyhow::{Context as _, Result};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::context::{Context, StageOutput};
 use crate::exit::{coded, Code};
@@ -60,10 +61,70 @@ pub fn load_state(path: &Path) -> Result<SystemState> {
 
 /// Observe this machine (or read the snapshot).
 pub fn observe(ctx: &Context, layout: &Layout, state_file: Option<&Path>) -> Result<SystemState> {
-    match state_file {
-        Some(p) => load_state(p),
-        None => discover::discover(ctx.runner.as_ref(), &plan::lvm_devices_config(layout, None))
-            .context("discovering disks"),
+    if let Some(p) = state_file {
+        return load_state(p);
+    }
+    let wait = if ctx.dry_run {
+        Duration::ZERO
+    } else {
+        DEVICE_TIMEOUT
+    };
+    let mut state = wait_for_disks(layout, wait)?;
+    discover::read_lvm(
+        ctx.runner.as_ref(),
+        &plan::lvm_devices_config(layout, None),
+        &mut state,
+    )
+    .context("reading LVM state")?;
+    Ok(state)
+}
+
+/// How long a real run waits for the layout's disks to appear (early in boot the kernel may
+/// still be probing them: ATA under emulation takes seconds after udev's trigger).
+pub const DEVICE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Read the block devices until every layout disk is present (a path exists, a selector matches
+/// at least one disk) or `timeout` has passed. An ambiguous selector is not waited for.
+fn wait_for_disks(layout: &Layout, timeout: Duration) -> Result<SystemState> {
+    let t0 = Instant::now();
+    let mut delay = Duration::from_millis(50);
+    let mut said = false;
+    loop {
+        let st =
+            discover::read_block(&discover::Sources::default()).context("discovering disks")?;
+        let missing: Vec<String> = layout
+            .disks
+            .iter()
+            .filter(|d| plan::matching_disks(d, &st).is_empty())
+            .map(|d| format!("{} ({})", d.name, d.reference.describe()))
+            .collect();
+        if missing.is_empty() || t0.elapsed() >= timeout {
+            if said {
+                tracing::info!(
+                    stage = "disks",
+                    waited_ms = t0.elapsed().as_millis() as u64,
+                    "done waiting for disks; missing: {}",
+                    if missing.is_empty() {
+                        "none".to_string()
+                    } else {
+                        missing.join(", ")
+                    }
+                );
+            }
+            return Ok(st);
+        }
+        if !said {
+            tracing::info!(
+                stage = "disks",
+                "waiting up to {} s for disks to appear: {}",
+                timeout.as_secs(),
+                missing.join(", ")
+            );
+            crate::report::notify_status(&format!("waiting for disks: {}", missing.join(", ")));
+            said = true;
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(500));
     }
 }
 

@@ -305,56 +305,60 @@ fn describe_dev(d: &BlockDevice) -> String {
     parts.join(", ")
 }
 
-/// Find the one disk a layout disk names.
-pub fn resolve<'a>(disk: &Disk, state: &'a SystemState) -> Result<&'a BlockDevice, String> {
+/// The disks of this machine that a layout disk names (by path or selector).
+pub fn matching_disks<'a>(disk: &Disk, state: &'a SystemState) -> Vec<&'a BlockDevice> {
     match &disk.reference {
         DiskRef::Path { path } => state
             .disks
             .iter()
-            .find(|d| &d.path == path || d.links.iter().any(|l| l == path))
-            .ok_or_else(|| {
-                let is_part = state
-                    .disks
-                    .iter()
-                    .any(|d| d.partitions.iter().any(|p| &p.path == path));
-                if is_part {
-                    format!("{path} is a partition, not a whole disk")
-                } else {
-                    format!("no disk {path} on this machine")
-                }
-            }),
-        DiskRef::Select(sel) => {
-            let m: Vec<&BlockDevice> = state
+            .filter(|d| &d.path == path || d.links.iter().any(|l| l == path))
+            .collect(),
+        DiskRef::Select(sel) => state
+            .disks
+            .iter()
+            .filter(|d| selector_matches(sel, d))
+            .collect(),
+    }
+}
+
+/// Find the one disk a layout disk names.
+pub fn resolve<'a>(disk: &Disk, state: &'a SystemState) -> Result<&'a BlockDevice, String> {
+    let m = matching_disks(disk, state);
+    match (&disk.reference, m.len()) {
+        (_, 1) => Ok(m[0]),
+        (DiskRef::Path { path }, _) => {
+            let is_part = state
                 .disks
                 .iter()
-                .filter(|d| selector_matches(sel, d))
-                .collect();
-            match m.len() {
-                1 => Ok(m[0]),
-                0 => Err(format!(
-                    "selector {} matches no disk (disks here: {})",
-                    serde_json::to_string(sel).unwrap_or_default(),
-                    if state.disks.is_empty() {
-                        "none".to_string()
-                    } else {
-                        state
-                            .disks
-                            .iter()
-                            .map(describe_dev)
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    }
-                )),
-                n => Err(format!(
-                    "selector {} matches {n} disks ({}): refusing to guess — add serial or wwn",
-                    serde_json::to_string(sel).unwrap_or_default(),
-                    m.iter()
-                        .map(|d| describe_dev(d))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                )),
-            }
+                .any(|d| d.partitions.iter().any(|p| &p.path == path));
+            Err(if is_part {
+                format!("{path} is a partition, not a whole disk")
+            } else {
+                format!("no disk {path} on this machine")
+            })
         }
+        (DiskRef::Select(sel), 0) => Err(format!(
+            "selector {} matches no disk (disks here: {})",
+            serde_json::to_string(sel).unwrap_or_default(),
+            if state.disks.is_empty() {
+                "none".to_string()
+            } else {
+                state
+                    .disks
+                    .iter()
+                    .map(describe_dev)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        )),
+        (DiskRef::Select(sel), n) => Err(format!(
+            "selector {} matches {n} disks ({}): refusing to guess — add serial or wwn",
+            serde_json::to_string(sel).unwrap_or_default(),
+            m.iter()
+                .map(|d| describe_dev(d))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
     }
 }
 
@@ -804,6 +808,7 @@ pub fn plan(
             &resolved,
             mode,
             &lvm_cfg,
+            &cmdline.prefix,
             &mut actions,
             &mut missing,
         );
@@ -1207,6 +1212,7 @@ fn mount_actions(
     resolved: &[Option<&BlockDevice>],
     mode: Mode,
     cfg: &str,
+    prefix: &str,
     actions: &mut Vec<Action>,
     missing: &mut Vec<String>,
 ) {
@@ -1293,8 +1299,8 @@ fn mount_actions(
             match state.vg(&vg.name) {
                 None => {
                     missing.push(format!(
-                        "VG {} not found (are the disks provisioned? boot once with {}=<token>)",
-                        vg.name, "homelab.provision_disks"
+                        "VG {} not found (are the disks provisioned? boot once with {prefix}.provision_disks=<token>)",
+                        vg.name
                     ));
                     continue;
                 }

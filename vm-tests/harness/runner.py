@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -63,9 +64,15 @@ def run_scenario(s: Scenario, *, base, binary, accel, keep: bool, verbose: bool)
         images = qemu.create_images(s, workdir)
         machine_id = qemu.new_machine_id()
         for i, b in enumerate(s.boots, 1):
+            if b.host_before:
+                b.host_before(images)
             r = qemu.run_boot(s, b, i, base=base, binary=binary, accel=accel, images=images,
                               workdir=workdir, server=server, machine_id=machine_id,
                               verbose=verbose)
+            if r.ok and b.host_after:
+                good, detail = b.host_after(images)
+                if not good:
+                    r.ok, r.reason = False, f"boot {i}: {detail}"
             boots.append(r)
             if verbose:
                 say(f"  {s.name} boot {i}: {'ok' if r.ok else 'FAILED'} in {r.seconds:.1f} s "
@@ -107,6 +114,28 @@ def failure_details(name: str, boots: list) -> str:
     return "\n".join(lines)
 
 
+def ensure_setup() -> None:
+    """Install the harness's apt packages if any is missing (vm-tests/setup; a quick no-op when
+    all are there), so `vm-tests/run` works on a fresh machine by itself."""
+    setup = Path(__file__).resolve().parents[1] / "setup"
+    if os.geteuid() != 0:
+        return
+    r = subprocess.run([str(setup)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"vm-tests/setup failed:\n{r.stdout}{r.stderr}")
+
+
+def show(s: Scenario, boots: list) -> None:
+    """Print the DATA items a scenario asks to show (the demo's account of what it did)."""
+    for b in boots:
+        for key in s.show:
+            v = b.data.get(key)
+            if v is None:
+                continue
+            say(f"===== {s.name} boot {b.index}: {key} =====")
+            say(v if isinstance(v, str) else json.dumps(v, indent=1))
+
+
 def cmd_run(args) -> int:
     scenarios = load_scenarios()
     if args.list:
@@ -123,7 +152,8 @@ def cmd_run(args) -> int:
             return 2
         chosen = [by[n] for n in args.names]
     else:
-        chosen = scenarios
+        chosen = [s for s in scenarios if s.in_suite]
+    ensure_setup()
     binary = image.ensure_binary(build=not args.no_build)
     base = image.ensure_base(rebuild=args.rebuild_image)
     accel = image.accel_args(base)
@@ -136,6 +166,8 @@ def cmd_run(args) -> int:
             return
         ok, reason, secs, boots = run_scenario(s, base=base, binary=binary, accel=accel,
                                                keep=args.keep, verbose=args.verbose)
+        if s.show:
+            show(s, boots)
         if ok:
             say(f"PASS {s.name} ({secs:.1f} s)")
             passed += 1

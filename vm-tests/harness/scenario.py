@@ -91,6 +91,10 @@ class Boot:
     host_steps: {name: fn(ctx) -> (ok, detail)} run by the host when the guest asks.
     observe:  also report lsblk/pvs/vgs/lvs/findmnt/swaps/report (as `run probe` does).
     timeout:  seconds for the whole QEMU run (the guest dumps its journal 30 s before).
+    host_before: fn(images) run on the host before QEMU starts (images: the disk image Paths,
+              in Scenario.disks order) — e.g. record digests.
+    host_after: fn(images) -> (ok, detail) run on the host after QEMU exited; not ok fails the
+              boot with detail — e.g. "every disk byte-identical".
     """
 
     cmdline: str = ""
@@ -106,6 +110,8 @@ class Boot:
     host_steps: dict = field(default_factory=dict)
     observe: bool = False
     timeout: float = 300.0
+    host_before: Optional[Callable] = None
+    host_after: Optional[Callable] = None
 
 
 @dataclass
@@ -124,6 +130,8 @@ class Scenario:
     memory_mb: int = 1024
     install_units: bool = True  # units/ into /etc/systemd/system, enabled
     skip: Optional[str] = None  # reason; the scenario is listed and reported SKIP, not run
+    show: list = field(default_factory=list)  # DATA keys printed to stdout after a run (demo)
+    in_suite: bool = True  # False: run only when named (vm-tests/run NAME), e.g. the demo
 
     def __post_init__(self):
         self.disks = [d if isinstance(d, Disk) else Disk.parse(d) for d in self.disks]
@@ -158,3 +166,61 @@ def repo_file(rel: str) -> str:
     """Text of a file of this checkout, e.g. repo_file("layouts/ganeti-node.yaml")."""
     from pathlib import Path
     return (Path(__file__).resolve().parents[2] / rel).read_text()
+
+
+def image_digest(path) -> str:
+    """sha256 over the logical content of a (sparse) disk image: every non-zero 4 KiB block with
+    its offset. Two images with the same bytes give the same digest whether a zero block is a
+    hole or written zeros; reading only the data extents keeps it fast on big sparse images."""
+    import hashlib
+    import os
+    h = hashlib.sha256()
+    zero = bytes(4096)
+    with open(path, "rb") as f:
+        fd = f.fileno()
+        size = os.fstat(fd).st_size
+        h.update(str(size).encode())
+        off = 0
+        while off < size:
+            try:
+                data = os.lseek(fd, off, os.SEEK_DATA)
+            except OSError:  # ENXIO: no data after off
+                break
+            hole = os.lseek(fd, data, os.SEEK_HOLE)
+            f.seek(data)
+            pos = data
+            while pos < hole:
+                chunk = f.read(min(1 << 20, hole - pos))
+                if not chunk:
+                    break
+                for i in range(0, len(chunk), 4096):
+                    blk = chunk[i:i + 4096]
+                    if blk != zero[:len(blk)]:
+                        h.update((pos + i).to_bytes(8, "little"))
+                        h.update(blk)
+                pos += len(chunk)
+            off = hole
+    return h.hexdigest()
+
+
+class Unchanged:
+    """host_before/host_after pair: the boot must leave every disk byte-identical.
+
+        u = Unchanged()
+        Boot(..., host_before=u.record, host_after=u.verify)
+    """
+
+    def __init__(self):
+        self.before = {}
+
+    def record(self, images):
+        self.before = {str(p): image_digest(p) for p in images}
+
+    def verify(self, images):
+        changed = [os.path.basename(str(p)) for p in images if image_digest(p) != self.before.get(str(p))]
+        if changed:
+            return False, "disk images changed: " + ", ".join(changed)
+        return True, f"{len(images)} disk images byte-identical"
+
+
+import os  # noqa: E402

@@ -1,0 +1,125 @@
+"""demo (the README's first command, and the fresh-node scenario of the units issue): a netbooted
+node with blank NVMe and SATA disks boots the shipped layouts/ganeti-node.yaml and
+layouts/ganeti-node.config.yaml unchanged. Boot 1 carries homelab.provision_disks=true and the
+key bundle's URL and sha256 (as the boot server's iPXE script would): the disks are laid out and
+mounted, the SSH keys are fetched from the host (10.0.2.2) and installed before sshd — which then
+presents exactly the provisioned host key (checked from the host with ssh-keyscan) — and the age
+secret, encrypted by Debian's age CLI to that host key, is decrypted into /run/agenix before a
+dependent service starts and reads it. Boot 2 is a plain reboot: nothing wiped, all mounted,
+keys and secrets in place again."""
+
+import hashlib
+import io
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from harness import Boot, Scenario, repo_file
+
+HOST = "node1"
+SECRET = b"cluster token for node1: 6f1e2d3c\n"
+
+
+def _make_keys():
+    """ssh-keygen keys, the bundle, and the age file — made on the host for each run."""
+    d = Path(tempfile.mkdtemp(prefix="provision-demo-"))
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{HOST}",
+                    "-f", str(d / "root")], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "3072", "-N", "", "-C", HOST,
+                    "-f", str(d / "host")], check=True)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for member, f in (("root_privkey", "root"), ("host_privkey", "host")):
+            data = (d / f).read_bytes()
+            ti = tarfile.TarInfo(member)
+            ti.size, ti.mode = len(data), 0o600
+            tar.addfile(ti, io.BytesIO(data))
+    bundle = buf.getvalue()
+    fp = lambda f: subprocess.run(["ssh-keygen", "-lf", str(d / f)], check=True,  # noqa: E731
+                                  capture_output=True, text=True).stdout.split()[1]
+    try:
+        age = subprocess.run(["age", "-R", str(d / "host.pub")], input=SECRET, check=True,
+                             capture_output=True).stdout
+    except FileNotFoundError:
+        age = b"age CLI missing on the host: run vm-tests/setup"
+    return bundle, fp("root.pub"), fp("host.pub"), age
+
+
+BUNDLE, ROOT_FP, HOST_FP, AGE_FILE = _make_keys()
+SHA = hashlib.sha256(BUNDLE).hexdigest()
+SECRET_SHA = hashlib.sha256(SECRET).hexdigest()
+
+APP_UNIT = """[Unit]
+Description=demo service that needs a secret
+Requires=provision-secrets.target
+After=provision-secrets.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'sha256sum /run/agenix/cluster-token | cut -d" " -f1 >/run/demo-app.sha; echo "demo-app: read cluster-token, sha256 $(cat /run/demo-app.sha)"'
+"""
+
+
+def sshd_host_key(ctx):
+    """Host step: the guest's sshd presents exactly the provisioned RSA host key."""
+    out = subprocess.run(["ssh-keyscan", "-T", "20", "-t", "rsa", "-p", str(ctx.ssh_port),
+                          "127.0.0.1"], capture_output=True, text=True, timeout=60).stdout
+    line = next((l for l in out.splitlines() if "ssh-rsa" in l), "")
+    if not line:
+        return False, f"ssh-keyscan got no rsa key: {out!r}"
+    fp = subprocess.run(["ssh-keygen", "-lf", "-"], input=line, capture_output=True,
+                        text=True).stdout.split()
+    got = fp[1] if len(fp) > 1 else "?"
+    return got == HOST_FP, f"sshd presents {got}, provisioned {HOST_FP}"
+
+
+COMMON = rf'''
+check_eq "disks: /var" "$(findmnt -n -o SOURCE /var)" /dev/mapper/pool_host-var
+check_eq "disks: /home" "$(findmnt -n -o SOURCE /home)" /dev/mapper/pool_host-home
+check_eq "disks: /boot" "$(findmnt -n -o FSTYPE /boot)" vfat
+check "disks: swap on" sh -c 'swapon --show=NAME --noheadings | grep -q .'
+check_eq "keys: host key" "$(ssh-keygen -lf /etc/ssh/ssh_host_rsa_key.pub | cut -d' ' -f2)" "{HOST_FP}"
+check_eq "keys: root key" "$(ssh-keygen -lf /root/.ssh/id_ed25519.pub | cut -d' ' -f2)" "{ROOT_FP}"
+check_eq "keys: modes" "$(stat -c %a /etc/ssh/ssh_host_rsa_key /root/.ssh/id_ed25519 /root/.ssh | tr '\n' ' ')" "600 600 700 "
+check_eq "secrets: content" "$(sha256sum /run/agenix/cluster-token | cut -d' ' -f1)" "{SECRET_SHA}"
+check_eq "secrets: owner and mode" "$(stat -L -c %U:%a /run/agenix/cluster-token)" root:400
+check_eq "secrets: on ramfs" "$(findmnt -n -o FSTYPE /run/agenix.d)" ramfs
+check_eq "secrets: /run/agenix is a generation" "$(readlink /run/agenix)" /run/agenix.d/1
+check_eq "service read the secret" "$(cat /run/demo-app.sha)" "{SECRET_SHA}"
+ts() {{ systemctl show -p "$2" --value "$1"; }}
+check "order: disks before local-fs.target" test "$(ts provision-disks.service ExecMainExitTimestampMonotonic)" -le "$(ts local-fs.target ActiveEnterTimestampMonotonic)"
+check "order: keys before sshd" test "$(ts provision-keys.service ExecMainExitTimestampMonotonic)" -le "$(ts ssh.service ExecMainStartTimestampMonotonic)"
+check "order: keys before secrets" test "$(ts provision-keys.service ExecMainExitTimestampMonotonic)" -le "$(ts provision-secrets.service ExecMainStartTimestampMonotonic)"
+check "order: secrets before the service" test "$(ts provision-secrets.service ExecMainExitTimestampMonotonic)" -le "$(ts demo-app.service ExecMainStartTimestampMonotonic)"
+host_step sshd-host-key
+data_text "provision status" provision status
+data_text "provision journal" journalctl -b -o short-monotonic --no-hostname -u provision-disks -u provision-keys -u provision-secrets -u demo-app
+'''
+
+CMDLINE = (f"homelab.hostname={HOST} homelab.keys_url={{http}}/keys/{{hostname}}.tar.gz "
+           f"homelab.keys_sha256={SHA}")
+
+SCENARIO = Scenario(
+    name="demo",
+    doc="fresh node, shipped ganeti-node layout + config: disks, keys (sshd host key), secrets before a dependent service; reboot keeps it all",
+    disks=["nvme:64G", "sata:160G"],
+    config=repo_file("layouts/ganeti-node.config.yaml"),
+    layout=None,
+    files={
+        "/etc/provision/ganeti-node.yaml": repo_file("layouts/ganeti-node.yaml"),
+        "/etc/provision/secrets/cluster-token.age": AGE_FILE,
+        "/etc/systemd/system/demo-app.service": APP_UNIT,
+        "/etc/systemd/system/multi-user.target.d/demo-app.conf": "[Unit]\nWants=demo-app.service\n",
+    },
+    http_files={f"keys/{HOST}.tar.gz": BUNDLE},
+    show=["provision journal", "provision status"],
+    boots=[
+        Boot(cmdline="homelab.provision_disks=true " + CMDLINE, timeout=480,
+             check=COMMON + 'check "write canary" sh -c "echo kept >/var/canary && sync"\n',
+             host_steps={"sshd-host-key": sshd_host_key}, expect_results=["write canary"]),
+        Boot(cmdline=CMDLINE, check=COMMON + 'check_eq "canary kept" "$(cat /var/canary)" kept\n',
+             host_steps={"sshd-host-key": sshd_host_key}, expect_results=["canary kept"]),
+    ],
+)
