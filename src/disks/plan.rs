@@ -1326,8 +1326,9 @@ fn mount_actions(
         );
         for lv in &vg.lvs {
             if let Some(c) = &lv.content {
+                // /dev/mapper/<vg>-<lv>: the name mount(8) and findmnt show for an LV.
                 items.push((
-                    format!("/dev/{}/{}", vg.name, lv.name),
+                    format!("/dev/mapper/{}", dm_name(&vg.name, &lv.name)),
                     c.clone(),
                     format!("{}/{}", vg.name, lv.name),
                 ));
