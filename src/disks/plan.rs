@@ -175,19 +175,31 @@ fn s(x: &str) -> String {
     x.to_string()
 }
 
-/// The `devices { … }` LVM config used on every lvm command and written to lvmlocal.conf.
-pub fn lvm_devices_config(layout: &Layout, lvm_version: Option<&str>) -> String {
+/// The LVM `devices` settings this agent runs every lvm command with (as `--config`) and
+/// writes into the node's lvm config: DRBD devices (and their udev aliases) rejected by
+/// global_filter — the filter pvscan and event activation honour —, LVs never scanned for PV
+/// labels (`scan_lvs = 0`, lvm's default since 2.03: the LV under a DRBD device starts with the
+/// guest's PV label), and no devices file where lvm has one (a netbooted node has no persistent
+/// system.devices; the filter is the mechanism).
+pub fn lvm_devices_settings(layout: &Layout, lvm_version: Option<&str>) -> Vec<String> {
     let mut filter = vec![s("\"r|^/dev/drbd[0-9]+$|\""), s("\"r|^/dev/drbd/|\"")];
     filter.extend(layout.lvm_reject.iter().map(|r| format!("\"{r}\"")));
     filter.push(s("\"a|.*|\""));
-    let devicesfile = if lvm_supports_devicesfile(lvm_version) {
-        " use_devicesfile = 0"
-    } else {
-        ""
-    };
+    let mut out = vec![
+        format!("global_filter = [ {} ]", filter.join(", ")),
+        s("scan_lvs = 0"),
+    ];
+    if lvm_supports_devicesfile(lvm_version) {
+        out.push(s("use_devicesfile = 0"));
+    }
+    out
+}
+
+/// The settings as one `--config` argument: `devices { … }`.
+pub fn lvm_devices_config(layout: &Layout, lvm_version: Option<&str>) -> String {
     format!(
-        "devices {{ global_filter = [ {} ]{devicesfile} }}",
-        filter.join(", ")
+        "devices {{ {} }}",
+        lvm_devices_settings(layout, lvm_version).join(" ")
     )
 }
 
@@ -789,7 +801,10 @@ pub fn plan(
     // 4. Actions.
     let mut actions = Vec::new();
     if mode != Mode::Refused {
-        actions.push(lvm_conf_action(&lvm_cfg, opts));
+        actions.push(lvm_conf_action(
+            &lvm_devices_settings(layout, state.lvm_version.as_deref()),
+            opts,
+        ));
         if mode == Mode::Provision {
             provision_actions(
                 layout,
@@ -1429,7 +1444,7 @@ fn mount_actions(
 
 /// Write the LVM settings into the node's lvm config, so later lvm runs (udev event activation,
 /// pvscan, the operator's own commands) filter DRBD exactly as ours do.
-fn lvm_conf_action(cfg: &str, opts: &PlanOptions) -> Action {
+fn lvm_conf_action(settings: &[String], opts: &PlanOptions) -> Action {
     let conf_path = opts
         .lvm_conf
         .clone()
@@ -1440,10 +1455,16 @@ fn lvm_conf_action(cfg: &str, opts: &PlanOptions) -> Action {
         format!("writing the LVM device filter to {conf_path}"),
     );
     wf.target = Some(conf_path);
-    wf.content = Some(format!(
-        "# Written by provision on every boot: keep LVM off DRBD devices and agree with\n# the filter provision uses (global_filter is honoured by pvscan and event activation).\n{}\n",
-        cfg.replace("devices { ", "devices {\n    ").replace(" ] ", " ]\n    ").replace(" }", "\n}")
-    ));
+    let mut text = String::from(
+        "# Written by provision on every boot: lvm on this node filters devices exactly as\n\
+         # provision does (global_filter is the one pvscan and event activation honour).\n\
+         devices {\n",
+    );
+    for line in settings {
+        text.push_str(&format!("    {line}\n"));
+    }
+    text.push_str("}\n");
+    wf.content = Some(text);
     wf.mode = Some("0644".into());
     wf
 }
