@@ -97,7 +97,27 @@ pub fn notify(msg: &str) {
     }
 }
 
-/// Log to journald when running under systemd (JOURNAL_STREAM set), else to stderr.
+/// Is stderr the journal stream systemd connected? `JOURNAL_STREAM=dev:ino` names it; a child
+/// whose stderr was redirected elsewhere inherits the variable but not the stream (systemd's
+/// documented check: compare with fstat of stderr).
+pub fn stderr_is_journal() -> bool {
+    let Some(v) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let v = v.to_string_lossy();
+    let Some((dev, ino)) = v.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    match rustix::fs::fstat(std::io::stderr()) {
+        Ok(st) => st.st_dev == dev && st.st_ino == ino,
+        Err(_) => false,
+    }
+}
+
+/// Log to journald when stderr is systemd's journal stream, else to stderr.
 /// Returns true when logging goes to the journal.
 pub fn init_logging(verbose: bool) -> bool {
     use tracing_subscriber::prelude::*;
@@ -107,7 +127,7 @@ pub fn init_logging(verbose: bool) -> bool {
         tracing::Level::INFO
     };
     let filter = tracing_subscriber::filter::LevelFilter::from_level(level);
-    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let under_journal = stderr_is_journal();
     if under_journal {
         if let Ok(j) = tracing_journald::layer() {
             let _ = tracing_subscriber::registry()
