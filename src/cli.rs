@@ -186,7 +186,12 @@ fn run_stage(
         ),
     };
     if let Ok(o) = &res {
-        print_output(cli, stage, o);
+        // Under systemd a real run's actions are already in the journal, one line each with
+        // their fields: stdout would only repeat them.
+        let repeat = JOURNAL.load(Relaxed) && !ctx.dry_run && cli.output == OutputFormat::Text;
+        if !repeat {
+            print_output(cli, stage, o);
+        }
     }
     match &res {
         Ok(_) => tracing::info!(stage, duration_ms, outcome, "stage finished"),
