@@ -176,6 +176,10 @@ fn blank_disks_with_flag_provision_the_whole_layout() {
                     argv[3].contains("global_filter = [ \"r|^/dev/drbd[0-9]+$|\""),
                     "{argv:?}"
                 );
+                // An accept-all would let a DRBD device in under another of its names
+                // (/dev/block/147:0): see the disks-drbd VM scenario.
+                assert!(!argv[3].contains("\"a|"), "{argv:?}");
+                assert!(argv[3].contains("scan_lvs = 0"), "{argv:?}");
             }
         }
     }

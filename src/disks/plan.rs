@@ -176,15 +176,20 @@ fn s(x: &str) -> String {
 }
 
 /// The LVM `devices` settings this agent runs every lvm command with (as `--config`) and
-/// writes into the node's lvm config: DRBD devices (and their udev aliases) rejected by
-/// global_filter — the filter pvscan and event activation honour —, LVs never scanned for PV
+/// writes into the node's lvm config: DRBD devices rejected by global_filter — the filter pvscan
+/// and event activation honour —, LVs never scanned for PV
 /// labels (`scan_lvs = 0`, lvm's default since 2.03: the LV under a DRBD device starts with the
 /// guest's PV label), and no devices file where lvm has one (a netbooted node has no persistent
 /// system.devices; the filter is the mechanism).
 pub fn lvm_devices_settings(layout: &Layout, lvm_version: Option<&str>) -> Vec<String> {
+    // Rejects only, no trailing "a|.*|": lvm accepts a device if ANY of its names matches an
+    // accept pattern first, and a DRBD device has names no reject can foresee (/dev/block/147:0,
+    // udev's /dev/disk/by-id/lvm-pv-uuid-… for the PV inside). Names that match no pattern do
+    // not count, a device none of whose names match is accepted: so every other disk is seen,
+    // and DRBD devices, whose kernel name matches a reject, are not. (Proven in the disks-drbd
+    // VM scenario, which failed with the "a|.*|" form.)
     let mut filter = vec![s("\"r|^/dev/drbd[0-9]+$|\""), s("\"r|^/dev/drbd/|\"")];
     filter.extend(layout.lvm_reject.iter().map(|r| format!("\"{r}\"")));
-    filter.push(s("\"a|.*|\""));
     let mut out = vec![
         format!("global_filter = [ {} ]", filter.join(", ")),
         s("scan_lvs = 0"),

@@ -25,15 +25,22 @@ RES = """resource r0 {
 }
 """
 
-NOFILTER = "--config 'devices { global_filter = [ \"a|.*|\" ] scan_lvs = 0 use_devicesfile = 0 }'"
 
 INVISIBLE = r'''
+data_text "pvs (node)" sh -c 'pvs -a -o pv_name,vg_name,dev_size 2>&1; echo ---; vgs -o vg_name,pv_name 2>&1; echo ---; cat /etc/lvm/lvmlocal.conf; echo ---; lvmconfig --type full devices/global_filter devices/scan_lvs devices/use_devicesfile 2>&1; ls -l /dev/drbd* /dev/drbd/by-res/*/* 2>&1'
 check "node lvm: no VG inner" sh -c '! vgs --noheadings -o vg_name | grep -qw inner'
 check "node lvm: no PV on drbd or on the backing LV" sh -c '! pvs --noheadings -o pv_name | grep -Eq "drbd|pool_gnt-disk0|pool_gnt/disk0"'
 check "agent discovery: no VG inner" sh -c 'provision status --output json >/tmp/status.json && ! grep -q "\"inner\"" /tmp/status.json'
 '''
 
-BOOT1 = rf'''
+# lvm as an instance's OS (or a node without our filter) would run it: nothing filtered.
+NOFILTER = r'''
+nf() { "$@" --config 'devices { global_filter = [ "a|.*|" ] scan_lvs = 0 use_devicesfile = 0 }'; }
+inner_vg() { nf pvcreate -qy /dev/drbd0 && nf vgcreate -q inner /dev/drbd0 && nf lvcreate -qy -n root -L 64M inner; }
+sees_inner() { nf vgs --noheadings -o vg_name | grep -qw inner; }
+'''
+
+BOOT1 = NOFILTER + r'''
 check "Ganeti-style LV" lvcreate -qy -n disk0 -L 256M pool_gnt
 check "drbd module" modprobe drbd
 hostname provision-vm
@@ -41,20 +48,21 @@ check "drbd create-md" sh -c 'yes yes | drbdadm create-md --force r0'
 check "drbd up" drbdadm up r0
 check "drbd primary" drbdadm primary --force r0
 check "drbd0 is up" wait_for 20 test -b /dev/drbd0
-check "a VG inside drbd0 (as an instance OS would)" sh -c "pvcreate -qy {NOFILTER} /dev/drbd0 && vgcreate -q {NOFILTER} inner /dev/drbd0 && lvcreate -qy {NOFILTER} -n root -L 64M inner"
-check "control: lvm without the filter sees it" sh -c "vgs {NOFILTER} --noheadings -o vg_name | grep -qw inner"
+check "a VG inside drbd0 (as an instance OS would)" inner_vg
+check "control: lvm without the filter sees it" sees_inner
 ''' + INVISIBLE + r'''
 provision --cmdline "homelab.provision_disks=tok9" disks >/tmp/reprov.out 2>&1; rc=$?
 check_eq "reprovision while drbd0 is up: refused" "$rc" 4
 check "the refusal names DRBD" grep -q "backs active DRBD device drbd0" /tmp/reprov.out
 check "pool_gnt intact" lvs pool_gnt/disk0
-check "bring DRBD down" sh -c "vgchange -qan {NOFILTER} inner; drbdadm down r0"
+down() { nf vgchange -qan inner; drbdadm down r0; }
+check "bring DRBD down" down
 '''
 
-BOOT2 = INVISIBLE + r'''
+BOOT2 = NOFILTER + INVISIBLE + r'''
 check_eq "mount-only" "$(findmnt -n -o SOURCE /var)" /dev/mapper/pool_host-var
 check "backing LV still there" lvs pool_gnt/disk0
-'''.replace("{NOFILTER}", NOFILTER)
+'''
 
 SCENARIO = Scenario(
     name="disks-drbd",

@@ -27,7 +27,7 @@ check "/var mounted noatime" sh -c 'findmnt -n -o OPTIONS /var | grep -q noatime
 check_eq "swap is pool_host/swap" "$(swapon --show=NAME --noheadings | tr -d ' ')" "$(readlink -f /dev/pool_host/swap)"
 check_eq "/var/lib/ganeti 0750" "$(stat -c %a:%U:%G /var/lib/ganeti)" 750:root:root
 check_eq "/var/lib/ganeti/export 0750" "$(stat -c %a /var/lib/ganeti/export)" 750
-check "lvmlocal.conf has the DRBD global_filter" grep -qF 'global_filter = [ "r|^/dev/drbd[0-9]+$|", "r|^/dev/drbd/|", "a|.*|" ]' /etc/lvm/lvmlocal.conf
+check "lvmlocal.conf has the DRBD global_filter" grep -qF 'global_filter = [ "r|^/dev/drbd[0-9]+$|", "r|^/dev/drbd/|" ]' /etc/lvm/lvmlocal.conf
 check "completion recorded as a VG tag" sh -c 'vgs --noheadings -o vg_tags pool_host | grep -q "provision.layout="'
 check "report: disks ok" grep -q '"outcome": "ok"' /run/provision/report.json
 check "mounted before local-fs.target" sh -c '[ "$(systemctl show -p ExecMainExitTimestampMonotonic --value provision-disks.service)" -le "$(systemctl show -p ActiveEnterTimestampMonotonic --value local-fs.target)" ]'
