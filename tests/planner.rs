@@ -592,3 +592,61 @@ fn state_snapshot_round_trips() {
     let e = provision::disks::load_state(&f).unwrap_err();
     assert!(format!("{e:#}").contains("bogus"));
 }
+
+#[test]
+fn vg_reaching_beyond_the_layout_is_refused() {
+    // pool_host also has a PV on /dev/sdc, which the layout does not name.
+    let mut st = provisioned_node(&[]);
+    st.disks.push(disk("sdc", "8:32", 100 * GIB));
+    st.disks[2].fs_type = Some("LVM2_member".into());
+    st.pvs.push(Pv {
+        pv_name: "/dev/sdc".into(),
+        vg_name: "pool_host".into(),
+        pv_size: 100 * GIB,
+    });
+    let p = run(&ganeti(), &st, "homelab.provision_disks=true");
+    assert_eq!(p.mode, Mode::Refused);
+    assert!(p.actions.is_empty());
+    assert!(
+        p.refusals
+            .iter()
+            .any(|r| r.disk == "hdd" && r.reason.contains("VG pool_host also has PV /dev/sdc")),
+        "{:?}",
+        p.refusals
+    );
+}
+
+#[test]
+fn md_holder_and_duplicate_disks_are_refused() {
+    let mut st = provisioned_node(&[]);
+    st.disks[1].partitions[0].holders = vec!["md127".into()];
+    st.virtual_devices.push(VirtualDevice {
+        name: "md127".into(),
+        maj_min: "9:127".into(),
+        ..Default::default()
+    });
+    let p = run(&ganeti(), &st, "homelab.provision_disks=true");
+    assert_eq!(p.mode, Mode::Refused);
+    assert!(
+        p.refusals
+            .iter()
+            .any(|r| r.reason.contains("/dev/sda1 is held by md127")),
+        "{:?}",
+        p.refusals
+    );
+
+    // Two layout disks naming one device (by kernel name and by-id).
+    let text = std::fs::read_to_string(repo("layouts/ganeti-node.yaml"))
+        .unwrap()
+        .replace("/dev/nvme0n1", "/dev/disk/by-id/ata-QEMU_HARDDISK_HD1");
+    let l = provision::layout::parse_str("dup.yaml", &text).unwrap();
+    let p = run(&l, &blank_node(), "homelab.provision_disks=true");
+    assert_eq!(p.mode, Mode::Refused);
+    assert!(
+        p.refusals
+            .iter()
+            .any(|r| r.reason.contains("which is also disk")),
+        "{:?}",
+        p.refusals
+    );
+}
