@@ -8,5 +8,5 @@ mod engine;
 mod targets;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    targets::check_sizes(data);
+    targets::check_size(data);
 });
