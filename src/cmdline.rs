@@ -84,13 +84,15 @@ pub fn parse_params(line: &str) -> Vec<Param> {
                 (k, Some(v))
             }
         };
+        // Only a literal `--` ends our part (the kernel compares before normalising, so `__` is
+        // an ordinary parameter).
+        if key == ['-', '-'] && value.is_none() {
+            break; // the rest is init's
+        }
         let key: String = key
             .iter()
             .map(|&c| if c == '-' { '_' } else { c })
             .collect();
-        if key == "__" && value.is_none() {
-            break; // the rest is init's
-        }
         out.push(Param {
             key,
             value: value.map(|v| v.iter().collect()),

@@ -568,7 +568,9 @@ fn busy_reasons(
                 }
                 let before = out.len();
                 busy_reasons(&v.name, &lvpath, &v.maj_min, our_vgs, state, out, depth + 1);
-                // keep drbd message unique
+                // keep drbd message unique (the call's dedup may have shortened `out` below
+                // `before`)
+                let before = before.min(out.len());
                 out[before..].sort();
             }
             (Some(v), None) if dm_of_our_vg => {
@@ -949,8 +951,18 @@ fn table_action(
         let mut argv = vec![s("sgdisk"), s("--clear")];
         for (n, p) in t.partitions.iter().enumerate() {
             let n = n + 1;
-            let st = table_bytes(p.start, size) / 1024;
+            let st_b = table_bytes(p.start, size);
             let en = table_bytes(p.end, size);
+            // As for msdos below (and so that `en / 1024 - 1` cannot underflow).
+            if en <= st_b {
+                anyhow::bail!(
+                    "disk.{disk_name}: partition {} ends before it starts on {} ({})",
+                    p.name,
+                    dev.path,
+                    human(size)
+                );
+            }
+            let st = st_b / 1024;
             let en = if en >= size {
                 s("-0")
             } else {

@@ -192,6 +192,20 @@ pub struct SwapEntry {
     pub maj_min: Option<String>,
 }
 
+/// The kernel's disk name suffix for index `i`: a…z, aa…zz, aaa… (as `sd_format_disk_name`).
+fn disk_letters(mut i: usize) -> String {
+    let mut s = Vec::new();
+    loop {
+        s.push(b'a' + (i % 26) as u8);
+        if i < 26 {
+            break;
+        }
+        i = i / 26 - 1;
+    }
+    s.reverse();
+    String::from_utf8(s).unwrap_or_default()
+}
+
 impl SystemState {
     /// A machine with blank disks matching a layout's path-named disks (tests and examples).
     /// Selector-named disks get a disk whose properties satisfy the selector.
@@ -203,7 +217,7 @@ impl SystemState {
             ..Default::default()
         };
         for (i, d) in layout.disks.iter().enumerate() {
-            let name = format!("vd{}", (b'a' + i as u8) as char);
+            let name = format!("vd{}", disk_letters(i));
             let mut b = BlockDevice {
                 path: format!("/dev/{name}"),
                 maj_min: format!("254:{}", i * 16),

@@ -92,6 +92,24 @@ pub fn normalize_member(raw: &str) -> std::result::Result<Option<String>, String
     Ok(Some(parts.join("/")))
 }
 
+/// tar's error text without what it quotes from the archive: its messages can carry a damaged
+/// header's field bytes and path (`numeric field was not a number: … when getting cksum for
+/// <path>`), which in a damaged bundle may be key material. Keep the fixed wording only.
+fn tar_error_words(e: &std::io::Error) -> String {
+    let msg = e.to_string();
+    let head = msg.split(':').next().unwrap_or_default().trim().to_string();
+    match msg
+        .split(" when getting ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+    {
+        Some(field @ ("size" | "mode" | "uid" | "gid" | "mtime" | "cksum")) => {
+            format!("{head} (header field {field})")
+        }
+        _ => head,
+    }
+}
+
 /// Check a whole bundle. Nothing here touches the file system.
 pub fn check(bytes: &[u8], wanted: &[Wanted], limits: Limits) -> Result<Bundle> {
     if bytes.len() as u64 > limits.max_bytes {
@@ -124,7 +142,13 @@ pub fn check(bytes: &[u8], wanted: &[Wanted], limits: Limits) -> Result<Bundle> 
         .entries()
         .map_err(|e| reject(format!("not a tar archive: {e}")))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| reject(format!("corrupt tar archive: {e}")))?;
+        let mut entry = entry.map_err(|e| {
+            reject(format!(
+                "corrupt tar archive: entry {}: {}",
+                count + 1,
+                tar_error_words(&e)
+            ))
+        })?;
         count += 1;
         if count > limits.max_members {
             return Err(reject(format!(
