@@ -939,6 +939,19 @@ fn gpt_action(dev: &BlockDevice, g: &crate::layout::Gpt) -> Action {
     .dev(&dev.path)
 }
 
+/// A `table` partition whose end, resolved against this disk's size, is not after its start: a
+/// layout that does not fit the disk (bad input, not a failed command).
+fn ends_before_start(disk_name: &str, part: &str, dev: &BlockDevice) -> anyhow::Error {
+    crate::exit::coded(
+        crate::exit::Code::BadInput,
+        format!(
+            "disk.{disk_name}: partition {part} ends before it starts on {} ({})",
+            dev.path,
+            human(dev.size)
+        ),
+    )
+}
+
 /// A disko `table`: gpt through sgdisk, msdos through an sfdisk script; positions are resolved
 /// against the disk's size (1 MiB aligned).
 fn table_action(
@@ -955,12 +968,7 @@ fn table_action(
             let en = table_bytes(p.end, size);
             // As for msdos below (and so that `en / 1024 - 1` cannot underflow).
             if en <= st_b {
-                anyhow::bail!(
-                    "disk.{disk_name}: partition {} ends before it starts on {} ({})",
-                    p.name,
-                    dev.path,
-                    human(size)
-                );
+                return Err(ends_before_start(disk_name, &p.name, dev));
             }
             let st = st_b / 1024;
             let en = if en >= size {
@@ -996,12 +1004,7 @@ fn table_action(
         let st = table_bytes(p.start, size) / 512;
         let en = table_bytes(p.end, size) / 512;
         if en <= st {
-            anyhow::bail!(
-                "disk.{disk_name}: partition {} ends before it starts on {} ({})",
-                p.name,
-                dev.path,
-                human(size)
-            );
+            return Err(ends_before_start(disk_name, &p.name, dev));
         }
         let ty = match p.content.as_deref() {
             Some(Content::LvmPv { .. }) => "8e",

@@ -17,62 +17,16 @@ pub const RAMFS_MAGIC: u64 = 0x8584_58f6;
 /// tmpfs `f_type`.
 pub const TMPFS_MAGIC: u64 = 0x0102_1994;
 
-/// One line of /proc/self/mountinfo (the fields we use).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountEntry {
-    pub mount_point: PathBuf,
-    pub fstype: String,
-}
-
-/// Parse /proc/self/mountinfo: field 5 is the mount point (octal-escaped), the type follows the
-/// ` - ` separator.
-pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
-    text.lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let mp = pre.split(' ').nth(4)?;
-            let fstype = post.split(' ').next()?;
-            Some(MountEntry {
-                mount_point: PathBuf::from(unescape(mp)),
-                fstype: fstype.to_string(),
-            })
-        })
-        .collect()
-}
-
-/// Undo the kernel's `\ooo` escapes (space, tab, newline, backslash) in mountinfo paths.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') as u32 * 64
-                + (b[i + 2] - b'0') as u32 * 8
-                + (b[i + 3] - b'0') as u32;
-            out.push(v as u8);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The file-system type mounted exactly at `dir` (the topmost mount there), if any.
 pub fn mounted_type(dir: &Path) -> Result<Option<String>> {
     let text =
         fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
     let real = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    Ok(parse_mountinfo(&text)
+    Ok(crate::disks::discover::parse_mountinfo(&text)
         .into_iter()
         .rev()
-        .find(|m| m.mount_point == real)
-        .map(|m| m.fstype))
+        .find(|m| Path::new(&m.target) == real)
+        .map(|m| m.fs_type))
 }
 
 /// What [`ensure_ramfs`] did.
@@ -260,22 +214,6 @@ pub fn prune(mount_host: &Path, keep: &[u64]) -> Result<Vec<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_parsing() {
-        let text = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
-                    30 22 0:25 / /run rw,nosuid,nodev shared:5 - tmpfs tmpfs rw,mode=755\n\
-                    31 30 0:40 / /run/agenix.d rw,nosuid,nodev - ramfs none rw,mode=751\n\
-                    40 22 0:41 / /mnt/with\\040space rw - ramfs none rw\n\
-                    garbage line\n";
-        let m = parse_mountinfo(text);
-        assert_eq!(m.len(), 4);
-        assert_eq!(m[2].mount_point, PathBuf::from("/run/agenix.d"));
-        assert_eq!(m[2].fstype, "ramfs");
-        assert_eq!(m[3].mount_point, PathBuf::from("/mnt/with space"));
-        assert_eq!(unescape("a\\134b\\011"), "a\\b\t");
-        assert_eq!(unescape("trail\\04"), "trail\\04");
-    }
 
     #[test]
     fn generations_and_links() {
