@@ -418,7 +418,7 @@ fn drbd_on_an_lv_of_a_target_pv_is_refused() {
     assert!(
         p.refusals.iter().any(|r| r.disk == "nvme"
             && r.reason
-                .contains("LV pool_gnt/disk0 backs active DRBD device drbd0")),
+                .contains("/dev/pool_gnt/disk0 backs active DRBD device drbd0")),
         "{:?}",
         p.refusals
     );

@@ -513,7 +513,9 @@ fn observed_vgs_on(dev: &BlockDevice, state: &SystemState) -> Vec<String> {
     vgs
 }
 
-/// Why a device (or what sits on it) is busy. `our_vgs` are VGs this plan will deactivate.
+/// Why a device (or what sits on it) is busy. `our_vgs` are the VGs this plan deactivates (their
+/// LVs are looked through: mounted, swap, open, or held by DRBD/md/other dm is busy). A device
+/// reached twice gives its reasons twice: the caller removes repeats.
 fn busy_reasons(
     name: &str,
     path: &str,
@@ -558,20 +560,7 @@ fn busy_reasons(
                         lv.vg_name, lv.lv_name
                     ));
                 }
-                for hh in &v.holders {
-                    if hh.starts_with("drbd") {
-                        out.push(format!(
-                            "LV {}/{} backs active DRBD device {hh}",
-                            lv.vg_name, lv.lv_name
-                        ));
-                    }
-                }
-                let before = out.len();
                 busy_reasons(&v.name, &lvpath, &v.maj_min, our_vgs, state, out, depth + 1);
-                // keep drbd message unique (the call's dedup may have shortened `out` below
-                // `before`)
-                let before = before.min(out.len());
-                out[before..].sort();
             }
             (Some(v), None) if dm_of_our_vg => {
                 // internal dm devices of our VGs (thin pool data/meta …): look through them
@@ -585,22 +574,17 @@ fn busy_reasons(
                     depth + 1,
                 );
             }
+            _ if h.starts_with("drbd") => out.push(format!("{path} backs active DRBD device {h}")),
             (Some(v), None) => out.push(format!(
-                "{path} is held by {}{}",
+                "{path} is held by {}",
                 v.dm_name
                     .as_deref()
                     .map(|d| format!("{d} ({})", v.name))
                     .unwrap_or_else(|| v.name.clone()),
-                if v.name.starts_with("drbd") {
-                    " (DRBD)"
-                } else {
-                    ""
-                }
             )),
             (None, _) => out.push(format!("{path} is held by {h}")),
         }
     }
-    out.dedup();
 }
 
 /// Compute the plan.
@@ -775,7 +759,8 @@ pub fn plan(
                 d.name
             ));
         }
-        reasons.dedup();
+        let mut seen = std::collections::HashSet::new();
+        reasons.retain(|r| seen.insert(r.clone()));
         for r in reasons {
             refusals.push(Refusal {
                 disk: d.name.clone(),
