@@ -86,6 +86,18 @@ pub struct Inputs {
     pub cmdline_text: String,
 }
 
+impl Inputs {
+    /// The config file's directory (relative paths in the config are resolved against it);
+    /// `.` when there is no config file.
+    pub fn config_dir(&self) -> PathBuf {
+        self.config_path
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+}
+
 fn read_cmdline(cli: &Cli) -> Result<String> {
     if let Some(s) = &cli.cmdline {
         return Ok(s.clone());
@@ -140,12 +152,7 @@ fn make_context(cli: &Cli, inputs: &Inputs) -> Context {
     for b in &settings.bad {
         tracing::warn!(key = %b.key, "{b}");
     }
-    let config_dir = inputs
-        .config_path
-        .as_deref()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
+    let config_dir = inputs.config_dir();
     Context {
         root: cli.root.clone(),
         dry_run: cli.dry_run || cli.state.is_some(),
@@ -300,7 +307,7 @@ pub fn run(cli: &Cli) -> Result<()> {
 }
 
 /// The layout file: `--layout`, else the config's `disks.layout` (relative to the config).
-fn layout_path(cli: &Cli, ctx: &Context, cfg: &Config) -> Option<PathBuf> {
+fn layout_path(cli: &Cli, config_dir: &Path, cfg: &Config) -> Option<PathBuf> {
     if let Some(l) = &cli.layout {
         return Some(l.clone());
     }
@@ -308,7 +315,7 @@ fn layout_path(cli: &Cli, ctx: &Context, cfg: &Config) -> Option<PathBuf> {
         if d.layout.is_absolute() {
             d.layout.clone()
         } else {
-            ctx.config_dir.join(&d.layout)
+            config_dir.join(&d.layout)
         }
     })
 }
@@ -329,7 +336,7 @@ fn disks_inputs(cli: &Cli, layout: PathBuf, cfg: &Config) -> crate::disks::Disks
 }
 
 fn run_disks(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<()> {
-    let Some(layout) = layout_path(cli, ctx, cfg) else {
+    let Some(layout) = layout_path(cli, &ctx.config_dir, cfg) else {
         tracing::info!(
             stage = "disks",
             "no disks section in the config and no --layout: nothing to do"
@@ -346,7 +353,7 @@ fn run_disks(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Resu
 fn status(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<()> {
     let mut out = serde_json::Map::new();
     let mut text = String::new();
-    let layout = layout_path(cli, ctx, cfg);
+    let layout = layout_path(cli, &ctx.config_dir, cfg);
     let layout_parsed = match &layout {
         Some(p) => Some(crate::layout::load(p)?),
         None => None,
@@ -458,21 +465,7 @@ fn validate(cli: &Cli, inputs: &Inputs) -> Result<()> {
                 .map(|u| format!("kernel cmdline: unknown key {u} under our prefix")),
         );
     }
-    let ctx_dir = inputs
-        .config_path
-        .as_deref()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let layout = cli.layout.clone().or_else(|| {
-        inputs.config.disks.as_ref().map(|d| {
-            if d.layout.is_absolute() {
-                d.layout.clone()
-            } else {
-                ctx_dir.join(&d.layout)
-            }
-        })
-    });
+    let layout = layout_path(cli, &inputs.config_dir(), &inputs.config);
     if let Some(l) = &layout {
         match std::fs::read_to_string(l) {
             Err(e) => problems.push(format!("{}: cannot read layout: {e}", l.display())),

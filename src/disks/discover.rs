@@ -435,8 +435,24 @@ pub fn report_rows(json: &[u8], key: &str) -> Result<Vec<serde_json::Value>> {
     Ok(rows)
 }
 
-/// Read PVs, VGs and LVs through lvm's JSON reports. `lvm_config` is our `devices {…}` string.
-pub fn read_lvm(runner: &dyn Runner, lvm_config: &str, state: &mut SystemState) -> Result<()> {
+/// Read PVs, VGs and LVs through lvm's JSON reports. `lvm_config` gives our `devices {…}`
+/// string for the lvm version found (the same settings the plan's commands will carry).
+pub fn read_lvm(
+    runner: &dyn Runner,
+    lvm_config: &dyn Fn(Option<&str>) -> String,
+    state: &mut SystemState,
+) -> Result<()> {
+    let out = match runner.run_raw(&["lvm".to_string(), "version".to_string()], None) {
+        Ok(o) if o.status == 0 => o,
+        _ => return Ok(()), // no lvm here: nothing to report
+    };
+    state.lvm_version = out.stdout_str().lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("LVM version:")
+            .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
+    });
+    let lvm_config = lvm_config(state.lvm_version.as_deref());
+    let lvm_config = lvm_config.as_str();
     let base = |sub: &str, fields: &str| -> Vec<String> {
         [
             "lvm",
@@ -455,15 +471,6 @@ pub fn read_lvm(runner: &dyn Runner, lvm_config: &str, state: &mut SystemState) 
         .map(|s| s.to_string())
         .collect()
     };
-    let out = match runner.run_raw(&["lvm".to_string(), "version".to_string()], None) {
-        Ok(o) if o.status == 0 => o,
-        _ => return Ok(()), // no lvm here: nothing to report
-    };
-    state.lvm_version = out.stdout_str().lines().find_map(|l| {
-        l.trim()
-            .strip_prefix("LVM version:")
-            .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
-    });
     let pvs = runner.check(&base("pvs", "pv_name,vg_name,pv_size"), None)?;
     for r in report_rows(&pvs.stdout, "pv")? {
         state.pvs.push(Pv {
@@ -581,7 +588,9 @@ mod tests {
         r.on(&["lvm", "vgs"], Output::ok(r#"{"report":[{"vg":[{"vg_name":"pool_host","vg_tags":"provision.token=tok1,x","vg_size":"1000","vg_free":"100","lv_count":"3","pv_count":"1"}]}]}"#));
         r.on(&["lvm", "lvs"], Output::ok(r#"{"report":[{"lv":[{"vg_name":"pool_host","lv_name":"var","lv_size":"800","lv_attr":"-wi-ao----","segtype":"linear","pool_lv":"","lv_kernel_major":"254","lv_kernel_minor":"2"},{"vg_name":"pool_host","lv_name":"home","lv_size":"100","lv_attr":"-wi-------","segtype":"linear","pool_lv":"","lv_kernel_major":"-1","lv_kernel_minor":"-1"}]}]}"#));
         let mut st = SystemState::default();
-        read_lvm(&r, "devices { }", &mut st).unwrap();
+        // the config is made for the version lvm reported (use_devicesfile needs ≥ 2.03.12)
+        let cfg = |v: Option<&str>| format!("devices {{ for {} }}", v.unwrap_or("none"));
+        read_lvm(&r, &cfg, &mut st).unwrap();
         assert_eq!(st.lvm_version.as_deref(), Some("2.03.16(2)"));
         assert_eq!(st.vgs[0].vg_tags, ["provision.token=tok1", "x"]);
         assert_eq!(st.lvs[0].maj_min.as_deref(), Some("254:2"));
@@ -590,7 +599,7 @@ mod tests {
         let calls = r.calls();
         assert!(
             calls[1].contains(&"--config".to_string())
-                && calls[1].contains(&"devices { }".to_string())
+                && calls[1].contains(&"devices { for 2.03.16(2) }".to_string())
         );
     }
 
@@ -605,7 +614,7 @@ mod tests {
             },
         );
         let mut st = SystemState::default();
-        read_lvm(&r, "", &mut st).unwrap();
+        read_lvm(&r, &|_| String::new(), &mut st).unwrap();
         assert!(st.lvm_version.is_none() && st.vgs.is_empty());
     }
 

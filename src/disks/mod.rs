@@ -72,7 +72,7 @@ pub fn observe(ctx: &Context, layout: &Layout, state_file: Option<&Path>) -> Res
     let mut state = wait_for_disks(layout, wait)?;
     discover::read_lvm(
         ctx.runner.as_ref(),
-        &plan::lvm_devices_config(layout, None),
+        &|version| plan::lvm_devices_config(layout, version),
         &mut state,
     )
     .context("reading LVM state")?;

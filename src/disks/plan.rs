@@ -450,7 +450,7 @@ fn classify(
                         }
                         format!("partition {pl:?}, no filesystem")
                     } else {
-                        if partlabel.is_none() && path != dev.path {
+                        if path != dev.path {
                             foreign.push(format!("{path}: unnamed partition"));
                         }
                         "no filesystem".into()
@@ -800,7 +800,6 @@ pub fn plan(
         if mode == Mode::Provision {
             provision_actions(
                 layout,
-                state,
                 &resolved,
                 &deactivate,
                 &lvm_cfg,
@@ -1045,7 +1044,6 @@ fn table_bytes(p: TablePos, size: u64) -> u64 {
 #[allow(clippy::too_many_arguments)]
 fn provision_actions(
     layout: &Layout,
-    state: &SystemState,
     resolved: &[Option<&BlockDevice>],
     deactivate: &[String],
     cfg: &str,
@@ -1221,7 +1219,6 @@ fn provision_actions(
             .cmd(lvm(cfg, "vgchange", &args)),
         );
     }
-    let _ = state;
     Ok(())
 }
 

@@ -217,33 +217,6 @@ impl Layout {
         self.vgs.iter().find(|v| v.name == name)
     }
 
-    /// VG names whose PVs sit on `disk` (directly or on its partitions).
-    pub fn vgs_on_disk(&self, disk: &Disk) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut push = |c: &Content| {
-            if let Content::LvmPv { vg } = c {
-                if !out.contains(vg) {
-                    out.push(vg.clone());
-                }
-            }
-        };
-        match &disk.content {
-            Some(Content::Gpt(g)) => g
-                .partitions
-                .iter()
-                .filter_map(|p| p.content.as_deref())
-                .for_each(&mut push),
-            Some(Content::Table(t)) => t
-                .partitions
-                .iter()
-                .filter_map(|p| p.content.as_deref())
-                .for_each(&mut push),
-            Some(c) => push(c),
-            None => {}
-        }
-        out
-    }
-
     /// A stable hash of the layout (recorded as an LVM tag when provisioning completes).
     pub fn hash(&self) -> String {
         use sha2::{Digest, Sha256};

@@ -1792,7 +1792,7 @@ pub fn check_lvm(input: &[u8]) -> &'static str {
         runner.on(&["lvm", sub], Output::ok(json.to_vec()));
     }
     let mut st = SystemState::default();
-    let r = provision::disks::discover::read_lvm(&runner, "devices { }", &mut st);
+    let r = provision::disks::discover::read_lvm(&runner, &|_| "devices { }".into(), &mut st);
     if let Ok(rows) = &rows {
         assert!(
             r.is_ok(),
