@@ -329,6 +329,44 @@ fn foreign_disk_by_kernel_name_is_refused_and_nothing_planned() {
 }
 
 #[test]
+fn drbd_metadata_or_swap_signature_on_a_kernel_named_target_is_refused_in_words() {
+    // drbdmeta create-md leaves a "drbd" signature (libblkid: TYPE=drbd USAGE=raid) at the end
+    // of the disk; a swap signature, md member or LUKS header is just as foreign.
+    for (t, words) in [
+        ("drbd", "DRBD metadata"),
+        ("swap", "swap space"),
+        ("linux_raid_member", "md RAID member"),
+        ("crypto_LUKS", "LUKS encrypted volume"),
+        ("xfs", "xfs filesystem"),
+    ] {
+        let mut st = blank_node();
+        st.disks[0].fs_type = Some(t.into()); // the NVMe, named /dev/nvme0n1 by the layout
+        let p = run(&ganeti(), &st, "homelab.provision_disks=true");
+        assert_eq!(p.mode, Mode::Refused, "{t}");
+        assert!(p.actions.is_empty(), "{t}: a refusal plans nothing");
+        assert!(
+            p.refusals
+                .iter()
+                .any(|r| r.disk == "nvme" && r.reason.contains(&format!("/dev/nvme0n1: {words}"))),
+            "{t}: {:?}",
+            p.refusals
+        );
+        // the operator may allow it explicitly: then it is listed as destroyed, in words
+        let p = run(
+            &ganeti(),
+            &st,
+            "homelab.provision_disks=true homelab.wipe_foreign=nvme",
+        );
+        assert_eq!(p.mode, Mode::Provision, "{t}: {:?}", p.refusals);
+        assert!(
+            p.destroys.iter().any(|d| d.contains(words)),
+            "{t}: {:?}",
+            p.destroys
+        );
+    }
+}
+
+#[test]
 fn mounted_or_swapping_target_is_refused() {
     let mut st = provisioned_node(&[]);
     st.mounts.push(Mount {

@@ -430,9 +430,10 @@ fn classify(
                     }
                 }
                 Some(t) => {
+                    let kind = signature_words(t);
                     let d = match label {
-                        Some(l) if !l.is_empty() => format!("{t} filesystem {l:?}"),
-                        _ => format!("{t} filesystem"),
+                        Some(l) if !l.is_empty() => format!("{kind} {l:?}"),
+                        _ => kind,
                     };
                     if partlabel.is_some_and(|l| labels.contains(l)) {
                         ours = true;
@@ -484,6 +485,19 @@ fn classify(
         DiskClass::Foreign
     };
     (class, content, foreign)
+}
+
+/// A libblkid signature type in an operator's words: "ext4 filesystem", "DRBD metadata".
+fn signature_words(t: &str) -> String {
+    match t {
+        "drbd" => "DRBD metadata".into(),
+        "linux_raid_member" => "md RAID member".into(),
+        "crypto_LUKS" => "LUKS encrypted volume".into(),
+        "swap" => "swap space".into(),
+        "zfs_member" => "ZFS pool member".into(),
+        "bcache" => "bcache backing device".into(),
+        t => format!("{t} filesystem"),
+    }
 }
 
 fn vg_words(vg: &str, state: &SystemState) -> String {

@@ -18,6 +18,8 @@
 #   unit_json UNIT                the unit's state as JSON (also sent for provision-* by the driver)
 #   host_step NAME [SECONDS]      ask the host to run the boot's host step NAME and wait for it
 #   crash_now                     power off at once, no sync, no unmount (crash scenarios)
+#   step_of TEXT [PROVISION-ARGS…] the number of the step of `provision [ARGS] --dry-run disks`
+#                                 whose description starts with TEXT (fails if none)
 # Variables: PT_BOOT (1-based), PT_SCENARIO, PT_HTTP (http://10.0.2.2:PORT of the host's server).
 
 PT_DIR=/usr/lib/provision-test
@@ -104,6 +106,16 @@ host_step() { # host_step NAME [SECONDS] — the host runs the step, we wait for
     done
     result "host-step $1" false "no answer from the host within ${2:-120} s"
     return 1
+}
+
+step_of() { # step_of TEXT [PROVISION-ARGS…]
+    _t=$1; shift
+    provision --dry-run "$@" disks 2>/dev/null | awk -v t="$_t" '
+        match($0, /^ *[0-9]+\. \[[A-Za-z]+\] /) {
+            d = substr($0, RLENGTH + 1)
+            if (index(d, t) == 1) { n = $1; sub(/\.$/, "", n); print n; found = 1; exit }
+        }
+        END { exit !found }'
 }
 
 crash_now() {

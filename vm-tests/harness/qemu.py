@@ -109,6 +109,8 @@ class BootResult:
     emergency: bool = False
     guest_timeout: bool = False
     qemu_rc: int = None
+    host_cut: float = None  # kill_after: seconds after the disks unit started when QEMU was killed
+    cut_during: str = None  # kill_after: the agent's last journal line before the kill
     console_tail: str = ""
     dir: Path = None
 
@@ -117,6 +119,8 @@ class BootResult:
                 "seconds": round(self.seconds, 1), "units": self.units, "results": self.results,
                 "state": self.data, "done": self.done, "emergency": self.emergency,
                 "guest_timeout": self.guest_timeout, "qemu_exit": self.qemu_rc,
+                "host_cut": self.host_cut, "cut_during": self.cut_during,
+                "cut": next((o for k, o in self.markers if k == "CUT"), None),
                 "logs": [{"title": t, "lines": ls} for t, ls in self.logs]}
 
 
@@ -242,6 +246,22 @@ def build_overlay(scenario: Scenario, boot: Boot, index: int, binary: Path, env:
                 content = _subst(content, env)
             ov.file(path, content, mode)
     ovl.add_guest_harness(ov, env, _subst(boot.check, env), boot.observe)
+    dropin = "etc/systemd/system/provision-disks.service.d/zz-provision-test-cut.conf"
+    if boot.crash:
+        q = boot.crash.replace("\\", "\\\\").replace('"', '\\"')
+        ov.file(dropin, "[Service]\nExecStart=\n"
+                        f'ExecStart=/usr/lib/provision-test/crash-run "{q}"\n'
+                        "ExecStopPost=/usr/lib/provision-test/power-cut\n")
+    elif boot.kill_after is not None:
+        # The agent's journal follows on the console, so the host knows where its cut landed.
+        ov.file("etc/systemd/system/provision-test-follow.service",
+                "[Unit]\nDescription=provision VM test: the disks unit's journal on the console\n"
+                "DefaultDependencies=no\nAfter=systemd-journald.socket\n"
+                "[Service]\nExecStart=/bin/sh -c 'exec journalctl -f -n 0 -o short-monotonic "
+                "-u provision-disks.service >/dev/ttyS0'\n")
+        ov.file(dropin, "[Unit]\nWants=provision-test-follow.service\n"
+                        "After=provision-test-follow.service\n"
+                        "[Service]\nExecStartPre=/bin/sh -c 'echo @@PROVISION-ARM >/dev/ttyS0'\n")
     return ov
 
 
@@ -294,13 +314,22 @@ def run_boot(scenario: Scenario, boot: Boot, index: int, *, base, binary: Path, 
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=qerr, stderr=qerr)
     steps_started: set = set()
     killed = False
+    armed_at = None  # kill_after: when the host saw provision-disks.service start
     try:
         while True:
             try:
-                proc.wait(timeout=0.5)
+                proc.wait(timeout=0.2 if boot.kill_after is not None else 0.5)
                 break
             except subprocess.TimeoutExpired:
                 pass
+            if boot.kill_after is not None:
+                if armed_at is None and b"@@PROVISION-ARM" in console.read_bytes():
+                    armed_at = time.monotonic()
+                if armed_at is not None and time.monotonic() - armed_at >= boot.kill_after:
+                    proc.kill()  # the power cut: SIGKILL, QEMU flushes nothing more
+                    proc.wait()
+                    res.host_cut = round(time.monotonic() - armed_at, 2)
+                    break
             if boot.host_steps:
                 for name in _pending_steps(results, steps_started):
                     steps_started.add(name)
@@ -333,9 +362,19 @@ def run_boot(scenario: Scenario, boot: Boot, index: int, *, base, binary: Path, 
         if r is not None:
             res.results.append(json.loads(r))
     res.console_tail = "\n".join(ctext.splitlines()[-40:])
+    if res.host_cut is not None:  # the agent's last journal line before the cut
+        lines = [ln for ln in ctext.splitlines() if "provision[" in ln]
+        res.cut_during = lines[-1].split("]: ", 1)[-1].strip() if lines else ""
     qstderr = (bootdir / "qemu.stderr").read_text(errors="replace").strip()
 
-    if killed:
+    if res.host_cut is not None:
+        if res.done is not None or any(k == "BOOT" for k, _ in res.markers):
+            res.reason = (f"boot {index}: the guest finished booting before the host's power cut "
+                          f"({boot.kill_after} s after the disks unit started): make kill_after shorter")
+    elif boot.kill_after is not None and not killed and res.qemu_rc is not None:
+        res.reason = (f"boot {index}: provision-disks.service never started (no ARM marker), "
+                      f"so the host never cut the power")
+    elif killed:
         res.reason = (f"boot {index}: timed out after {timeout:.0f} s"
                       + (" (the guest watchdog fired: see the logs)" if res.guest_timeout else ""))
     elif res.qemu_rc != 0:
@@ -376,6 +415,17 @@ def _run_step(boot: Boot, name: str, ctx: BootContext, server: HostServer) -> No
 def judge(boot: Boot, res: BootResult, index: int) -> str:
     """'' when the boot met its expectations, else the first reason it did not."""
     p = f"boot {index}"
+    if boot.crash:
+        cuts = [o for k, o in res.markers if k == "CUT" and isinstance(o, dict)]
+        if not cuts:
+            return f"{p}: expected a power cut at {boot.crash!r}, the guest never cut (no CUT marker)"
+        c = cuts[0]
+        if c.get("exit_status") != "ABRT":
+            return (f"{p}: the power was cut but the agent was not aborted at {boot.crash!r} "
+                    f"(exit {c.get('exit_code')}/{c.get('exit_status')}): the failpoint did not fire")
+        if res.done is not None:
+            return f"{p}: the guest reported DONE after its power cut"
+        return ""
     if res.emergency and not boot.expect_emergency:
         return f"{p}: the guest went into emergency mode"
     if boot.expect_emergency:
@@ -401,7 +451,10 @@ def judge(boot: Boot, res: BootResult, index: int) -> str:
     for unit, st in res.units.items():
         want = boot.expect_units.get(unit, "success")
         got = _unit_outcome(st)
-        if isinstance(want, int):
+        if isinstance(want, (list, tuple)):  # any of these outcomes or exit codes
+            if got not in want and st.get("ExecMainStatus") not in want:
+                return f"{p}: {unit} is {got} (exit {st.get('ExecMainStatus')}), expected one of {list(want)}"
+        elif isinstance(want, int):
             if st.get("ExecMainStatus") != want:
                 return f"{p}: {unit} exited {st.get('ExecMainStatus')}, expected {want}"
         elif got != want:

@@ -27,6 +27,8 @@ def out_dir() -> Path:
 
 
 def load_scenarios() -> list:
+    if str(SCENARIOS_DIR) not in sys.path:  # scenario files share helpers (_common.py)
+        sys.path.insert(0, str(SCENARIOS_DIR))
     found = []
     for path in sorted(SCENARIOS_DIR.glob("*.py")):
         if path.name.startswith("_"):
@@ -77,6 +79,13 @@ def run_scenario(s: Scenario, *, base, binary, accel, keep: bool, verbose: bool)
             if verbose:
                 say(f"  {s.name} boot {i}: {'ok' if r.ok else 'FAILED'} in {r.seconds:.1f} s "
                     f"(guest ready at {r.guest_uptime_at_check:.1f} s uptime)", sys.stderr)
+            if b.kill_after is not None and r.host_cut is not None:
+                say(f"  {s.name} boot {i}: QEMU killed {r.host_cut} s into the disks unit, "
+                    f"during: {r.cut_during or '(no agent output yet)'}", sys.stderr)
+            if b.crash and r.ok:
+                cut = next((o for k, o in r.markers if k == "CUT"), {}) or {}
+                if verbose:
+                    say(f"  {s.name} boot {i}: power cut at {cut.get('failpoint')}", sys.stderr)
             if not r.ok:
                 ok, reason = False, r.reason
                 break

@@ -83,8 +83,8 @@ class Boot:
     files:    extra guest files for this boot {path: text|bytes|(content, mode)}.
     disks:    indices into Scenario.disks, in attachment order (default: all, in order); swap
               to change the kernel names, leave one out to pull a disk.
-    expect_units: {unit: "success" | "failed" | "inactive" | exit code}. Units not named must
-              end "success" (or not be installed).
+    expect_units: {unit: "success" | "failed" | "inactive" | exit code | [any of these]}. Units
+              not named must end "success" (or not be installed).
     expect_results: RESULT names that must be reported ok (all reported ones must be ok anyway).
     expect_emergency: the boot is expected to end in emergency mode.
     expect_done: False for a boot whose check script crashes the guest on purpose.
@@ -95,6 +95,15 @@ class Boot:
               in Scenario.disks order) — e.g. record digests.
     host_after: fn(images) -> (ok, detail) run on the host after QEMU exited; not ok fails the
               boot with detail — e.g. "every disk byte-identical".
+    crash:    "before:TEXT" | "after:TEXT" — a power-cut boot: provision-disks.service runs its
+              command with PROVISION_FAILPOINT at the step of its own plan whose description
+              starts with TEXT (vm-tests/guest/crash-run); when the agent aborts there the guest
+              powers off at once (sysrq o: no sync, no unmount). The boot passes when the cut
+              happened at that failpoint; no check script runs.
+    kill_after: a power-cut boot cut by the host: QEMU is killed (SIGKILL) this many seconds
+              after provision-disks.service started — wherever the agent is at that moment
+              (mid-mkfs, mid-lvcreate…). The boot passes when the kill happened before the guest
+              finished booting.
     """
 
     cmdline: str = ""
@@ -112,6 +121,18 @@ class Boot:
     timeout: float = 300.0
     host_before: Optional[Callable] = None
     host_after: Optional[Callable] = None
+    crash: Optional[str] = None
+    kill_after: Optional[float] = None
+
+    def __post_init__(self):
+        if self.crash is not None and not re.match(r"^(before|after):\S", self.crash):
+            raise ValueError(f"Boot.crash {self.crash!r}: want 'before:TEXT' or 'after:TEXT'")
+        if self.crash is not None and self.kill_after is not None:
+            raise ValueError("Boot.crash and Boot.kill_after: one cut per boot")
+
+    @property
+    def cut(self) -> bool:
+        return self.crash is not None or self.kill_after is not None
 
 
 @dataclass

@@ -1,0 +1,88 @@
+"""Shared pieces of the crash, soak and refusal scenarios on the shipped ganeti-node layout
+(imported by scenario files; not a scenario itself: files starting with _ are not loaded)."""
+
+from harness import repo_file
+
+GANETI = repo_file("layouts/ganeti-node.yaml")
+GANETI_FILES = {"/etc/provision/ganeti-node.yaml": GANETI}
+GANETI_CONFIG = "disks:\n  layout: ganeti-node.yaml\n"
+# Sparse images big enough for the layout's real 32G swap and 100G home.
+GANETI_DISKS = ["nvme:64G", "sata:160G"]
+
+GUARD_DIR = "/usr/lib/provision-test/guard"
+GUARD_LOG = "/run/provision-test-guard.log"
+
+# Every tool that could create, format or wipe anything, shadowed on PATH: a call is logged and
+# fails. lvm's read-only and activation subcommands pass through to the real lvm.
+_DENY = ("wipefs", "sgdisk", "sfdisk", "parted", "partx", "mkfs", "mkfs.ext4", "mkfs.ext3",
+         "mkfs.ext2", "mkfs.xfs", "mkfs.vfat", "mkfs.fat", "mkfs.btrfs", "mkswap", "blkdiscard",
+         "dd", "drbdadm", "drbdmeta")
+_DENY_SCRIPT = f'#!/bin/sh\necho "$(basename "$0") $*" >>{GUARD_LOG}\nexit 99\n'
+_LVM_SCRIPT = f'''#!/bin/sh
+case "$1" in
+pvcreate | vgcreate | lvcreate | pvremove | vgremove | lvremove | vgextend | vgreduce | lvextend | \\
+lvreduce | lvresize | lvconvert | pvmove | vgrename | lvrename | pvchange)
+    echo "lvm $*" >>{GUARD_LOG}; exit 99 ;;
+esac
+for a; do
+    case $a in --addtag | --deltag) echo "lvm $*" >>{GUARD_LOG}; exit 99 ;; esac
+done
+exec /usr/sbin/lvm "$@"
+'''
+GUARD_FILES = {f"{GUARD_DIR}/{t}": (_DENY_SCRIPT, 0o755) for t in _DENY}
+GUARD_FILES[f"{GUARD_DIR}/lvm"] = (_LVM_SCRIPT, 0o755)
+GUARD_PATH = f"{GUARD_DIR}:/usr/sbin:/usr/bin:/sbin:/bin"
+# provision-disks.service with the guard on its PATH (a boot without the flag must never call any
+# of those tools).
+GUARD_UNIT = {"/etc/systemd/system/provision-disks.service.d/zz-guard.conf":
+              f"[Service]\nEnvironment=PATH={GUARD_PATH}\n"}
+
+# Guest shell functions (check scripts source lib.sh first; these come after).
+SH = r'''
+# what a reboot does to the agent's work: nothing mounted, no swap, no VG active
+reset_state() {
+    swapoff -a 2>/dev/null
+    for m in /var/lib/ganeti/export /home /var /boot; do
+        while mountpoint -q "$m"; do umount "$m" || break; done
+    done
+    vgs=$(vgs --noheadings -o vg_name 2>/dev/null | tr -d ' ')
+    [ -z "$vgs" ] || vgchange -qan $vgs >/dev/null 2>&1
+    return 0
+}
+
+# guard_log: what the guard stopped (empty: nothing tried to create, format or wipe)
+guard_log() { cat /run/provision-test-guard.log 2>/dev/null; }
+
+# verify_layout [TOKEN]: the live state is exactly layouts/ganeti-node.yaml on these disks (and
+# the token, if given, is recorded on both VGs); prints every mismatch, fails if any
+verify_layout() {
+    _bad=""
+    _e() { [ "$2" = "$3" ] || _bad="$_bad
+$1: got '$2', want '$3'"; }
+    _lvsize() { lvs --noheadings --units b --nosuffix -o lv_size "$1" 2>&1 | tr -d ' '; }
+    _e VGs "$(vgs --noheadings -o vg_name --sort vg_name 2>&1 | tr -d ' ' | tr '\n' ' ')" "pool_gnt pool_host "
+    _e "pool_host LVs" "$(lvs --noheadings -o lv_name --sort lv_name pool_host 2>&1 | tr -d ' ' | tr '\n' ' ')" "home swap var "
+    _e "pool_gnt LVs" "$(lvs --noheadings -o lv_name pool_gnt 2>&1 | tr -d ' ')" ""
+    _e "pool_gnt PV" "$(pvs --noheadings -o pv_name -S vg_name=pool_gnt 2>&1 | tr -d ' ')" /dev/nvme0n1
+    _e "pool_host PV" "$(pvs --noheadings -o pv_name -S vg_name=pool_host 2>&1 | tr -d ' ')" /dev/sda2
+    _e "home size" "$(_lvsize pool_host/home)" 107374182400
+    _e "swap size" "$(_lvsize pool_host/swap)" 34359738368
+    _e "pool_host free" "$(vgs --noheadings --units b --nosuffix -o vg_free pool_host 2>&1 | tr -d ' ')" 0
+    _e "ESP name" "$(blkid -o value -s PARTLABEL /dev/sda1)" disk-hdd-ESP
+    _e "/boot" "$(findmnt -n -o SOURCE,FSTYPE /boot | tr -s ' ')" "/dev/sda1 vfat"
+    _e "/home" "$(findmnt -n -o SOURCE,FSTYPE /home | tr -s ' ')" "/dev/mapper/pool_host-home ext4"
+    _e "/var" "$(findmnt -n -o SOURCE,FSTYPE /var | tr -s ' ')" "/dev/mapper/pool_host-var ext4"
+    _e "swap" "$(swapon --show=NAME --noheadings | tr -d ' ')" "$(readlink -f /dev/pool_host/swap)"
+    _e "/var/lib/ganeti/export" "$(stat -c %a /var/lib/ganeti/export 2>&1)" 750
+    if [ -n "${1:-}" ]; then
+        for vg in pool_gnt pool_host; do
+            vgs --noheadings -o vg_tags "$vg" | tr ',' '\n' | tr -d ' ' | grep -qx "provision.token=$1" ||
+                _bad="$_bad
+$vg: token $1 not recorded"
+        done
+    fi
+    [ -z "$_bad" ] && return 0
+    printf '%s\n' "$_bad"
+    return 1
+}
+'''
