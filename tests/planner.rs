@@ -84,11 +84,13 @@ fn provisioned_node(tags: &[&str]) -> SystemState {
             pv_name: "/dev/nvme0n1".into(),
             vg_name: "pool_gnt".into(),
             pv_size: 512 * GIB,
+            ..Default::default()
         },
         Pv {
             pv_name: "/dev/sda2".into(),
             vg_name: "pool_host".into(),
             pv_size: 1023 * GIB,
+            ..Default::default()
         },
     ];
     let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
@@ -288,6 +290,7 @@ fn foreign_disk_by_kernel_name_is_refused_and_nothing_planned() {
         pv_name: "/dev/sda".into(),
         vg_name: "other_vg".into(),
         pv_size: GIB,
+        ..Default::default()
     });
     st.vgs.push(Vg {
         vg_name: "other_vg".into(),
@@ -363,6 +366,42 @@ fn drbd_metadata_or_swap_signature_on_a_kernel_named_target_is_refused_in_words(
             "{t}: {:?}",
             p.destroys
         );
+    }
+}
+
+#[test]
+fn orphan_pv_left_by_a_cut_run_is_no_data_but_one_without_metadata_is_foreign() {
+    // Found by the disks-powercut VM scenario: QEMU killed between `pvcreate /dev/nvme0n1` and
+    // `vgcreate pool_gnt` left a PV without a VG on the kernel-named NVMe, and the same token was
+    // refused as foreign content, so the node could not converge.
+    for (mda, refused) in [
+        (Some(1), false),
+        (Some(2), false),
+        (Some(0), true),
+        (None, true),
+    ] {
+        let mut st = blank_node();
+        st.disks[0].fs_type = Some("LVM2_member".into());
+        st.pvs.push(Pv {
+            pv_name: "/dev/nvme0n1".into(),
+            pv_size: 512 * GIB,
+            pv_mda_count: mda,
+            ..Default::default()
+        });
+        let p = run(&ganeti(), &st, "homelab.provision_disks=tok2");
+        if refused {
+            assert_eq!(p.mode, Mode::Refused, "mda {mda:?}");
+            assert!(
+                p.refusals.iter().any(|r| r
+                    .reason
+                    .contains("metadata may be on a disk that is not here")),
+                "mda {mda:?}: {:?}",
+                p.refusals
+            );
+        } else {
+            assert_eq!(p.mode, Mode::Provision, "mda {mda:?}: {:?}", p.refusals);
+            assert!(ops(&p).contains(&Op::VgCreate));
+        }
     }
 }
 
@@ -641,6 +680,7 @@ fn vg_reaching_beyond_the_layout_is_refused() {
         pv_name: "/dev/sdc".into(),
         vg_name: "pool_host".into(),
         pv_size: 100 * GIB,
+        ..Default::default()
     });
     let p = run(&ganeti(), &st, "homelab.provision_disks=true");
     assert_eq!(p.mode, Mode::Refused);

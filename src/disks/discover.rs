@@ -471,12 +471,13 @@ pub fn read_lvm(
         .map(|s| s.to_string())
         .collect()
     };
-    let pvs = runner.check(&base("pvs", "pv_name,vg_name,pv_size"), None)?;
+    let pvs = runner.check(&base("pvs", "pv_name,vg_name,pv_size,pv_mda_count"), None)?;
     for r in report_rows(&pvs.stdout, "pv")? {
         state.pvs.push(Pv {
             pv_name: text(&r["pv_name"]),
             vg_name: text(&r["vg_name"]),
             pv_size: num(&r["pv_size"]),
+            pv_mda_count: text(&r["pv_mda_count"]).trim().parse().ok(),
         });
     }
     let vgs = runner.check(

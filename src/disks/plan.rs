@@ -402,64 +402,73 @@ fn classify(
     let mut content = Vec::new();
     let mut foreign = Vec::new();
     let mut ours = false;
-    let mut judge =
-        |path: &str, fs: &Option<String>, label: &Option<String>, partlabel: Option<&String>| {
-            let what = match fs.as_deref() {
-                Some("LVM2_member") => {
-                    match state.pvs.iter().find(|p| p.pv_name == path) {
-                        Some(pv) if !pv.vg_name.is_empty() => {
-                            let vg = &pv.vg_name;
-                            let desc = vg_words(vg, state);
-                            if layout_vgs.contains(&vg.as_str()) {
-                                ours = true;
-                            } else {
-                                foreign.push(format!("{path}: {desc}"));
-                            }
-                            desc
+    let mut judge = |path: &str,
+                     fs: &Option<String>,
+                     label: &Option<String>,
+                     partlabel: Option<&String>| {
+        let what = match fs.as_deref() {
+            Some("LVM2_member") => {
+                match state.pvs.iter().find(|p| p.pv_name == path) {
+                    Some(pv) if !pv.vg_name.is_empty() => {
+                        let vg = &pv.vg_name;
+                        let desc = vg_words(vg, state);
+                        if layout_vgs.contains(&vg.as_str()) {
+                            ours = true;
+                        } else {
+                            foreign.push(format!("{path}: {desc}"));
                         }
-                        _ => {
-                            let d = "LVM PV without a VG".to_string();
-                            // An orphan PV carries no data; still, only a layout PV is ours.
-                            if partlabel.is_some_and(|l| labels.contains(l)) {
-                                ours = true;
-                            } else {
-                                foreign.push(format!("{path}: {d}"));
-                            }
+                        desc
+                    }
+                    pv => {
+                        // A PV with a metadata area of its own but no VG holds no VG, so no
+                        // data: what a provisioning run cut off between pvcreate and vgcreate
+                        // leaves. Without one (pvmetadatacopies=0, or unknown) it may be part
+                        // of a VG whose metadata is on a disk that is not here: foreign.
+                        let empty = pv.is_some_and(|p| p.pv_mda_count.is_some_and(|n| n > 0));
+                        if partlabel.is_some_and(|l| labels.contains(l)) {
+                            ours = true;
+                            "LVM PV without a VG".to_string()
+                        } else if empty {
+                            "LVM PV without a VG (holds no data)".to_string()
+                        } else {
+                            let d = "LVM PV without a VG or a metadata area of its own (its VG's metadata may be on a disk that is not here)".to_string();
+                            foreign.push(format!("{path}: {d}"));
                             d
                         }
                     }
                 }
-                Some(t) => {
-                    let kind = signature_words(t);
-                    let d = match label {
-                        Some(l) if !l.is_empty() => format!("{kind} {l:?}"),
-                        _ => kind,
-                    };
-                    if partlabel.is_some_and(|l| labels.contains(l)) {
+            }
+            Some(t) => {
+                let kind = signature_words(t);
+                let d = match label {
+                    Some(l) if !l.is_empty() => format!("{kind} {l:?}"),
+                    _ => kind,
+                };
+                if partlabel.is_some_and(|l| labels.contains(l)) {
+                    ours = true;
+                } else {
+                    foreign.push(format!("{path}: {d}"));
+                }
+                d
+            }
+            None => {
+                if let Some(pl) = partlabel {
+                    if labels.contains(pl) {
                         ours = true;
                     } else {
-                        foreign.push(format!("{path}: {d}"));
+                        foreign.push(format!("{path}: partition {pl:?}"));
                     }
-                    d
-                }
-                None => {
-                    if let Some(pl) = partlabel {
-                        if labels.contains(pl) {
-                            ours = true;
-                        } else {
-                            foreign.push(format!("{path}: partition {pl:?}"));
-                        }
-                        format!("partition {pl:?}, no filesystem")
-                    } else {
-                        if path != dev.path {
-                            foreign.push(format!("{path}: unnamed partition"));
-                        }
-                        "no filesystem".into()
+                    format!("partition {pl:?}, no filesystem")
+                } else {
+                    if path != dev.path {
+                        foreign.push(format!("{path}: unnamed partition"));
                     }
+                    "no filesystem".into()
                 }
-            };
-            content.push(format!("{path}: {what}"));
+            }
         };
+        content.push(format!("{path}: {what}"));
+    };
     if dev.fs_type.is_some() {
         judge(&dev.path, &dev.fs_type, &dev.label, None);
     }

@@ -132,6 +132,11 @@ pub struct Pv {
     pub vg_name: String,
     #[serde(default)]
     pub pv_size: u64,
+    /// Metadata areas on this PV (`pv_mda_count`). A PV with one of its own and no VG holds no
+    /// VG, so no data; one with none may belong to a VG whose metadata is on an absent disk.
+    /// None: unknown (a snapshot without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pv_mda_count: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

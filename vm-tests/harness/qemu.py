@@ -253,15 +253,10 @@ def build_overlay(scenario: Scenario, boot: Boot, index: int, binary: Path, env:
                         f'ExecStart=/usr/lib/provision-test/crash-run "{q}"\n'
                         "ExecStopPost=/usr/lib/provision-test/power-cut\n")
     elif boot.kill_after is not None:
-        # The agent's journal follows on the console, so the host knows where its cut landed.
-        ov.file("etc/systemd/system/provision-test-follow.service",
-                "[Unit]\nDescription=provision VM test: the disks unit's journal on the console\n"
-                "DefaultDependencies=no\nAfter=systemd-journald.socket\n"
-                "[Service]\nExecStart=/bin/sh -c 'exec journalctl -f -n 0 -o short-monotonic "
-                "-u provision-disks.service >/dev/ttyS0'\n")
-        ov.file(dropin, "[Unit]\nWants=provision-test-follow.service\n"
-                        "After=provision-test-follow.service\n"
-                        "[Service]\nExecStartPre=/bin/sh -c 'echo @@PROVISION-ARM >/dev/ttyS0'\n")
+        # The journal goes to the console too, so the host knows where its cut landed.
+        ov.file("etc/systemd/journald.conf.d/zz-provision-test-cut.conf",
+                "[Journal]\nForwardToConsole=yes\nTTYPath=/dev/ttyS0\nMaxLevelConsole=info\n")
+        ov.file(dropin, "[Service]\nExecStartPre=/bin/sh -c 'echo @@PROVISION-ARM >/dev/ttyS0'\n")
     return ov
 
 

@@ -56,7 +56,7 @@ POINTS = [
 # The CI sample: one point in each phase.
 SAMPLE = [
     ("after", "wiping signatures and partition tables on /dev/sda"),
-    ("after", "creating VG pool_gnt"),
+    ("after", "creating PV /dev/nvme0n1"),  # an orphan PV: found by disks-powercut
     ("after", "creating LV pool_host/swap"),
     ("after", "formatting pool_host/home"),
     ("after", "recording completion on VG pool_gnt"),
