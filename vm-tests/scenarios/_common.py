@@ -41,6 +41,8 @@ GUARD_UNIT = {"/etc/systemd/system/provision-disks.service.d/zz-guard.conf":
 SH = r'''
 # what a reboot does to the agent's work: nothing mounted, no swap, no VG active
 reset_state() {
+    # a power cut also ends what the agent had started (concurrent mkfs chains, lvm)
+    while pkill -9 -x 'mkfs\..*|mkswap|lvm|wipefs|sgdisk|partx|e2fsck' 2>/dev/null; do sleep 0.2; done
     swapoff -a 2>/dev/null
     for m in /var/lib/ganeti/export /home /var /boot; do
         while mountpoint -q "$m"; do umount "$m" || break; done

@@ -33,21 +33,21 @@ POINTS = [
     ("after", "telling the kernel about the new partitions of /dev/sda"),
     ("after", "wiping old signatures inside new partition /dev/sda2"),
     ("after", "wiping signatures and partition tables on /dev/nvme0n1"),
-    ("after", "creating PV /dev/sda2"),
-    ("after", "creating PV /dev/nvme0n1"),
+    ("after", "creating PVs"),
     ("after", "creating VG pool_gnt"),
     ("after", "creating VG pool_host"),
     ("after", "creating LV pool_host/home"),
     ("after", "creating LV pool_host/swap"),
     ("after", "creating LV pool_host/var"),
+    ("after", "waiting for /dev/sda1"),
     ("after", "formatting hdd/ESP"),
     ("before", "formatting pool_host/home"),
     ("after", "formatting pool_host/home"),
     ("after", "making swap on pool_host/swap"),
+    ("before", "formatting pool_host/var"),
     ("after", "formatting pool_host/var"),
-    ("after", "recording completion on VG pool_gnt"),
-    ("after", "recording completion on VG pool_host"),
-    ("after", "activating VG pool_host"),
+    ("after", "recording completion on VGs"),
+    ("after", "activating VGs"),
     ("after", "mounting /dev/sda1 on /boot"),
     ("after", "mounting /dev/mapper/pool_host-var on /var"),
     ("after", "enabling swap on pool_host/swap"),
@@ -56,10 +56,10 @@ POINTS = [
 # The CI sample: one point in each phase.
 SAMPLE = [
     ("after", "wiping signatures and partition tables on /dev/sda"),
-    ("after", "creating PV /dev/nvme0n1"),  # an orphan PV: found by disks-powercut
+    ("after", "creating PVs"),  # orphan PVs: found by disks-powercut
     ("after", "creating LV pool_host/swap"),
     ("after", "formatting pool_host/home"),
-    ("after", "recording completion on VG pool_gnt"),
+    ("after", "recording completion on VGs"),
     ("after", "mounting /dev/mapper/pool_host-var on /var"),
 ]
 

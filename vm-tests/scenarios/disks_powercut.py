@@ -60,7 +60,7 @@ ALL = [
     ("kill", 8.0),
     ("crash", "after:wiping signatures and partition tables on /dev/nvme0n1"),
     ("kill", 11.0),
-    ("crash", "after:recording completion on VG pool_host"),
+    ("crash", "before:recording completion on VGs"),
     ("kill", 16.0),
     ("crash", "after:mounting /dev/mapper/pool_host-home on /home"),
     ("kill", 19.0),
