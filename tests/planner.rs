@@ -222,14 +222,16 @@ fn provisioned_disks_without_flag_mount_only() {
     ] {
         assert!(!o.contains(&forbidden), "{forbidden:?} in mount-only");
     }
-    // VGs activated by name, never all of them
-    let act: Vec<String> = p
+    // VGs activated by name, never all of them, in one vgchange (each lvm process rescans)
+    let act: Vec<&[String]> = p
         .actions
         .iter()
         .filter(|a| a.op == Op::Activate)
-        .map(|a| a.argv.as_ref().unwrap().last().unwrap().clone())
+        .map(|a| a.argv.as_deref().unwrap())
         .collect();
-    assert_eq!(act, ["pool_gnt", "pool_host"]);
+    assert_eq!(act.len(), 1);
+    assert_eq!(act[0][..2], ["lvm", "vgchange"]);
+    assert_eq!(act[0][4..], ["-ay", "pool_gnt", "pool_host"]);
     // ext4 checked, mounts parent first
     assert_eq!(o.iter().filter(|x| **x == Op::Fsck).count(), 2);
     let mounts: Vec<&str> = p
@@ -649,4 +651,71 @@ fn md_holder_and_duplicate_disks_are_refused() {
         "{:?}",
         p.refusals
     );
+}
+
+/// The every-boot path plans without reading LVM (disks::lvm_read_for): its actions, and so its
+/// hash, must be exactly those of a plan made on the full LVM state, which is what `--dry-run`
+/// prints; it names no VG as missing (it cannot know) and tells no disk class it cannot tell.
+#[test]
+fn mount_only_without_reading_lvm_plans_the_same_actions() {
+    let full = provisioned_node(&["provision.token=tok1"]);
+    let mut quick = full.clone();
+    quick.pvs.clear();
+    quick.vgs.clear();
+    quick.lvs.clear();
+    quick.lvm_unread = true;
+    let a = run(&ganeti(), &full, "ro quiet");
+    let b = run(&ganeti(), &quick, "ro quiet");
+    assert_eq!(b.mode, Mode::MountOnly);
+    assert_eq!(a.actions, b.actions);
+    assert_eq!(a.plan_hash, b.plan_hash);
+    assert!(b.missing.is_empty(), "{:?}", b.missing);
+    assert!(b.disks.iter().all(|d| d.class.is_none()), "{:?}", b.disks);
+    assert!(b.disks[0]
+        .content
+        .iter()
+        .any(|c| c.contains("VGs not read")));
+    // On blank disks the same plan is made too: what is missing shows at activation.
+    let blank = run(&ganeti(), &blank_node(), "ro quiet");
+    assert!(!blank.missing.is_empty());
+    let mut blank_quick = blank_node();
+    blank_quick.lvm_unread = true;
+    let c = run(&ganeti(), &blank_quick, "ro quiet");
+    assert!(
+        c.missing.iter().all(|m| !m.contains("VG")),
+        "{:?}",
+        c.missing
+    );
+}
+
+/// Provisioning formats its devices concurrently: the plan's order is unchanged, the executor
+/// runs each device's "wait, then mkfs" chain beside the others'. Nothing else overlaps.
+#[test]
+fn formatting_runs_concurrently_and_nothing_else_does() {
+    use provision::disks::plan::concurrent_groups;
+    let p = run(&ganeti(), &blank_node(), "homelab.provision_disks=true");
+    let g = concurrent_groups(&p.actions);
+    assert_eq!(g.len(), 1, "{g:?}");
+    assert_eq!(g[0].len(), 4, "ESP, home, swap, var: {g:?}");
+    for chain in &g[0] {
+        let ops: Vec<Op> = chain.iter().map(|&i| p.actions[i].op).collect();
+        assert_eq!(ops[0], Op::WaitDevice);
+        assert!(matches!(ops[1], Op::Mkfs | Op::Mkswap));
+        assert_eq!(p.actions[chain[0]].device, p.actions[chain[1]].device);
+    }
+    // contiguous: the group covers exactly its steps, the tag comes after all of them
+    let steps: Vec<usize> = g[0].iter().flatten().copied().collect();
+    assert_eq!(steps, (steps[0]..steps[0] + 8).collect::<Vec<_>>());
+    assert_eq!(p.actions[steps[7] + 1].op, Op::Tag);
+    let text = provision::disks::plan::render_text(&p);
+    assert!(
+        text.contains("run concurrently, 4 devices at once"),
+        "{text}"
+    );
+    let m = run(
+        &ganeti(),
+        &provisioned_node(&["provision.token=tok1"]),
+        "ro quiet",
+    );
+    assert!(concurrent_groups(&m.actions).is_empty());
 }

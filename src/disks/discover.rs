@@ -435,12 +435,63 @@ pub fn report_rows(json: &[u8], key: &str) -> Result<Vec<serde_json::Value>> {
     Ok(rows)
 }
 
-/// Read PVs, VGs and LVs through lvm's JSON reports. `lvm_config` gives our `devices {…}`
+/// What [`read_lvm`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LvmRead {
+    /// `lvm version` and one `lvm fullreport` (PVs, VGs, LVs, segments).
+    Full,
+    /// `lvm version` only (the settings depend on it); the state says `lvm_unread`.
+    VersionOnly,
+}
+
+/// The one `lvm fullreport` that reads PVs, VGs, LVs and segment types (each lvm process scans
+/// every device again, so one report instead of pvs + vgs + lvs).
+pub fn fullreport_argv(lvm_config: &str) -> Vec<String> {
+    [
+        "lvm",
+        "fullreport",
+        "--config",
+        lvm_config,
+        "--reportformat",
+        "json",
+        "--units",
+        "b",
+        "--nosuffix",
+        "--configreport",
+        "vg",
+        "-o",
+        "vg_name,vg_tags,vg_size,vg_free,lv_count,pv_count",
+        "--configreport",
+        "pv",
+        "-o",
+        "pv_name,vg_name,pv_size",
+        "--configreport",
+        "lv",
+        "-o",
+        "vg_name,lv_name,lv_size,lv_attr,pool_lv,lv_kernel_major,lv_kernel_minor",
+        "--configreport",
+        "seg",
+        "-o",
+        "vg_name,lv_name,segtype",
+        "--configreport",
+        "pvseg",
+        "-o",
+        "pv_name",
+        "-S",
+        "pv_name=\"\"",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Read PVs, VGs and LVs through lvm's JSON report. `lvm_config` gives our `devices {…}`
 /// string for the lvm version found (the same settings the plan's commands will carry).
 pub fn read_lvm(
     runner: &dyn Runner,
     lvm_config: &dyn Fn(Option<&str>) -> String,
     state: &mut SystemState,
+    what: LvmRead,
 ) -> Result<()> {
     let out = match runner.run_raw(&["lvm".to_string(), "version".to_string()], None) {
         Ok(o) if o.status == 0 => o,
@@ -451,39 +502,26 @@ pub fn read_lvm(
             .strip_prefix("LVM version:")
             .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
     });
+    if what == LvmRead::VersionOnly {
+        state.lvm_unread = true;
+        return Ok(());
+    }
+    state.lvm_unread = false;
     let lvm_config = lvm_config(state.lvm_version.as_deref());
-    let lvm_config = lvm_config.as_str();
-    let base = |sub: &str, fields: &str| -> Vec<String> {
-        [
-            "lvm",
-            sub,
-            "--config",
-            lvm_config,
-            "--reportformat",
-            "json",
-            "--units",
-            "b",
-            "--nosuffix",
-            "-o",
-            fields,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
-    let pvs = runner.check(&base("pvs", "pv_name,vg_name,pv_size"), None)?;
-    for r in report_rows(&pvs.stdout, "pv")? {
+    let rep = runner.check(&fullreport_argv(&lvm_config), None)?;
+    parse_fullreport(&rep.stdout, state)
+}
+
+/// The rows of a `fullreport`: PVs, VGs and LVs, each LV with its first segment's type.
+pub fn parse_fullreport(json: &[u8], state: &mut SystemState) -> Result<()> {
+    for r in report_rows(json, "pv")? {
         state.pvs.push(Pv {
             pv_name: text(&r["pv_name"]),
             vg_name: text(&r["vg_name"]),
             pv_size: num(&r["pv_size"]),
         });
     }
-    let vgs = runner.check(
-        &base("vgs", "vg_name,vg_tags,vg_size,vg_free,lv_count,pv_count"),
-        None,
-    )?;
-    for r in report_rows(&vgs.stdout, "vg")? {
+    for r in report_rows(json, "vg")? {
         state.vgs.push(Vg {
             vg_name: text(&r["vg_name"]),
             vg_tags: text(&r["vg_tags"])
@@ -497,26 +535,26 @@ pub fn read_lvm(
             pv_count: num(&r["pv_count"]) as u32,
         });
     }
-    let lvs = runner.check(
-        &base(
-            "lvs",
-            "vg_name,lv_name,lv_size,lv_attr,segtype,pool_lv,lv_kernel_major,lv_kernel_minor",
-        ),
-        None,
-    )?;
-    for r in report_rows(&lvs.stdout, "lv")? {
+    let segs = report_rows(json, "seg")?;
+    for r in report_rows(json, "lv")? {
         let maj = text(&r["lv_kernel_major"]);
         let min = text(&r["lv_kernel_minor"]);
         let maj_min = match (maj.parse::<i64>(), min.parse::<i64>()) {
             (Ok(a), Ok(b)) if a >= 0 && b >= 0 => Some(format!("{a}:{b}")),
             _ => None,
         };
+        let (vg_name, lv_name) = (text(&r["vg_name"]), text(&r["lv_name"]));
+        let segtype = segs
+            .iter()
+            .find(|s| text(&s["vg_name"]) == vg_name && text(&s["lv_name"]) == lv_name)
+            .map(|s| text(&s["segtype"]))
+            .unwrap_or_default();
         state.lvs.push(Lv {
-            vg_name: text(&r["vg_name"]),
-            lv_name: text(&r["lv_name"]),
+            vg_name,
+            lv_name,
             lv_size: num(&r["lv_size"]),
             lv_attr: text(&r["lv_attr"]),
-            segtype: text(&r["segtype"]),
+            segtype,
             pool_lv: text(&r["pool_lv"]),
             maj_min,
         });
@@ -584,23 +622,51 @@ mod tests {
             &["lvm", "version"],
             Output::ok("  LVM version:     2.03.16(2) (2022-05-18)\n  Library version: 1.02.185\n"),
         );
-        r.on(&["lvm", "pvs"], Output::ok(r#"{"report":[{"pv":[{"pv_name":"/dev/sda2","vg_name":"pool_host","pv_size":"1000"}]}]}"#));
-        r.on(&["lvm", "vgs"], Output::ok(r#"{"report":[{"vg":[{"vg_name":"pool_host","vg_tags":"provision.token=tok1,x","vg_size":"1000","vg_free":"100","lv_count":"3","pv_count":"1"}]}]}"#));
-        r.on(&["lvm", "lvs"], Output::ok(r#"{"report":[{"lv":[{"vg_name":"pool_host","lv_name":"var","lv_size":"800","lv_attr":"-wi-ao----","segtype":"linear","pool_lv":"","lv_kernel_major":"254","lv_kernel_minor":"2"},{"vg_name":"pool_host","lv_name":"home","lv_size":"100","lv_attr":"-wi-------","segtype":"linear","pool_lv":"","lv_kernel_major":"-1","lv_kernel_minor":"-1"}]}]}"#));
+        // Shape of lvm 2.03.16's fullreport with our -o lists (one report per VG, orphan PVs
+        // in a report of their own).
+        r.on(&["lvm", "fullreport"], Output::ok(r#"{"report":[
+          {"vg":[{"vg_name":"pool_host","vg_tags":"provision.token=tok1,x","vg_size":"1000","vg_free":"100","lv_count":"3","pv_count":"1"}],
+           "pv":[{"pv_name":"/dev/sda2","vg_name":"pool_host","pv_size":"1000"}],
+           "lv":[{"vg_name":"pool_host","lv_name":"var","lv_size":"800","lv_attr":"-wi-ao----","pool_lv":"","lv_kernel_major":"254","lv_kernel_minor":"2"},
+                 {"vg_name":"pool_host","lv_name":"home","lv_size":"100","lv_attr":"-wi-------","pool_lv":"","lv_kernel_major":"-1","lv_kernel_minor":"-1"}],
+           "pvseg":[],
+           "seg":[{"vg_name":"pool_host","lv_name":"home","segtype":"linear"},{"vg_name":"pool_host","lv_name":"var","segtype":"striped"},{"vg_name":"pool_host","lv_name":"var","segtype":"linear"}]},
+          {"pv":[{"pv_name":"/dev/sdb","vg_name":"","pv_size":"1073741824"}],"pvseg":[]}]}"#));
         let mut st = SystemState::default();
         // the config is made for the version lvm reported (use_devicesfile needs ≥ 2.03.12)
         let cfg = |v: Option<&str>| format!("devices {{ for {} }}", v.unwrap_or("none"));
-        read_lvm(&r, &cfg, &mut st).unwrap();
+        read_lvm(&r, &cfg, &mut st, LvmRead::Full).unwrap();
         assert_eq!(st.lvm_version.as_deref(), Some("2.03.16(2)"));
+        assert!(!st.lvm_unread);
+        assert_eq!(st.vgs.len(), 1);
         assert_eq!(st.vgs[0].vg_tags, ["provision.token=tok1", "x"]);
+        assert_eq!(st.pvs.len(), 2);
+        assert_eq!(st.pvs[1].vg_name, "");
         assert_eq!(st.lvs[0].maj_min.as_deref(), Some("254:2"));
+        assert_eq!(st.lvs[0].segtype, "striped", "the first segment's type");
+        assert_eq!(st.lvs[1].segtype, "linear");
         assert!(st.lvs[0].active());
         assert_eq!(st.lvs[1].maj_min, None);
         let calls = r.calls();
+        assert_eq!(calls.len(), 2, "lvm version + one fullreport: {calls:?}");
         assert!(
             calls[1].contains(&"--config".to_string())
                 && calls[1].contains(&"devices { for 2.03.16(2) }".to_string())
         );
+    }
+
+    #[test]
+    fn version_only_marks_the_lvm_state_unread() {
+        let r = RecordingRunner::new();
+        r.on(
+            &["lvm", "version"],
+            Output::ok("  LVM version:     2.03.16(2) (2022-05-18)\n"),
+        );
+        let mut st = SystemState::default();
+        read_lvm(&r, &|_| String::new(), &mut st, LvmRead::VersionOnly).unwrap();
+        assert_eq!(st.lvm_version.as_deref(), Some("2.03.16(2)"));
+        assert!(st.lvm_unread && st.vgs.is_empty());
+        assert_eq!(r.calls().len(), 1);
     }
 
     #[test]
@@ -614,7 +680,7 @@ mod tests {
             },
         );
         let mut st = SystemState::default();
-        read_lvm(&r, &|_| String::new(), &mut st).unwrap();
+        read_lvm(&r, &|_| String::new(), &mut st, LvmRead::Full).unwrap();
         assert!(st.lvm_version.is_none() && st.vgs.is_empty());
     }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::discover::parse_mountinfo;
-use super::plan::{Action, Op, Plan};
+use super::plan::{concurrent_groups, Action, Op, Plan};
 use crate::context::Context;
 use crate::exit::{coded, Code};
 use crate::layout::Layout;
@@ -38,33 +38,98 @@ fn failpoint(step: usize, after: bool) {
     }
 }
 
-/// Carry out every action; returns the descriptions of what was done (or found done).
+/// Carry out every action; returns the descriptions of what was done (or found done), in plan
+/// order. The groups of [`concurrent_groups`] run at the same time, one thread per device's chain
+/// (at most [`MAX_CONCURRENT`]); failpoints keep their step numbers (a failpoint inside a group
+/// fires when that step starts or ends, with its neighbours possibly under way, as a power cut
+/// would find them). After a failure in a group the other chains finish; the first error in plan
+/// order is returned.
 pub fn execute(ctx: &Context, _layout: &Layout, plan: &Plan) -> Result<Vec<String>> {
     let n = plan.actions.len();
-    let mut done = Vec::with_capacity(n);
-    for (i, a) in plan.actions.iter().enumerate() {
-        notify_status(&format!("{} ({}/{n})", a.description, i + 1));
-        failpoint(i + 1, false);
-        let t0 = Instant::now();
-        let note =
-            run_action(ctx, a).with_context(|| format!("step {}/{n}: {}", i + 1, a.description))?;
-        failpoint(i + 1, true);
-        let duration_ms = t0.elapsed().as_millis() as u64;
-        tracing::info!(
-            stage = "disks",
-            action = ?a.op,
-            device = a.device.as_deref().unwrap_or(""),
-            duration_ms,
-            "{}{}",
-            a.description,
-            note.as_deref().map(|x| format!(" ({x})")).unwrap_or_default()
-        );
-        done.push(match note {
-            Some(x) => format!("{} ({x})", a.description),
-            None => a.description.clone(),
-        });
+    let groups = concurrent_groups(&plan.actions);
+    let mut done: Vec<Option<String>> = vec![None; n];
+    let mut i = 0;
+    while i < n {
+        if let Some(g) = groups.iter().find(|g| g[0][0] == i) {
+            let results = run_group(ctx, plan, g);
+            let mut first_err = None;
+            for (idx, r) in results {
+                match r {
+                    Ok(d) => done[idx] = Some(d),
+                    Err(e) if first_err.is_none() => first_err = Some(e),
+                    Err(_) => {}
+                }
+            }
+            if let Some(e) = first_err {
+                return Err(e);
+            }
+            i = g.iter().flatten().max().map_or(i + 1, |m| m + 1);
+            continue;
+        }
+        done[i] = Some(run_step(ctx, plan, i)?);
+        i += 1;
     }
-    Ok(done)
+    Ok(done.into_iter().flatten().collect())
+}
+
+/// Formatting runs at most this many devices at once.
+pub const MAX_CONCURRENT: usize = 4;
+
+/// Run one concurrent group; (step index, outcome) in plan order.
+fn run_group(ctx: &Context, plan: &Plan, chains: &[Vec<usize>]) -> Vec<(usize, Result<String>)> {
+    use std::sync::Mutex;
+    let next = Mutex::new(0usize);
+    let out: Mutex<Vec<(usize, Result<String>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|sc| {
+        for _ in 0..MAX_CONCURRENT.min(chains.len()) {
+            sc.spawn(|| loop {
+                let c = {
+                    let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
+                    let c = *n;
+                    *n += 1;
+                    c
+                };
+                let Some(chain) = chains.get(c) else { break };
+                for &idx in chain {
+                    let r = run_step(ctx, plan, idx);
+                    let failed = r.is_err();
+                    out.lock().unwrap_or_else(|e| e.into_inner()).push((idx, r));
+                    if failed {
+                        break; // the rest of this device's chain depends on it
+                    }
+                }
+            });
+        }
+    });
+    let mut v = out.into_inner().unwrap_or_else(|e| e.into_inner());
+    v.sort_by_key(|(i, _)| *i);
+    v
+}
+
+/// One step: status, failpoints, the action, its log line.
+fn run_step(ctx: &Context, plan: &Plan, i: usize) -> Result<String> {
+    let n = plan.actions.len();
+    let a = &plan.actions[i];
+    notify_status(&format!("{} ({}/{n})", a.description, i + 1));
+    failpoint(i + 1, false);
+    let t0 = Instant::now();
+    let note =
+        run_action(ctx, a).with_context(|| format!("step {}/{n}: {}", i + 1, a.description))?;
+    failpoint(i + 1, true);
+    let duration_ms = t0.elapsed().as_millis() as u64;
+    tracing::info!(
+        stage = "disks",
+        action = ?a.op,
+        device = a.device.as_deref().unwrap_or(""),
+        duration_ms,
+        "{}{}",
+        a.description,
+        note.as_deref().map(|x| format!(" ({x})")).unwrap_or_default()
+    );
+    Ok(match note {
+        Some(x) => format!("{} ({x})", a.description),
+        None => a.description.clone(),
+    })
 }
 
 fn run_action(ctx: &Context, a: &Action) -> Result<Option<String>> {
@@ -93,6 +158,13 @@ fn run_action(ctx: &Context, a: &Action) -> Result<Option<String>> {
                 return Ok(Some("mounted already: not checked".into()));
             }
             expect_type(dev, a.fs_type.as_deref().unwrap_or("ext4"))?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            if let Some(why) = ext_is_clean(Path::new(dev), now) {
+                return Ok(Some(format!("superblock clean ({why}): e2fsck not needed")));
+            }
             let argv = a.argv.as_deref().unwrap_or_default();
             let out = ctx.runner.run_raw(argv, None)?;
             match out.status {
@@ -130,6 +202,60 @@ fn run_action(ctx: &Context, a: &Action) -> Result<Option<String>> {
     }
 }
 
+/// Reads an ext2/3/4 superblock and says whether `e2fsck -p` would find nothing to do: it then
+/// only reports the filesystem clean (e2fsck's check_if_skip). Anything else — errors recorded,
+/// not cleanly unmounted, a journal to replay, orphan inodes to release, a mount count or check
+/// interval due, a timestamp in the future (a wrong clock early in boot), an unknown feature, or
+/// a superblock that cannot be read — says None, and e2fsck -p runs as before.
+pub fn ext_is_clean(dev: &Path, now: u64) -> Option<&'static str> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(dev).ok()?;
+    f.seek(SeekFrom::Start(1024)).ok()?;
+    let mut sb = [0u8; 1024];
+    f.read_exact(&mut sb).ok()?;
+    ext_superblock_clean(&sb, now)
+}
+
+/// [`ext_is_clean`] on the 1024 superblock bytes (offsets from the kernel's ext4.h).
+pub fn ext_superblock_clean(sb: &[u8; 1024], now: u64) -> Option<&'static str> {
+    let u16_at = |o: usize| u16::from_le_bytes([sb[o], sb[o + 1]]);
+    let u32_at = |o: usize| u32::from_le_bytes([sb[o], sb[o + 1], sb[o + 2], sb[o + 3]]);
+    const VALID_FS: u16 = 1;
+    const ERROR_FS: u16 = 2;
+    const INCOMPAT_RECOVER: u32 = 0x4;
+    const INCOMPAT_JOURNAL_DEV: u32 = 0x8;
+    if u16_at(0x38) != 0xEF53 {
+        return None; // s_magic
+    }
+    let state = u16_at(0x3A);
+    if state & VALID_FS == 0 || state & ERROR_FS != 0 || state & !VALID_FS != 0 {
+        return None; // s_state: not cleanly unmounted, errors, orphans being processed
+    }
+    let incompat = u32_at(0x60);
+    if incompat & (INCOMPAT_RECOVER | INCOMPAT_JOURNAL_DEV) != 0 {
+        return None; // a journal to replay, or an external journal device
+    }
+    if u32_at(0xE8) != 0 {
+        return None; // s_last_orphan: orphan inodes to release
+    }
+    let mnt_count = u16_at(0x34);
+    let max_mnt_count = u16_at(0x36) as i16;
+    if max_mnt_count > 0 && mnt_count >= max_mnt_count as u16 {
+        return None; // mount count reached
+    }
+    let lastcheck = u64::from(u32_at(0x40));
+    let interval = u64::from(u32_at(0x44));
+    if interval > 0 && now >= lastcheck + interval {
+        return None; // check interval passed
+    }
+    let (mtime, wtime) = (u64::from(u32_at(0x2C)), u64::from(u32_at(0x30)));
+    // e2fsck fixes timestamps in the future (with a day's grace); let it.
+    if [lastcheck, mtime, wtime].iter().any(|&t| t > now + 86400) {
+        return None;
+    }
+    Some("cleanly unmounted, no errors, no journal to replay")
+}
+
 /// Poll for a block device node (the kernel creates partition nodes itself; LV links come from
 /// udev, which lvcreate waits for).
 pub fn wait_for_device(dev: &Path, timeout: Duration) -> Result<()> {
@@ -142,6 +268,19 @@ pub fn wait_for_device(dev: &Path, timeout: Duration) -> Result<()> {
                 return Ok(());
             }
         }
+        // An LV's dm device exists as soon as vgchange returned (udev only adds the /dev
+        // node): none after a second means the LV was not activated, e.g. it does not exist.
+        if t0.elapsed() >= Duration::from_secs(1) {
+            if let Some(dm) = dev
+                .to_str()
+                .and_then(|d| d.strip_prefix("/dev/mapper/"))
+                .filter(|dm| !dm.contains('/'))
+            {
+                if !dm_device_exists(dm) {
+                    bail!("{} is not an active device-mapper device", dev.display());
+                }
+            }
+        }
         if t0.elapsed() >= timeout {
             bail!(
                 "{} did not appear within {} s",
@@ -152,6 +291,20 @@ pub fn wait_for_device(dev: &Path, timeout: Duration) -> Result<()> {
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(100));
     }
+}
+
+/// Is there a device-mapper device named `name` (sysfs `dm/name`)?
+fn dm_device_exists(name: &str) -> bool {
+    std::fs::read_dir("/sys/block")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with("dm-"))
+                .any(|e| {
+                    std::fs::read_to_string(e.path().join("dm/name"))
+                        .is_ok_and(|n| n.trim() == name)
+                })
+        })
+        .unwrap_or(false)
 }
 
 fn maj_min(path: &Path) -> Option<String> {
@@ -321,6 +474,72 @@ mod tests {
         assert_eq!(d, "umask=0077,size=200M");
         let (f, d) = split_options("");
         assert!(f.is_empty() && d.is_empty());
+    }
+
+    /// A real ext4 superblock (mkfs.ext4 on a file), then the flags that must send it to e2fsck.
+    #[test]
+    fn ext_superblock_clean_only_when_e2fsck_would_skip() {
+        let Ok(mkfs) = which_mkfs() else {
+            eprintln!("SKIP ext_superblock_clean_only_when_e2fsck_would_skip: no mkfs.ext4");
+            return;
+        };
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join("fs.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        let ok = std::process::Command::new(mkfs)
+            .args(["-q", "-F"])
+            .arg(&img)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(ext_is_clean(&img, now).is_some(), "a fresh ext4 is clean");
+        let data = std::fs::read(&img).unwrap();
+        let sb: [u8; 1024] = data[1024..2048].try_into().unwrap();
+        assert!(ext_superblock_clean(&sb, now).is_some());
+        let with = |f: &dyn Fn(&mut [u8; 1024])| {
+            let mut b = sb;
+            f(&mut b);
+            ext_superblock_clean(&b, now)
+        };
+        // not cleanly unmounted; errors recorded
+        assert!(with(&|b| b[0x3A] = 0).is_none());
+        assert!(with(&|b| b[0x3A] = 3).is_none());
+        // a journal to replay (needs_recovery)
+        assert!(with(&|b| b[0x60] |= 0x4).is_none());
+        // orphan inodes
+        assert!(with(&|b| b[0xE8] = 12).is_none());
+        // mount count reached
+        assert!(with(&|b| {
+            b[0x34..0x36].copy_from_slice(&20u16.to_le_bytes());
+            b[0x36..0x38].copy_from_slice(&20u16.to_le_bytes());
+        })
+        .is_none());
+        // check interval passed (lastcheck 0, interval 1 s)
+        assert!(with(&|b| {
+            b[0x40..0x44].copy_from_slice(&0u32.to_le_bytes());
+            b[0x44..0x48].copy_from_slice(&1u32.to_le_bytes());
+        })
+        .is_none());
+        // last write far in the future (a clock e2fsck would correct)
+        assert!(with(&|b| b[0x30..0x34].copy_from_slice(&u32::MAX.to_le_bytes())).is_none());
+        // not ext at all
+        assert!(with(&|b| b[0x38] = 0).is_none());
+        assert!(ext_is_clean(Path::new("/nonexistent-dev"), now).is_none());
+    }
+
+    fn which_mkfs() -> Result<&'static str, ()> {
+        ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .ok_or(())
     }
 
     #[test]

@@ -59,8 +59,36 @@ pub fn load_state(path: &Path) -> Result<SystemState> {
     })
 }
 
-/// Observe this machine (or read the snapshot).
+/// Observe this machine (or read the snapshot), LVM included.
 pub fn observe(ctx: &Context, layout: &Layout, state_file: Option<&Path>) -> Result<SystemState> {
+    observe_lvm(ctx, layout, state_file, discover::LvmRead::Full)
+}
+
+/// What a run needs to read of LVM. A real mount-only boot without a flag (the every-boot path,
+/// DESIGN §11) plans without reading PVs/VGs/LVs: its actions do not depend on them, and the
+/// one lvm report would cost as much as the activation itself. What it would have told —
+/// a missing VG or LV — shows when activation fails or an LV's device does not come up; the
+/// run then reads LVM and fails naming what is missing, as a full read would have
+/// ([`run`]). A dry run, `status`, `--plan-hash`, a token and provisioning always read it all.
+pub fn lvm_read_for(ctx: &Context, inputs: &DisksInputs) -> discover::LvmRead {
+    let quick = !ctx.dry_run
+        && inputs.state_file.is_none()
+        && inputs.plan_hash.is_none()
+        && ctx.cmdline.provision == crate::cmdline::ProvisionRequest::No
+        && ctx.cmdline.bad_destructive().next().is_none();
+    if quick {
+        discover::LvmRead::VersionOnly
+    } else {
+        discover::LvmRead::Full
+    }
+}
+
+fn observe_lvm(
+    ctx: &Context,
+    layout: &Layout,
+    state_file: Option<&Path>,
+    what: discover::LvmRead,
+) -> Result<SystemState> {
     if let Some(p) = state_file {
         return load_state(p);
     }
@@ -69,13 +97,28 @@ pub fn observe(ctx: &Context, layout: &Layout, state_file: Option<&Path>) -> Res
     } else {
         DEVICE_TIMEOUT
     };
+    let cfg = |version: Option<&str>| plan::lvm_devices_config(layout, version);
+    if what == discover::LvmRead::VersionOnly {
+        // `lvm version` does not depend on the disks: ask it while they are read.
+        let (lvm, block) = std::thread::scope(|sc| {
+            let h = sc.spawn(|| {
+                let mut st = SystemState::default();
+                discover::read_lvm(ctx.runner.as_ref(), &cfg, &mut st, what).map(|_| st)
+            });
+            let block = wait_for_disks(layout, wait);
+            let lvm = h
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("lvm version: thread panicked")));
+            (lvm, block)
+        });
+        let mut state = block?;
+        let lvm = lvm.context("reading LVM state")?;
+        state.lvm_version = lvm.lvm_version;
+        state.lvm_unread = lvm.lvm_unread;
+        return Ok(state);
+    }
     let mut state = wait_for_disks(layout, wait)?;
-    discover::read_lvm(
-        ctx.runner.as_ref(),
-        &|version| plan::lvm_devices_config(layout, version),
-        &mut state,
-    )
-    .context("reading LVM state")?;
+    discover::read_lvm(ctx.runner.as_ref(), &cfg, &mut state, what).context("reading LVM state")?;
     Ok(state)
 }
 
@@ -131,7 +174,12 @@ fn wait_for_disks(layout: &Layout, timeout: Duration) -> Result<SystemState> {
 /// Load the layout, observe, and plan.
 pub fn make_plan(ctx: &Context, inputs: &DisksInputs) -> Result<(Layout, SystemState, Plan)> {
     let layout = crate::layout::load(&inputs.layout)?;
-    let state = observe(ctx, &layout, inputs.state_file.as_deref())?;
+    let state = observe_lvm(
+        ctx,
+        &layout,
+        inputs.state_file.as_deref(),
+        lvm_read_for(ctx, inputs),
+    )?;
     let p = plan::plan(&layout, &state, &ctx.cmdline, &inputs.options)?;
     Ok((layout, state, p))
 }
@@ -193,7 +241,7 @@ fn output(p: &Plan, done: Vec<String>, dry_run: bool) -> StageOutput {
 
 /// Run the disks stage: plan, check, then (unless dry-run) execute.
 pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
-    let (layout, _state, p) = make_plan(ctx, inputs)?;
+    let (layout, state, p) = make_plan(ctx, inputs)?;
     for w in &p.warnings {
         tracing::warn!(stage = "disks", "{w}");
     }
@@ -228,6 +276,21 @@ pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
     if let Some(e) = plan_error(&p) {
         return Err(e);
     }
-    let done = execute::execute(ctx, &layout, &p)?;
-    Ok(output(&p, done, false))
+    match execute::execute(ctx, &layout, &p) {
+        Ok(done) => Ok(output(&p, done, false)),
+        Err(e) if state.lvm_unread => {
+            // Planned without reading LVM: a failure may be a missing VG or LV, which a full
+            // read names (exit 9, as a plan made on a full read would have said up front).
+            let full = observe(ctx, &layout, None).context("reading LVM state after a failure")?;
+            let again = plan::plan(&layout, &full, &ctx.cmdline, &inputs.options)?;
+            match plan_error(&again) {
+                Some(missing) => Err(coded(
+                    crate::exit::code_of(&missing),
+                    format!("{missing:#} (found after: {e:#})"),
+                )),
+                None => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -390,21 +390,28 @@ fn expected_labels(disk: &Disk) -> Vec<String> {
     }
 }
 
-/// What is on a disk, in words, and whether any of it is foreign to the layout.
+/// What is on a disk, in words, and whether any of it is foreign to the layout. The class is None
+/// when it cannot be told because LVM was not read (a mount-only run, where it does not matter).
 fn classify(
     disk: &Disk,
     dev: &BlockDevice,
     layout: &Layout,
     state: &SystemState,
-) -> (DiskClass, Vec<String>, Vec<String>) {
+) -> (Option<DiskClass>, Vec<String>, Vec<String>) {
     let layout_vgs: Vec<&str> = layout.vgs.iter().map(|v| v.name.as_str()).collect();
     let labels = expected_labels(disk);
     let mut content = Vec::new();
     let mut foreign = Vec::new();
     let mut ours = false;
+    let mut unknown = false;
     let mut judge =
         |path: &str, fs: &Option<String>, label: &Option<String>, partlabel: Option<&String>| {
             let what = match fs.as_deref() {
+                Some("LVM2_member") if state.lvm_unread => {
+                    // A mount-only boot did not read LVM: which VG this PV holds is unknown.
+                    unknown = true;
+                    "LVM PV (VGs not read on a mount-only run)".to_string()
+                }
                 Some("LVM2_member") => {
                     match state.pvs.iter().find(|p| p.pv_name == path) {
                         Some(pv) if !pv.vg_name.is_empty() => {
@@ -474,14 +481,16 @@ fn classify(
             ),
         );
     }
-    let class = if dev.fs_type.is_none() && dev.partitions.is_empty() {
-        DiskClass::Blank
+    let class = if unknown && foreign.is_empty() {
+        None
+    } else if dev.fs_type.is_none() && dev.partitions.is_empty() {
+        Some(DiskClass::Blank)
     } else if foreign.is_empty() && ours {
-        DiskClass::Ours
+        Some(DiskClass::Ours)
     } else if foreign.is_empty() {
-        DiskClass::Blank
+        Some(DiskClass::Blank)
     } else {
-        DiskClass::Foreign
+        Some(DiskClass::Foreign)
     };
     (class, content, foreign)
 }
@@ -704,11 +713,13 @@ pub fn plan(
     for (i, d) in layout.disks.iter().enumerate() {
         let Some(dev) = resolved[i] else { continue };
         let (class, content, foreign) = classify(d, dev, layout, state);
-        matches[i].class = Some(class);
+        matches[i].class = class;
         matches[i].content = content.clone();
         if mode != Mode::Provision {
             continue;
         }
+        // Provisioning always plans on a full LVM read (disks::observe_for).
+        let class = class.unwrap_or(DiskClass::Foreign);
         let vgs_here = observed_vgs_on(dev, state);
         let mut reasons = Vec::new();
         // VGs that reach beyond the target disks would be broken by the wipe.
@@ -837,6 +848,38 @@ pub fn plan(
     };
     plan.plan_hash = plan_hash(&plan);
     Ok(plan)
+}
+
+/// Steps that run concurrently: maximal runs of consecutive "wait for a device, then format it"
+/// pairs (provisioning's mkfs/mkswap of different partitions and LVs, which share nothing), at
+/// least two of them. Each entry is one run; each inner list one device's chain of step indexes
+/// (0-based, in plan order). Everything else runs one step after another. The plan itself, its
+/// order and its hash do not change: the dry run prints the same steps and says which overlap.
+pub fn concurrent_groups(actions: &[Action]) -> Vec<Vec<Vec<usize>>> {
+    let mut out = Vec::new();
+    let mut cur: Vec<Vec<usize>> = Vec::new();
+    let mut i = 0;
+    while i < actions.len() {
+        let pair = i + 1 < actions.len()
+            && actions[i].op == Op::WaitDevice
+            && matches!(actions[i + 1].op, Op::Mkfs | Op::Mkswap)
+            && actions[i].device.is_some()
+            && actions[i].device == actions[i + 1].device;
+        if pair {
+            cur.push(vec![i, i + 1]);
+            i += 2;
+        } else {
+            if cur.len() >= 2 {
+                out.push(std::mem::take(&mut cur));
+            }
+            cur.clear();
+            i += 1;
+        }
+    }
+    if cur.len() >= 2 {
+        out.push(cur);
+    }
+    out
 }
 
 /// Hash of what a run would do: mode + actions (16 hex digits).
@@ -1130,12 +1173,28 @@ fn provision_actions(
             }
         }
     }
-    for (vg, pv) in &pvs {
-        actions.push(
-            Action::new(Op::PvCreate, true, format!("creating PV {pv} for VG {vg}"))
-                .cmd(lvm(cfg, "pvcreate", &[s("-y"), s("-ff"), pv.clone()]))
-                .dev(pv),
-        );
+    if !pvs.is_empty() {
+        // One pvcreate for all PVs (each lvm process costs a device scan).
+        let mut args = vec![s("-y"), s("-ff")];
+        args.extend(pvs.iter().map(|(_, p)| p.clone()));
+        let words: Vec<String> = pvs
+            .iter()
+            .map(|(vg, pv)| format!("{pv} for VG {vg}"))
+            .collect();
+        let mut a = Action::new(
+            Op::PvCreate,
+            true,
+            format!(
+                "creating PV{} {}",
+                if pvs.len() == 1 { "" } else { "s" },
+                words.join(", ")
+            ),
+        )
+        .cmd(lvm(cfg, "pvcreate", &args));
+        if pvs.len() == 1 {
+            a.device = Some(pvs[0].1.clone());
+        }
+        actions.push(a);
     }
     for vg in &layout.vgs {
         let members: Vec<String> = pvs
@@ -1202,19 +1261,27 @@ fn provision_actions(
         actions.push(wait(dev));
         format_action(c, dev, what, actions);
     }
-    // Completion is recorded last: an interrupted run leaves no tag and re-provisions.
-    for vg in &layout.vgs {
+    // Completion is recorded last: an interrupted run leaves no tag and re-provisions. One
+    // vgchange tags every VG; lvm commits each VG on its own, so a cut in the middle can leave
+    // some VGs tagged and others not — which still reads as "not complete" (a token counts as
+    // consumed only when every layout VG carries it) and re-provisions.
+    if !layout.vgs.is_empty() {
         let mut args = vec![s("--addtag"), format!("{TAG_LAYOUT}{layout_hash}")];
         if let ProvisionRequest::Token(t) = &cmdline.provision {
             args.push(s("--addtag"));
             args.push(format!("{TAG_TOKEN}{t}"));
         }
-        args.push(vg.name.clone());
+        let names: Vec<String> = layout.vgs.iter().map(|v| v.name.clone()).collect();
+        args.extend(names.iter().cloned());
         actions.push(
             Action::new(
                 Op::Tag,
                 false,
-                format!("recording completion on VG {}", vg.name),
+                format!(
+                    "recording completion on VG{} {}",
+                    if names.len() == 1 { "" } else { "s" },
+                    names.join(", ")
+                ),
             )
             .cmd(lvm(cfg, "vgchange", &args)),
         );
@@ -1311,8 +1378,9 @@ fn mount_actions(
             items.push((pp, c.clone(), format!("{}/{pname}", d.name)));
         }
     }
+    let mut activate: Vec<String> = Vec::new();
     for vg in &layout.vgs {
-        if !provisioning {
+        if !provisioning && !state.lvm_unread {
             match state.vg(&vg.name) {
                 None => {
                     missing.push(format!(
@@ -1334,13 +1402,7 @@ fn mount_actions(
                 }
             }
         }
-        actions.push(
-            Action::new(Op::Activate, false, format!("activating VG {}", vg.name)).cmd(lvm(
-                cfg,
-                "vgchange",
-                &[s("-ay"), vg.name.clone()],
-            )),
-        );
+        activate.push(vg.name.clone());
         for lv in &vg.lvs {
             if let Some(c) = &lv.content {
                 // /dev/mapper/<vg>-<lv>: the name mount(8) and findmnt show for an LV.
@@ -1352,6 +1414,23 @@ fn mount_actions(
             }
         }
     }
+    if !activate.is_empty() {
+        // One vgchange for all of them: every lvm process scans the devices again.
+        let mut args = vec![s("-ay")];
+        args.extend(activate.iter().cloned());
+        actions.push(
+            Action::new(
+                Op::Activate,
+                false,
+                format!(
+                    "activating VG{} {}",
+                    if activate.len() == 1 { "" } else { "s" },
+                    activate.join(", ")
+                ),
+            )
+            .cmd(lvm(cfg, "vgchange", &args)),
+        );
+    }
     for (dev, _, _) in &items {
         actions.push(wait(dev));
     }
@@ -1360,9 +1439,18 @@ fn mount_actions(
     for (dev, c, what) in &items {
         if let Content::Filesystem(f) = c {
             if f.format.starts_with("ext") && !provisioning {
-                let mut a = Action::new(Op::Fsck, false, format!("checking {what} ({})", f.format))
-                    .cmd(vec![s("e2fsck"), s("-p"), dev.clone()])
-                    .dev(dev);
+                // The executor reads the superblock first and runs e2fsck -p only when it would
+                // do more than say "clean" (see execute::ext_needs_fsck).
+                let mut a = Action::new(
+                    Op::Fsck,
+                    false,
+                    format!(
+                        "checking {what} ({}): e2fsck -p unless its superblock is clean",
+                        f.format
+                    ),
+                )
+                .cmd(vec![s("e2fsck"), s("-p"), dev.clone()])
+                .dev(dev);
                 a.fs_type = Some(f.format.clone());
                 actions.push(a);
             }
@@ -1528,7 +1616,18 @@ pub fn render_text(p: &Plan) -> String {
     }
     if !p.actions.is_empty() {
         let _ = writeln!(o, "actions:");
+        let groups = concurrent_groups(&p.actions);
         for (i, a) in p.actions.iter().enumerate() {
+            if let Some(g) = groups.iter().find(|g| g[0][0] == i) {
+                let last = g.last().and_then(|c| c.last()).copied().unwrap_or(i);
+                let _ = writeln!(
+                    o,
+                    "       (steps {}–{} run concurrently, {} devices at once: each device's wait and format in order)",
+                    i + 1,
+                    last + 1,
+                    g.len()
+                );
+            }
             let mark = if a.destructive { "DESTRUCTIVE" } else { "safe" };
             let _ = writeln!(o, "  {:>3}. [{mark}] {}", i + 1, a.description);
             if let Some(argv) = &a.argv {

@@ -33,6 +33,15 @@ pub struct SystemState {
     /// `lvm version` (e.g. "2.03.16"), None when lvm is not installed.
     #[serde(default)]
     pub lvm_version: Option<String>,
+    /// True when PVs, VGs and LVs were not read (a mount-only boot without a flag reads them only
+    /// when activation finds something missing, see `disks::run`): `pvs`/`vgs`/`lvs` are then
+    /// unknown, not empty. Snapshots (`status`, `--dry-run`) always read them.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub lvm_unread: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_version() -> u32 {

@@ -1788,11 +1788,14 @@ pub fn check_lvm(input: &[u8]) -> &'static str {
             text(&json[..json.len().min(12)])
         )),
     );
-    for sub in ["pvs", "vgs", "lvs"] {
-        runner.on(&["lvm", sub], Output::ok(json.to_vec()));
-    }
+    runner.on(&["lvm", "fullreport"], Output::ok(json.to_vec()));
     let mut st = SystemState::default();
-    let r = provision::disks::discover::read_lvm(&runner, &|_| "devices { }".into(), &mut st);
+    let r = provision::disks::discover::read_lvm(
+        &runner,
+        &|_| "devices { }".into(),
+        &mut st,
+        provision::disks::discover::LvmRead::Full,
+    );
     if let Ok(rows) = &rows {
         assert!(
             r.is_ok(),
