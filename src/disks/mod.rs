@@ -181,6 +181,13 @@ pub fn make_plan(ctx: &Context, inputs: &DisksInputs) -> Result<(Layout, SystemS
         lvm_read_for(ctx, inputs),
     )?;
     let p = plan::plan(&layout, &state, &ctx.cmdline, &inputs.options)?;
+    if state.lvm_unread && plan_error(&p).is_some() {
+        // The run stops here anyway: plan on a full read, so that the error names everything
+        // that is missing (VGs and LVs too), as a dry run would.
+        let state = observe(ctx, &layout, inputs.state_file.as_deref())?;
+        let p = plan::plan(&layout, &state, &ctx.cmdline, &inputs.options)?;
+        return Ok((layout, state, p));
+    }
     Ok((layout, state, p))
 }
 
