@@ -40,7 +40,7 @@ fn failpoint(step: usize, after: bool) {
 
 /// Carry out every action; returns the descriptions of what was done (or found done), in plan
 /// order. The groups of [`concurrent_groups`] run at the same time, one thread per device's chain
-/// (at most [`MAX_CONCURRENT`]); failpoints keep their step numbers (a failpoint inside a group
+/// (at most [`MAX_CONCURRENT`], and no more than there are CPUs); failpoints keep their step numbers (a failpoint inside a group
 /// fires when that step starts or ends, with its neighbours possibly under way, as a power cut
 /// would find them). After a failure in a group the other chains finish; the first error in plan
 /// order is returned.
@@ -73,8 +73,17 @@ pub fn execute(ctx: &Context, _layout: &Layout, plan: &Plan) -> Result<Vec<Strin
     Ok(done.into_iter().flatten().collect())
 }
 
-/// Formatting runs at most this many devices at once.
+/// Formatting runs at most this many devices at once, and never more than there are CPUs: mkfs
+/// is mostly CPU work on a fresh device, and on one CPU four at once took longer than one after
+/// another (measured in the single-vCPU VM guest: 2.2 s against 1.5 s for the ganeti layout).
 pub const MAX_CONCURRENT: usize = 4;
+
+fn concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, MAX_CONCURRENT)
+}
 
 /// Run one concurrent group; (step index, outcome) in plan order.
 fn run_group(
@@ -87,7 +96,7 @@ fn run_group(
     let next = Mutex::new(0usize);
     let out: Mutex<Vec<(usize, Result<String>)>> = Mutex::new(Vec::new());
     std::thread::scope(|sc| {
-        for _ in 0..MAX_CONCURRENT.min(chains.len()) {
+        for _ in 0..concurrency().min(chains.len()) {
             sc.spawn(|| loop {
                 let c = {
                     let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
