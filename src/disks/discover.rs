@@ -16,7 +16,8 @@ pub struct Sources {
     pub udev_data: PathBuf,
     pub mountinfo: PathBuf,
     pub swaps: PathBuf,
-    /// Probe devices with libblkid (off for fixture trees).
+    /// Probe devices with libblkid (off for fixture trees, and on the every-boot path, which
+    /// takes types and labels from the udev database and partition names from sysfs).
     pub blkid: bool,
 }
 

@@ -40,18 +40,19 @@ fn failpoint(step: usize, after: bool) {
 
 /// Carry out every action; returns the descriptions of what was done (or found done), in plan
 /// order. The groups of [`concurrent_groups`] run at the same time, one thread per device's chain
-/// (at most [`MAX_CONCURRENT`]); failpoints keep their step numbers (a failpoint inside a group
+/// (at most [`MAX_CONCURRENT`], and no more than there are CPUs); failpoints keep their step numbers (a failpoint inside a group
 /// fires when that step starts or ends, with its neighbours possibly under way, as a power cut
 /// would find them). After a failure in a group the other chains finish; the first error in plan
 /// order is returned.
 pub fn execute(ctx: &Context, _layout: &Layout, plan: &Plan) -> Result<Vec<String>> {
     let n = plan.actions.len();
     let groups = concurrent_groups(&plan.actions);
+    let probes = Probes::default();
     let mut done: Vec<Option<String>> = vec![None; n];
     let mut i = 0;
     while i < n {
         if let Some(g) = groups.iter().find(|g| g[0][0] == i) {
-            let results = run_group(ctx, plan, g);
+            let results = run_group(ctx, plan, g, &probes);
             let mut first_err = None;
             for (idx, r) in results {
                 match r {
@@ -66,22 +67,36 @@ pub fn execute(ctx: &Context, _layout: &Layout, plan: &Plan) -> Result<Vec<Strin
             i = g.iter().flatten().max().map_or(i + 1, |m| m + 1);
             continue;
         }
-        done[i] = Some(run_step(ctx, plan, i)?);
+        done[i] = Some(run_step(ctx, plan, i, &probes)?);
         i += 1;
     }
     Ok(done.into_iter().flatten().collect())
 }
 
-/// Formatting runs at most this many devices at once.
+/// Formatting runs at most this many devices at once, and never more than there are CPUs: mkfs
+/// is mostly CPU work on a fresh device, and on one CPU four at once took longer than one after
+/// another (measured in the single-vCPU VM guest: 2.2 s against 1.5 s for the ganeti layout).
 pub const MAX_CONCURRENT: usize = 4;
 
+fn concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, MAX_CONCURRENT)
+}
+
 /// Run one concurrent group; (step index, outcome) in plan order.
-fn run_group(ctx: &Context, plan: &Plan, chains: &[Vec<usize>]) -> Vec<(usize, Result<String>)> {
+fn run_group(
+    ctx: &Context,
+    plan: &Plan,
+    chains: &[Vec<usize>],
+    probes: &Probes,
+) -> Vec<(usize, Result<String>)> {
     use std::sync::Mutex;
     let next = Mutex::new(0usize);
     let out: Mutex<Vec<(usize, Result<String>)>> = Mutex::new(Vec::new());
     std::thread::scope(|sc| {
-        for _ in 0..MAX_CONCURRENT.min(chains.len()) {
+        for _ in 0..concurrency().min(chains.len()) {
             sc.spawn(|| loop {
                 let c = {
                     let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
@@ -91,7 +106,7 @@ fn run_group(ctx: &Context, plan: &Plan, chains: &[Vec<usize>]) -> Vec<(usize, R
                 };
                 let Some(chain) = chains.get(c) else { break };
                 for &idx in chain {
-                    let r = run_step(ctx, plan, idx);
+                    let r = run_step(ctx, plan, idx, probes);
                     let failed = r.is_err();
                     out.lock().unwrap_or_else(|e| e.into_inner()).push((idx, r));
                     if failed {
@@ -107,14 +122,14 @@ fn run_group(ctx: &Context, plan: &Plan, chains: &[Vec<usize>]) -> Vec<(usize, R
 }
 
 /// One step: status, failpoints, the action, its log line.
-fn run_step(ctx: &Context, plan: &Plan, i: usize) -> Result<String> {
+fn run_step(ctx: &Context, plan: &Plan, i: usize, probes: &Probes) -> Result<String> {
     let n = plan.actions.len();
     let a = &plan.actions[i];
     notify_status(&format!("{} ({}/{n})", a.description, i + 1));
     failpoint(i + 1, false);
     let t0 = Instant::now();
-    let note =
-        run_action(ctx, a).with_context(|| format!("step {}/{n}: {}", i + 1, a.description))?;
+    let note = run_action(ctx, a, probes)
+        .with_context(|| format!("step {}/{n}: {}", i + 1, a.description))?;
     failpoint(i + 1, true);
     let duration_ms = t0.elapsed().as_millis() as u64;
     tracing::info!(
@@ -132,7 +147,28 @@ fn run_step(ctx: &Context, plan: &Plan, i: usize) -> Result<String> {
     })
 }
 
-fn run_action(ctx: &Context, a: &Action) -> Result<Option<String>> {
+/// What libblkid found on each device this run, so that the fs-type check before a mount does
+/// not probe again what the check before its fsck just probed. Any step that writes to a device
+/// (wipe, partition, LVM, mkfs) forgets everything.
+#[derive(Default)]
+pub struct Probes(std::sync::Mutex<std::collections::HashMap<String, Option<String>>>);
+
+impl Probes {
+    fn get(&self, dev: &str) -> Option<String> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(dev.to_string())
+            .or_insert_with(|| super::discover::probe_type(Path::new(dev)))
+            .clone()
+    }
+    fn forget(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+fn run_action(ctx: &Context, a: &Action, probes: &Probes) -> Result<Option<String>> {
+    if a.destructive || matches!(a.op, Op::Partition | Op::Tag | Op::Deactivate) {
+        probes.forget();
+    }
     match a.op {
         Op::WriteFile => {
             let target = ctx.path(a.target.as_deref().unwrap_or_default());
@@ -157,7 +193,7 @@ fn run_action(ctx: &Context, a: &Action) -> Result<Option<String>> {
             if is_mounted(dev) {
                 return Ok(Some("mounted already: not checked".into()));
             }
-            expect_type(dev, a.fs_type.as_deref().unwrap_or("ext4"))?;
+            expect_type(probes, dev, a.fs_type.as_deref().unwrap_or("ext4"))?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -181,13 +217,13 @@ fn run_action(ctx: &Context, a: &Action) -> Result<Option<String>> {
                 )),
             }
         }
-        Op::Mount => mount(ctx, a),
+        Op::Mount => mount(ctx, a, probes),
         Op::Swapon => {
             let dev = a.device.as_deref().unwrap_or_default();
             if swap_active(dev) {
                 return Ok(Some("already on".into()));
             }
-            expect_type(dev, "swap")?;
+            expect_type(probes, dev, "swap")?;
             ctx.runner
                 .check(a.argv.as_deref().unwrap_or_default(), None)?;
             Ok(None)
@@ -318,8 +354,8 @@ fn maj_min(path: &Path) -> Option<String> {
 
 /// Mount-only never formats: a device without the filesystem the layout names is an error that
 /// says so (a provisioning run cut off before its mkfs, or the wrong disk).
-fn expect_type(dev: &str, want: &str) -> Result<()> {
-    let found = super::discover::probe_type(Path::new(dev));
+fn expect_type(probes: &Probes, dev: &str, want: &str) -> Result<()> {
+    let found = probes.get(dev);
     let same = match (want, found.as_deref()) {
         (w, Some(f)) if w == f => true,
         ("vfat", Some("vfat" | "msdos")) => true,
@@ -385,7 +421,7 @@ pub fn split_options(opts: &str) -> (nix::mount::MsFlags, String) {
     (flags, data.join(","))
 }
 
-fn mount(ctx: &Context, a: &Action) -> Result<Option<String>> {
+fn mount(ctx: &Context, a: &Action, probes: &Probes) -> Result<Option<String>> {
     let target_rel = a.target.as_deref().unwrap_or_default();
     let target = ctx.path(target_rel);
     let dev = a.device.as_deref().unwrap_or("none");
@@ -417,7 +453,7 @@ fn mount(ctx: &Context, a: &Action) -> Result<Option<String>> {
         }
     }
     if dev.starts_with("/dev/") {
-        expect_type(dev, fstype)?;
+        expect_type(probes, dev, fstype)?;
     }
     std::fs::create_dir_all(&target)
         .with_context(|| format!("creating mountpoint {}", target.display()))?;

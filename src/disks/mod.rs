@@ -105,7 +105,10 @@ fn observe_lvm(
                 let mut st = SystemState::default();
                 discover::read_lvm(ctx.runner.as_ref(), &cfg, &mut st, what).map(|_| st)
             });
-            let block = wait_for_disks(layout, wait);
+            // Nor does the plan depend on libblkid's view of each disk and partition (what is on
+            // them is only described); the udev database says it, partition names come from
+            // sysfs. The fs type of every device is still probed before it is mounted.
+            let block = wait_for_disks(layout, wait, false);
             let lvm = h
                 .join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("lvm version: thread panicked")));
@@ -113,11 +116,12 @@ fn observe_lvm(
         });
         let mut state = block?;
         let lvm = lvm.context("reading LVM state")?;
+        tracing::debug!(stage = "disks", "lvm version: {:?}", lvm.lvm_version);
         state.lvm_version = lvm.lvm_version;
         state.lvm_unread = lvm.lvm_unread;
         return Ok(state);
     }
-    let mut state = wait_for_disks(layout, wait)?;
+    let mut state = wait_for_disks(layout, wait, true)?;
     discover::read_lvm(ctx.runner.as_ref(), &cfg, &mut state, what).context("reading LVM state")?;
     Ok(state)
 }
@@ -128,13 +132,16 @@ pub const DEVICE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Read the block devices until every layout disk is present (a path exists, a selector matches
 /// at least one disk) or `timeout` has passed. An ambiguous selector is not waited for.
-fn wait_for_disks(layout: &Layout, timeout: Duration) -> Result<SystemState> {
+fn wait_for_disks(layout: &Layout, timeout: Duration, blkid: bool) -> Result<SystemState> {
+    let src = discover::Sources {
+        blkid,
+        ..Default::default()
+    };
     let t0 = Instant::now();
     let mut delay = Duration::from_millis(50);
     let mut said = false;
     loop {
-        let st =
-            discover::read_block(&discover::Sources::default()).context("discovering disks")?;
+        let st = discover::read_block(&src).context("discovering disks")?;
         let missing: Vec<String> = layout
             .disks
             .iter()
@@ -173,15 +180,22 @@ fn wait_for_disks(layout: &Layout, timeout: Duration) -> Result<SystemState> {
 
 /// Load the layout, observe, and plan.
 pub fn make_plan(ctx: &Context, inputs: &DisksInputs) -> Result<(Layout, SystemState, Plan)> {
+    let t0 = Instant::now();
     let layout = crate::layout::load(&inputs.layout)?;
-    let state = observe_lvm(
-        ctx,
-        &layout,
-        inputs.state_file.as_deref(),
-        lvm_read_for(ctx, inputs),
-    )?;
+    let t_layout = t0.elapsed();
+    let what = lvm_read_for(ctx, inputs);
+    let state = observe_lvm(ctx, &layout, inputs.state_file.as_deref(), what)?;
+    let t_observe = t0.elapsed();
     let p = plan::plan(&layout, &state, &ctx.cmdline, &inputs.options)?;
-    if state.lvm_unread && plan_error(&p).is_some() {
+    tracing::debug!(
+        stage = "disks",
+        "layout read in {} ms, disks{} observed in {} ms, planned in {} ms",
+        t_layout.as_millis(),
+        if state.lvm_unread { "" } else { " and LVM" },
+        (t_observe - t_layout).as_millis(),
+        (t0.elapsed() - t_observe).as_millis()
+    );
+    if what == discover::LvmRead::VersionOnly && plan_error(&p).is_some() {
         // The run stops here anyway: plan on a full read, so that the error names everything
         // that is missing (VGs and LVs too), as a dry run would.
         let state = observe(ctx, &layout, inputs.state_file.as_deref())?;
@@ -248,7 +262,7 @@ fn output(p: &Plan, done: Vec<String>, dry_run: bool) -> StageOutput {
 
 /// Run the disks stage: plan, check, then (unless dry-run) execute.
 pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
-    let (layout, state, p) = make_plan(ctx, inputs)?;
+    let (layout, _state, p) = make_plan(ctx, inputs)?;
     for w in &p.warnings {
         tracing::warn!(stage = "disks", "{w}");
     }
@@ -285,7 +299,7 @@ pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
     }
     match execute::execute(ctx, &layout, &p) {
         Ok(done) => Ok(output(&p, done, false)),
-        Err(e) if state.lvm_unread => {
+        Err(e) if lvm_read_for(ctx, inputs) == discover::LvmRead::VersionOnly => {
             // Planned without reading LVM: a failure may be a missing VG or LV, which a full
             // read names (exit 9, as a plan made on a full read would have said up front).
             let full = observe(ctx, &layout, None).context("reading LVM state after a failure")?;

@@ -1645,7 +1645,7 @@ pub fn render_text(p: &Plan) -> String {
                 let last = g.last().and_then(|c| c.last()).copied().unwrap_or(i);
                 let _ = writeln!(
                     o,
-                    "       (steps {}–{} run concurrently, {} devices at once: each device's wait and format in order)",
+                    "       (steps {}–{} may run concurrently, {} devices, up to one per CPU: each device's wait and format in order)",
                     i + 1,
                     last + 1,
                     g.len()

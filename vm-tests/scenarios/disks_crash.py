@@ -39,7 +39,7 @@ POINTS = [
     ("after", "creating LV pool_host/home"),
     ("after", "creating LV pool_host/swap"),
     ("after", "creating LV pool_host/var"),
-    ("after", "waiting for /dev/sda1"),
+    ("after", "wiping old signatures inside new partition /dev/sda1"),
     ("after", "formatting hdd/ESP"),
     ("before", "formatting pool_host/home"),
     ("after", "formatting pool_host/home"),
