@@ -341,6 +341,14 @@ fn interrupted_provision_converges_and_never_formats_without_the_flag() {
         );
         l.cleanup_mounts();
         let before = l.sha();
+        let uuids = |l: &Loop| {
+            sh(&format!(
+                "blkid -o value -s UUID {}p1 {}p2 {}p3",
+                l.dev, l.dev, l.dev
+            ))
+            .1
+        };
+        let uuids_before = uuids(&l);
         let (rc, out) = l.run(&lay, "", &[]);
         l.cleanup_mounts();
         if rc != 0 {
@@ -349,6 +357,13 @@ fn interrupted_provision_converges_and_never_formats_without_the_flag() {
                 l.sha(),
                 before,
                 "step {step}: a boot without the flag changed the disk"
+            );
+        } else {
+            // it mounted (which writes to the disk): nothing may have been made again
+            assert_eq!(
+                uuids(&l),
+                uuids_before,
+                "step {step}: a boot without the flag made a filesystem or swap anew"
             );
         }
         let (rc, out) = l.run(&lay, "homelab.provision_disks=true", &[]);

@@ -9,7 +9,6 @@ use super::discover::parse_mountinfo;
 use super::plan::{concurrent_groups, Action, Op, Plan};
 use crate::context::Context;
 use crate::exit::{coded, Code};
-use crate::layout::Layout;
 use crate::report::notify_status;
 use crate::system::fsutil;
 
@@ -44,7 +43,7 @@ fn failpoint(step: usize, after: bool) {
 /// fires when that step starts or ends, with its neighbours possibly under way, as a power cut
 /// would find them). After a failure in a group the other chains finish; the first error in plan
 /// order is returned.
-pub fn execute(ctx: &Context, _layout: &Layout, plan: &Plan) -> Result<Vec<String>> {
+pub fn execute(ctx: &Context, plan: &Plan) -> Result<Vec<String>> {
     let n = plan.actions.len();
     let groups = concurrent_groups(&plan.actions);
     let probes = Probes::default();
@@ -166,7 +165,13 @@ impl Probes {
 }
 
 fn run_action(ctx: &Context, a: &Action, probes: &Probes) -> Result<Option<String>> {
-    if a.destructive || matches!(a.op, Op::Partition | Op::Tag | Op::Deactivate) {
+    // What was probed stays true only across steps that write to no device.
+    let read_only = !a.destructive
+        && matches!(
+            a.op,
+            Op::WriteFile | Op::WaitDevice | Op::Fsck | Op::Mount | Op::Swapon | Op::EnsureDir
+        );
+    if !read_only {
         probes.forget();
     }
     match a.op {
@@ -241,7 +246,7 @@ fn run_action(ctx: &Context, a: &Action, probes: &Probes) -> Result<Option<Strin
 /// Reads an ext2/3/4 superblock and says whether `e2fsck -p` would find nothing to do: it then
 /// only reports the filesystem clean (e2fsck's check_if_skip). Anything else — errors recorded,
 /// not cleanly unmounted, a journal to replay, orphan inodes to release, a mount count or check
-/// interval due, a timestamp in the future (a wrong clock early in boot), an unknown feature, or
+/// interval due, a timestamp in the future (a wrong clock early in boot), an external journal, or
 /// a superblock that cannot be read — says None, and e2fsck -p runs as before.
 pub fn ext_is_clean(dev: &Path, now: u64) -> Option<&'static str> {
     use std::io::{Read, Seek, SeekFrom};
@@ -257,14 +262,13 @@ pub fn ext_superblock_clean(sb: &[u8; 1024], now: u64) -> Option<&'static str> {
     let u16_at = |o: usize| u16::from_le_bytes([sb[o], sb[o + 1]]);
     let u32_at = |o: usize| u32::from_le_bytes([sb[o], sb[o + 1], sb[o + 2], sb[o + 3]]);
     const VALID_FS: u16 = 1;
-    const ERROR_FS: u16 = 2;
     const INCOMPAT_RECOVER: u32 = 0x4;
     const INCOMPAT_JOURNAL_DEV: u32 = 0x8;
     if u16_at(0x38) != 0xEF53 {
         return None; // s_magic
     }
     let state = u16_at(0x3A);
-    if state & VALID_FS == 0 || state & ERROR_FS != 0 || state & !VALID_FS != 0 {
+    if state != VALID_FS {
         return None; // s_state: not cleanly unmounted, errors, orphans being processed
     }
     let incompat = u32_at(0x60);
@@ -356,12 +360,7 @@ fn maj_min(path: &Path) -> Option<String> {
 /// says so (a provisioning run cut off before its mkfs, or the wrong disk).
 fn expect_type(probes: &Probes, dev: &str, want: &str) -> Result<()> {
     let found = probes.get(dev);
-    let same = match (want, found.as_deref()) {
-        (w, Some(f)) if w == f => true,
-        ("vfat", Some("vfat" | "msdos")) => true,
-        _ => false,
-    };
-    if same {
+    if type_matches(want, found.as_deref()) {
         return Ok(());
     }
     Err(coded(
@@ -371,6 +370,15 @@ fn expect_type(probes: &Probes, dev: &str, want: &str) -> Result<()> {
             found.map(|f| format!("a {f} signature")).unwrap_or_else(|| "no filesystem".into())
         ),
     ))
+}
+
+/// Is `found` (libblkid's TYPE) the filesystem the layout names? vfat may show as msdos.
+fn type_matches(want: &str, found: Option<&str>) -> bool {
+    match (want, found) {
+        (w, Some(f)) if w == f => true,
+        ("vfat", Some("vfat" | "msdos")) => true,
+        _ => false,
+    }
 }
 
 /// Is this block device (or what its symlink points to) mounted anywhere?
@@ -550,6 +558,10 @@ mod tests {
         assert!(with(&|b| b[0x3A] = 3).is_none());
         // a journal to replay (needs_recovery)
         assert!(with(&|b| b[0x60] |= 0x4).is_none());
+        // an external journal device
+        assert!(with(&|b| b[0x60] |= 0x8).is_none());
+        // orphans being processed (s_state bit 4), no other bit
+        assert!(with(&|b| b[0x3A] = 1 | 4).is_none());
         // orphan inodes
         assert!(with(&|b| b[0xE8] = 12).is_none());
         // mount count reached
@@ -586,5 +598,41 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{e}").contains("/dev/does-not-exist-xyz did not appear"));
+    }
+
+    #[test]
+    fn an_lv_that_was_not_activated_fails_fast_naming_it() {
+        let t0 = std::time::Instant::now();
+        let e = wait_for_device(
+            Path::new("/dev/mapper/provision-test-absent"),
+            Duration::from_secs(30),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e}").contains("not an active device-mapper device"),
+            "{e}"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "it did not wait out the timeout"
+        );
+        // a path below /dev/mapper/ that is not a dm name waits the normal way
+        let e =
+            wait_for_device(Path::new("/dev/mapper/a/b"), Duration::from_millis(1200)).unwrap_err();
+        assert!(format!("{e}").contains("did not appear"), "{e}");
+    }
+
+    #[test]
+    fn fs_type_check_before_fsck_mount_or_swapon() {
+        assert!(type_matches("ext4", Some("ext4")));
+        assert!(type_matches("vfat", Some("msdos")));
+        assert!(type_matches("swap", Some("swap")));
+        assert!(
+            !type_matches("ext4", None),
+            "no filesystem: never mounted, never formatted"
+        );
+        assert!(!type_matches("ext4", Some("xfs")));
+        assert!(!type_matches("msdos", Some("vfat")));
+        assert!(!type_matches("swap", Some("ext4")));
     }
 }

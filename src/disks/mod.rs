@@ -61,7 +61,34 @@ pub fn load_state(path: &Path) -> Result<SystemState> {
 
 /// Observe this machine (or read the snapshot), LVM included.
 pub fn observe(ctx: &Context, layout: &Layout, state_file: Option<&Path>) -> Result<SystemState> {
-    observe_lvm(ctx, layout, state_file, discover::LvmRead::Full)
+    observe_lvm(
+        ctx,
+        layout,
+        state_file,
+        discover::LvmRead::Full,
+        disks_wait(ctx),
+    )
+}
+
+/// How long to wait for the layout's disks: a real run waits, a dry run looks once.
+fn disks_wait(ctx: &Context) -> Duration {
+    if ctx.dry_run {
+        Duration::ZERO
+    } else {
+        DEVICE_TIMEOUT
+    }
+}
+
+/// A full read after the quick path (no flag) failed: the disks were already waited for, and
+/// the same sysfs cannot show one that was missing then — do not wait for them again.
+fn observe_again(ctx: &Context, layout: &Layout, state_file: Option<&Path>) -> Result<SystemState> {
+    observe_lvm(
+        ctx,
+        layout,
+        state_file,
+        discover::LvmRead::Full,
+        Duration::ZERO,
+    )
 }
 
 /// What a run needs to read of LVM. A real mount-only boot without a flag (the every-boot path,
@@ -88,15 +115,11 @@ fn observe_lvm(
     layout: &Layout,
     state_file: Option<&Path>,
     what: discover::LvmRead,
+    wait: Duration,
 ) -> Result<SystemState> {
     if let Some(p) = state_file {
         return load_state(p);
     }
-    let wait = if ctx.dry_run {
-        Duration::ZERO
-    } else {
-        DEVICE_TIMEOUT
-    };
     let cfg = |version: Option<&str>| plan::lvm_devices_config(layout, version);
     if what == discover::LvmRead::VersionOnly {
         // `lvm version` does not depend on the disks: ask it while they are read.
@@ -184,7 +207,13 @@ pub fn make_plan(ctx: &Context, inputs: &DisksInputs) -> Result<(Layout, SystemS
     let layout = crate::layout::load(&inputs.layout)?;
     let t_layout = t0.elapsed();
     let what = lvm_read_for(ctx, inputs);
-    let state = observe_lvm(ctx, &layout, inputs.state_file.as_deref(), what)?;
+    let state = observe_lvm(
+        ctx,
+        &layout,
+        inputs.state_file.as_deref(),
+        what,
+        disks_wait(ctx),
+    )?;
     let t_observe = t0.elapsed();
     let p = plan::plan(&layout, &state, &ctx.cmdline, &inputs.options)?;
     tracing::debug!(
@@ -198,7 +227,7 @@ pub fn make_plan(ctx: &Context, inputs: &DisksInputs) -> Result<(Layout, SystemS
     if what == discover::LvmRead::VersionOnly && plan_error(&p).is_some() {
         // The run stops here anyway: plan on a full read, so that the error names everything
         // that is missing (VGs and LVs too), as a dry run would.
-        let state = observe(ctx, &layout, inputs.state_file.as_deref())?;
+        let state = observe_again(ctx, &layout, inputs.state_file.as_deref())?;
         let p = plan::plan(&layout, &state, &ctx.cmdline, &inputs.options)?;
         return Ok((layout, state, p));
     }
@@ -297,12 +326,13 @@ pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
     if let Some(e) = plan_error(&p) {
         return Err(e);
     }
-    match execute::execute(ctx, &layout, &p) {
+    match execute::execute(ctx, &p) {
         Ok(done) => Ok(output(&p, done, false)),
         Err(e) if lvm_read_for(ctx, inputs) == discover::LvmRead::VersionOnly => {
             // Planned without reading LVM: a failure may be a missing VG or LV, which a full
             // read names (exit 9, as a plan made on a full read would have said up front).
-            let full = observe(ctx, &layout, None).context("reading LVM state after a failure")?;
+            let full =
+                observe_again(ctx, &layout, None).context("reading LVM state after a failure")?;
             let again = plan::plan(&layout, &full, &ctx.cmdline, &inputs.options)?;
             match plan_error(&again) {
                 Some(missing) => Err(coded(

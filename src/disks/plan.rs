@@ -627,7 +627,8 @@ pub fn plan(
     opts: &PlanOptions,
 ) -> anyhow::Result<Plan> {
     let layout_hash = layout.hash();
-    let lvm_cfg = lvm_devices_config(layout, state.lvm_version.as_deref());
+    let lvm_settings = lvm_devices_settings(layout, state.lvm_version.as_deref());
+    let lvm_cfg = format!("devices {{ {} }}", lvm_settings.join(" "));
     let mut warnings: Vec<String> = cmdline
         .unknown
         .iter()
@@ -741,7 +742,7 @@ pub fn plan(
         if mode != Mode::Provision {
             continue;
         }
-        // Provisioning always plans on a full LVM read (disks::observe_for).
+        // Provisioning always plans on a full LVM read (disks::lvm_read_for).
         let class = class.unwrap_or(DiskClass::Foreign);
         let vgs_here = observed_vgs_on(dev, state);
         let mut reasons = Vec::new();
@@ -827,10 +828,7 @@ pub fn plan(
     // 4. Actions.
     let mut actions = Vec::new();
     if mode != Mode::Refused {
-        actions.push(lvm_conf_action(
-            &lvm_devices_settings(layout, state.lvm_version.as_deref()),
-            opts,
-        ));
+        actions.push(lvm_conf_action(&lvm_settings, opts));
         if mode == Mode::Provision {
             provision_actions(
                 layout,
@@ -1107,7 +1105,6 @@ fn table_bytes(p: TablePos, size: u64) -> u64 {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn provision_actions(
     layout: &Layout,
     resolved: &[Option<&BlockDevice>],
@@ -1463,7 +1460,7 @@ fn mount_actions(
         if let Content::Filesystem(f) = c {
             if f.format.starts_with("ext") && !provisioning {
                 // The executor reads the superblock first and runs e2fsck -p only when it would
-                // do more than say "clean" (see execute::ext_needs_fsck).
+                // do more than say "clean" (see execute::ext_is_clean).
                 let mut a = Action::new(
                     Op::Fsck,
                     false,

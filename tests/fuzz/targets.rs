@@ -253,10 +253,7 @@ pub fn check_cmdline(input: &[u8]) -> &'static str {
     let s = cmdline::settings(&line, prefix);
     let norm = prefix.replace('-', "_");
     let key = format!("{norm}.provision_disks");
-    let last = params
-        .iter()
-        .rev()
-        .find(|p| p.key == key && key != "BOOTIF");
+    let last = params.iter().rev().find(|p| p.key == key);
     let bad_pd = s.bad.iter().any(|b| b.key == key);
     match &s.provision {
         ProvisionRequest::Always => {

@@ -88,7 +88,7 @@ def unit_files() -> dict:
 
 
 def add_guest_harness(ov: Overlay, env: dict, check: str, observe: bool) -> None:
-    for name in ("lib.sh", "run", "observe", "watchdog", "emergency", "crash-run", "power-cut"):
+    for name in ("lib.sh", "run", "observe", "watchdog", "emergency", "crash-run", "power-cut", "guard"):
         ov.file(f"usr/lib/provision-test/{name}", (GUEST / name).read_bytes(), 0o755)
     if check.strip():
         ov.file("usr/lib/provision-test/check",

@@ -8,9 +8,12 @@ expectations. See vm-tests/README.md for the full description and an example.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Union
+from pathlib import Path
+from typing import Callable, Optional
 
 # The config written to /etc/provision/config.yaml when a scenario gives none: no stage has
 # anything to do, so every unit must succeed.
@@ -185,7 +188,6 @@ def replace(obj, **kw):
 
 def repo_file(rel: str) -> str:
     """Text of a file of this checkout, e.g. repo_file("layouts/ganeti-node.yaml")."""
-    from pathlib import Path
     return (Path(__file__).resolve().parents[2] / rel).read_text()
 
 
@@ -193,8 +195,6 @@ def image_digest(path) -> str:
     """sha256 over the logical content of a (sparse) disk image: every non-zero 4 KiB block with
     its offset. Two images with the same bytes give the same digest whether a zero block is a
     hole or written zeros; reading only the data extents keeps it fast on big sparse images."""
-    import hashlib
-    import os
     h = hashlib.sha256()
     zero = bytes(4096)
     with open(path, "rb") as f:
@@ -243,5 +243,3 @@ class Unchanged:
             return False, "disk images changed: " + ", ".join(changed)
         return True, f"{len(images)} disk images byte-identical"
 
-
-import os  # noqa: E402

@@ -9,33 +9,14 @@ GANETI_CONFIG = "disks:\n  layout: ganeti-node.yaml\n"
 # Sparse images big enough for the layout's real 32G swap and 100G home.
 GANETI_DISKS = ["nvme:64G", "sata:160G"]
 
-GUARD_DIR = "/usr/lib/provision-test/guard"
-GUARD_LOG = "/run/provision-test-guard.log"
-
-# Every tool that could create, format or wipe anything, shadowed on PATH: a call is logged and
-# fails. lvm's read-only and activation subcommands pass through to the real lvm.
-_DENY = ("wipefs", "sgdisk", "sfdisk", "parted", "partx", "mkfs", "mkfs.ext4", "mkfs.ext3",
-         "mkfs.ext2", "mkfs.xfs", "mkfs.vfat", "mkfs.fat", "mkfs.btrfs", "mkswap", "blkdiscard",
-         "dd", "drbdadm", "drbdmeta")
-_DENY_SCRIPT = f'#!/bin/sh\necho "$(basename "$0") $*" >>{GUARD_LOG}\nexit 99\n'
-_LVM_SCRIPT = f'''#!/bin/sh
-case "$1" in
-pvcreate | vgcreate | lvcreate | pvremove | vgremove | lvremove | vgextend | vgreduce | lvextend | \\
-lvreduce | lvresize | lvconvert | pvmove | vgrename | lvrename | pvchange)
-    echo "lvm $*" >>{GUARD_LOG}; exit 99 ;;
-esac
-for a; do
-    case $a in --addtag | --deltag) echo "lvm $*" >>{GUARD_LOG}; exit 99 ;; esac
-done
-exec /usr/sbin/lvm "$@"
-'''
-GUARD_FILES = {f"{GUARD_DIR}/{t}": (_DENY_SCRIPT, 0o755) for t in _DENY}
-GUARD_FILES[f"{GUARD_DIR}/lvm"] = (_LVM_SCRIPT, 0o755)
-GUARD_PATH = f"{GUARD_DIR}:/usr/sbin:/usr/bin:/sbin:/bin"
-# provision-disks.service with the guard on its PATH (a boot without the flag must never call any
-# of those tools).
+# The guard (vm-tests/guest/guard): every tool that could create, format or wipe anything is
+# shadowed by bind mounts over the real files (the agent runs tools by absolute path, not from
+# PATH); a call is logged to /run/provision-test-guard.log and fails. GUARD_UNIT puts it around
+# provision-disks.service (a boot without the flag must never call any of those tools).
+GUARD = "/usr/lib/provision-test/guard"
 GUARD_UNIT = {"/etc/systemd/system/provision-disks.service.d/zz-guard.conf":
-              f"[Service]\nEnvironment=PATH={GUARD_PATH}\n"}
+              f"[Service]\nExecStartPre={GUARD} on\nExecStartPost={GUARD} off\n"
+              f"ExecStopPost={GUARD} off\n"}
 
 # Guest shell functions (check scripts source lib.sh first; these come after).
 SH = r'''
@@ -54,6 +35,13 @@ reset_state() {
 
 # guard_log: what the guard stopped (empty: nothing tried to create, format or wipe)
 guard_log() { cat /run/provision-test-guard.log 2>/dev/null; }
+# guard_was_on: the last guard shadowed lvm, wipefs, sgdisk and mkfs.ext4 (so an empty log means
+# something)
+guard_was_on() {
+    for t in lvm wipefs sgdisk mkfs.ext4 mkswap; do
+        grep -qxF "$(readlink -f "/usr/sbin/$t")" /run/provision-test-guard.was || { echo "$t was not shadowed"; return 1; }
+    done
+}
 
 # verify_layout [TOKEN]: the live state is exactly layouts/ganeti-node.yaml on these disks (and
 # the token, if given, is recorded on both VGs); prints every mismatch, fails if any

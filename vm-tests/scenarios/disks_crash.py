@@ -5,9 +5,10 @@ In-guest points (disks-crash and, by hand, disks-crash-all-1..3 via vm-tests/cra
 runs, for each point, `provision` with the token tokN and PROVISION_FAILPOINT at that step of its
 own plan (the process aborts there: no cleanup, no unwinding), then does what a reboot does
 (unmount, swapoff, deactivate the VGs) and checks
-  1. without the flag: nothing is created, formatted or wiped (every such tool is shadowed on
-     PATH by a guard that logs and fails), and the run either mounts the complete layout (exit 0)
-     or fails naming what is missing (exit 9);
+  1. without the flag: nothing is created, formatted or wiped (every such tool is shadowed by a
+     guard that logs and fails: bind mounts over the real files; a control run with the flag
+     shows the guard stopping it), and the run either mounts the complete layout (exit 0) or
+     fails naming what is missing (exit 9);
   2. with the same token again: the disks converge to exactly the layout, token recorded.
 The first point cuts a first provisioning of blank disks; every later one cuts a reprovisioning
 (new token) of the layout the previous point converged to, so wipes of a live layout are cut too.
@@ -19,8 +20,7 @@ mid-mkfs, mid-lvcreate). The next boots check the same two properties through th
 
 from harness import Boot, Scenario
 
-from _common import (GANETI_CONFIG, GANETI_DISKS, GANETI_FILES, GUARD_FILES, GUARD_PATH,
-                     GUARD_UNIT, SH)
+from _common import GANETI_CONFIG, GANETI_DISKS, GANETI_FILES, GUARD, SH
 
 # (when, step description prefix) — every distinct point tried, spread over wipe, partition,
 # pvcreate, vgcreate, lvcreate, mkfs, tag-writing, activation and mount.
@@ -84,11 +84,13 @@ crash_point() {
     reset_state
 
     rm -f /run/provision-test-guard.log
-    PATH=@GUARD_PATH@ provision --cmdline "" disks >/tmp/noflag.out 2>&1; rc=$?
+    @GUARD@ on
+    provision --cmdline "" disks >/tmp/noflag.out 2>&1; rc=$?
+    @GUARD@ off
     g=$(guard_log)
     if [ -n "$g" ]; then
         result "$p: without the flag nothing is formatted" false "the guard stopped: $g"
-    elif [ "$rc" = 0 ] && findmnt -n /var >/dev/null && findmnt -n /home >/dev/null && findmnt -n /boot >/dev/null && [ -n "$(swapon --show=NAME --noheadings)" ]; then
+    elif [ "$rc" = 0 ] && v=$(verify_layout); then
         result "$p: without the flag nothing is formatted" true "exit 0: the complete layout mounted"
     elif [ "$rc" = 9 ] && grep -Eq "mount-only: |where the layout expects" /tmp/noflag.out; then
         result "$p: without the flag nothing is formatted" true "exit 9: $(grep -E 'error:' /tmp/noflag.out | tail -n 1)"
@@ -106,7 +108,16 @@ crash_point() {
         result "$p: the same token converges" false "$v"
     fi
 }
-'''.replace("@GUARD_PATH@", GUARD_PATH)
+
+# The guard's control: with it on, a provisioning run of the blank disks is stopped at its first
+# wipe and the log says so (an empty log after a no-flag run then means something).
+rm -f /run/provision-test-guard.log
+@GUARD@ on
+provision --cmdline "homelab.provision_disks=true" disks >/tmp/guarded.out 2>&1
+@GUARD@ off
+guard_stopped_it() { grep -q "^wipefs -a" /run/provision-test-guard.log && guard_was_on; }
+check "guard control: it stops a provisioning run" guard_stopped_it
+'''.replace("@GUARD@", GUARD)
 
 
 def loop_check(points, first: int = 1) -> str:
@@ -122,10 +133,11 @@ def crash_scenario(name: str, points, doc: str, in_suite: bool) -> Scenario:
     return Scenario(
         name=name, doc=doc, in_suite=in_suite,
         disks=GANETI_DISKS, config=GANETI_CONFIG, layout=None,
-        files={**GANETI_FILES, **GUARD_FILES},
+        files=GANETI_FILES,
         boots=[Boot(check=loop_check(points), timeout=60 + 75 * len(points),
                     expect_units={"provision-disks.service": 9},
-                    expect_results=[f"point {len(points)} ({points[-1][0]}: {points[-1][1]}): "
+                    expect_results=["guard control: it stops a provisioning run",
+                                    f"point {len(points)} ({points[-1][0]}: {points[-1][1]}): "
                                     "the same token converges"])],
     )
 

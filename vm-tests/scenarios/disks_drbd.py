@@ -59,7 +59,7 @@ down() { nf vgchange -qan inner; drbdadm down r0; }
 check "bring DRBD down" down
 '''
 
-BOOT2 = NOFILTER + INVISIBLE + r'''
+BOOT2 = INVISIBLE + r'''
 check_eq "mount-only" "$(findmnt -n -o SOURCE /var)" /dev/mapper/pool_host-var
 check "backing LV still there" lvs pool_gnt/disk0
 '''

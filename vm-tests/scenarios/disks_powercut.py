@@ -1,7 +1,8 @@
 """disks-powercut (reliability issue): real power cuts during provision-disks.service on the
 shipped ganeti-node layout, then real boots. Each cut is followed by
-  - a boot without the flag, with every tool that could create, format or wipe shadowed on the
-    unit's PATH by a guard that logs and fails: the guard log stays empty, and the unit either
+  - a boot without the flag, with every tool that could create, format or wipe shadowed around
+    the unit by a guard that logs and fails (vm-tests/guest/guard): the guard was on, its log
+    stays empty, and the unit either
     mounts the complete layout or fails (exit 9) naming what is missing;
   - a boot with the same token: converges to exactly the layout, token recorded.
 A cut is either a failpoint followed by an immediate power-off in the unit's ExecStopPost (sysrq
@@ -12,9 +13,10 @@ kill; disks-powercut-all (by hand, vm-tests/crash-all) does more of both."""
 
 from harness import Boot, Scenario
 
-from _common import GANETI_CONFIG, GANETI_DISKS, GANETI_FILES, GUARD_FILES, GUARD_UNIT, SH
+from _common import GANETI_CONFIG, GANETI_DISKS, GANETI_FILES, GUARD_UNIT, SH
 
 NOFLAG = SH + r'''
+check "the guard was on during the disks unit" guard_was_on
 check_eq "guard: nothing created, formatted or wiped" "$(guard_log)" ""
 rc=$(systemctl show -p ExecMainStatus --value provision-disks.service)
 if [ "$rc" = 0 ]; then
@@ -40,7 +42,8 @@ def triple(cut, tok: str) -> list:
          else Boot(cmdline=f"homelab.provision_disks={tok}", kill_after=arg, timeout=300))
     return [b,
             Boot(check=NOFLAG, files=GUARD_UNIT, expect_units={"provision-disks.service": ["success", 9]},
-                 expect_results=["guard: nothing created, formatted or wiped"]),
+                 expect_results=["the guard was on during the disks unit",
+                                           "guard: nothing created, formatted or wiped"]),
             Boot(cmdline=f"homelab.provision_disks={tok}", check=converge(tok), timeout=420,
                  expect_results=[f"token {tok}: converged to the layout"])]
 
@@ -50,7 +53,7 @@ def scenario(name, cuts, doc, in_suite):
     for i, c in enumerate(cuts, 1):
         boots += triple(c, f"tok{i}")
     return Scenario(name=name, doc=doc, in_suite=in_suite, disks=GANETI_DISKS,
-                    config=GANETI_CONFIG, layout=None, files={**GANETI_FILES, **GUARD_FILES},
+                    config=GANETI_CONFIG, layout=None, files=GANETI_FILES,
                     boots=boots)
 
 
