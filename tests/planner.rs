@@ -190,13 +190,40 @@ fn blank_disks_with_flag_provision_the_whole_layout() {
     assert!(pos(Op::Partition) < pos(Op::PvCreate));
     assert!(pos(Op::PvCreate) < pos(Op::VgCreate) && pos(Op::VgCreate) < pos(Op::LvCreate));
     assert!(pos(Op::LvCreate) < pos(Op::Mkfs) && pos(Op::Mkfs) < pos(Op::Tag));
-    assert!(pos(Op::Tag) < pos(Op::Activate) && pos(Op::Activate) < pos(Op::Mount));
+    assert!(pos(Op::Tag) < pos(Op::Mount));
+    // lvcreate left every LV active: no vgchange -ay (one more device scan) after it
+    assert!(!o.contains(&Op::Activate), "{o:?}");
     // no fsck right after mkfs
     assert!(!o.contains(&Op::Fsck));
     golden(
         "ganeti-node-blank-provision.txt",
         &provision::disks::plan::render_text(&p),
     );
+}
+
+#[test]
+fn provisioning_activates_only_when_an_lv_may_have_been_created_inactive() {
+    // extraArgs can say `--activate n` (or anything else lvcreate takes): then lvcreate's
+    // activation cannot be relied on and the run ends with a vgchange -ay.
+    let mut layout = ganeti();
+    let host = layout
+        .vgs
+        .iter_mut()
+        .find(|v| v.name == "pool_host")
+        .unwrap();
+    host.lvs[0].extra_args = vec!["--activate".into(), "n".into()];
+    let p = run(&layout, &blank_node(), "homelab.provision_disks=true");
+    let act: Vec<&[String]> = p
+        .actions
+        .iter()
+        .filter(|a| a.op == Op::Activate)
+        .map(|a| a.argv.as_deref().unwrap())
+        .collect();
+    assert_eq!(act.len(), 1, "{}", provision::disks::plan::render_text(&p));
+    assert_eq!(act[0][4..], ["-ay", "pool_gnt", "pool_host"]);
+    let o = ops(&p);
+    let pos = |op: Op| o.iter().position(|x| *x == op).unwrap();
+    assert!(pos(Op::Tag) < pos(Op::Activate) && pos(Op::Activate) < pos(Op::Mount));
 }
 
 #[test]

@@ -1174,23 +1174,35 @@ fn provision_actions(
         if matches!(d.content, Some(Content::Gpt(_) | Content::Table(_))) {
             actions.push(reread(&dev.path));
         }
+        // Every new partition's node first, then one wipefs for all of them (each process
+        // costs a start-up and a libblkid probe of every known signature).
+        let mut new_parts: Vec<String> = Vec::new();
         for (n, (content, name)) in parts.iter().enumerate() {
             let pp = partition_path(&dev.path, n + 1);
             actions.push(wait(&pp));
-            actions.push(
-                Action::new(
-                    Op::Wipe,
-                    true,
-                    format!("wiping old signatures inside new partition {pp}"),
-                )
-                .cmd(vec![s("wipefs"), s("-a"), pp.clone()])
-                .dev(&pp),
-            );
+            new_parts.push(pp.clone());
             match content {
                 Some(Content::LvmPv { vg }) => pvs.push((vg.clone(), pp)),
                 Some(c) => formats.push(((*c).clone(), pp, format!("{}/{name}", d.name))),
                 None => {}
             }
+        }
+        if !new_parts.is_empty() {
+            let mut argv = vec![s("wipefs"), s("-a")];
+            argv.extend(new_parts.iter().cloned());
+            actions.push(
+                Action::new(
+                    Op::Wipe,
+                    true,
+                    format!(
+                        "wiping old signatures inside new partition{} {}",
+                        if new_parts.len() == 1 { "" } else { "s" },
+                        new_parts.join(", ")
+                    ),
+                )
+                .cmd(argv)
+                .dev(&dev.path),
+            );
         }
     }
     if !pvs.is_empty() {
@@ -1434,7 +1446,16 @@ fn mount_actions(
             }
         }
     }
-    if !activate.is_empty() {
+    // A provisioning run's lvcreate leaves each LV active (lvcreate activates what it creates
+    // unless told otherwise: only the layout's extraArgs can say so), so a vgchange -ay after
+    // it would be one more lvm process — a full device scan — that changes nothing. The waits
+    // below still check that every LV's device node is there.
+    let created_active = provisioning
+        && layout
+            .vgs
+            .iter()
+            .all(|vg| vg.lvs.iter().all(|lv| lv.extra_args.is_empty()));
+    if !activate.is_empty() && !created_active {
         // One vgchange for all of them: every lvm process scans the devices again.
         let mut args = vec![s("-ay")];
         args.extend(activate.iter().cloned());

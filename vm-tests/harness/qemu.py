@@ -260,6 +260,12 @@ def build_overlay(scenario: Scenario, boot: Boot, index: int, binary: Path, env:
     return ov
 
 
+def _armed_by(boot: Boot) -> str:
+    if boot.kill_from is None:
+        return "the disks unit started (ARM marker)"
+    return f"the agent's journal line with {boot.kill_from!r}"
+
+
 def _subst(text: str, env: dict) -> str:
     """{http} → http://10.0.2.2:PORT, {http_port}, {boot}: the only placeholders (no
     str.format, so YAML/shell braces stay as they are)."""
@@ -309,7 +315,9 @@ def run_boot(scenario: Scenario, boot: Boot, index: int, *, base, binary: Path, 
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=qerr, stderr=qerr)
     steps_started: set = set()
     killed = False
-    armed_at = None  # kill_after: when the host saw provision-disks.service start
+    armed_at = None  # kill_after: when the host saw the unit start (or the kill_from line)
+    arm = (b"@@PROVISION-ARM" if boot.kill_from is None
+           else re.compile(rb"provision\[\d+\]: [^\n]*" + re.escape(boot.kill_from.encode())))
     try:
         while True:
             try:
@@ -318,8 +326,10 @@ def run_boot(scenario: Scenario, boot: Boot, index: int, *, base, binary: Path, 
             except subprocess.TimeoutExpired:
                 pass
             if boot.kill_after is not None:
-                if armed_at is None and b"@@PROVISION-ARM" in console.read_bytes():
-                    armed_at = time.monotonic()
+                if armed_at is None:
+                    text = console.read_bytes()
+                    if arm in text if isinstance(arm, bytes) else arm.search(text):
+                        armed_at = time.monotonic()
                 if armed_at is not None and time.monotonic() - armed_at >= boot.kill_after:
                     proc.kill()  # the power cut: SIGKILL, QEMU flushes nothing more
                     proc.wait()
@@ -365,10 +375,10 @@ def run_boot(scenario: Scenario, boot: Boot, index: int, *, base, binary: Path, 
     if res.host_cut is not None:
         if res.done is not None or any(k == "BOOT" for k, _ in res.markers):
             res.reason = (f"boot {index}: the guest finished booting before the host's power cut "
-                          f"({boot.kill_after} s after the disks unit started): make kill_after shorter")
+                          f"({boot.kill_after} s after {_armed_by(boot)}): make kill_after shorter")
     elif boot.kill_after is not None and not killed and res.qemu_rc is not None:
-        res.reason = (f"boot {index}: provision-disks.service never started (no ARM marker), "
-                      f"so the host never cut the power")
+        res.reason = (f"boot {index}: the host never saw {_armed_by(boot)}, "
+                      f"so it never cut the power")
     elif killed:
         res.reason = (f"boot {index}: timed out after {timeout:.0f} s"
                       + (" (the guest watchdog fired: see the logs)" if res.guest_timeout else ""))

@@ -104,9 +104,13 @@ class Boot:
               powers off at once (sysrq o: no sync, no unmount). The boot passes when the cut
               happened at that failpoint; no check script runs.
     kill_after: a power-cut boot cut by the host: QEMU is killed (SIGKILL) this many seconds
-              after provision-disks.service started — wherever the agent is at that moment
-              (mid-mkfs, mid-lvcreate…). The boot passes when the kill happened before the guest
-              finished booting.
+              after provision-disks.service started — or, with kill_from, after the agent's
+              journal shows a line containing kill_from (it logs each step when it is done) —
+              wherever the agent is at that moment (mid-mkfs, mid-lvcreate…). The boot passes
+              when the kill happened before the guest finished booting. Anchoring on a step
+              keeps the cut in the same phase whatever the host's load (a few seconds from the
+              unit's start land anywhere from the first wipe to after the last mount).
+    kill_from: see kill_after.
     """
 
     cmdline: str = ""
@@ -126,12 +130,15 @@ class Boot:
     host_after: Optional[Callable] = None
     crash: Optional[str] = None
     kill_after: Optional[float] = None
+    kill_from: Optional[str] = None
 
     def __post_init__(self):
         if self.crash is not None and not re.match(r"^(before|after):\S", self.crash):
             raise ValueError(f"Boot.crash {self.crash!r}: want 'before:TEXT' or 'after:TEXT'")
         if self.crash is not None and self.kill_after is not None:
             raise ValueError("Boot.crash and Boot.kill_after: one cut per boot")
+        if self.kill_from is not None and self.kill_after is None:
+            raise ValueError("Boot.kill_from needs kill_after (seconds after that line)")
 
     @property
     def cut(self) -> bool:
