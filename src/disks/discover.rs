@@ -123,6 +123,25 @@ pub fn probe_type(path: &Path) -> Option<String> {
     blkid_probe(path).fs_type
 }
 
+/// The filesystem type on `path`, asked first of `want`'s libblkid prober alone (one superblock
+/// read, where the full probe runs every prober and reads partition tables too: a fifth of the
+/// every-boot path's own time under TCG), then, when that one finds nothing, of all of them —
+/// so that a mismatch is named ("a swap signature where the layout expects ext4").
+pub fn probe_type_expecting(path: &Path, want: &str) -> Option<String> {
+    use libblkid_rs::{BlkidFltr, BlkidProbe, BlkidSublks, BlkidSublksFlags};
+    let quick = || -> Option<String> {
+        let mut p = BlkidProbe::new_from_filename(path).ok()?;
+        p.enable_superblocks(true).ok()?;
+        p.set_superblock_flags(BlkidSublksFlags::new(vec![BlkidSublks::Type]))
+            .ok()?;
+        p.filter_superblock_type(BlkidFltr::Onlyin, &[want]).ok()?;
+        p.enable_partitions(false).ok()?;
+        p.do_safeprobe().ok()?;
+        p.lookup_value("TYPE").ok().filter(|v| !v.is_empty())
+    };
+    quick().or_else(|| probe_type(path))
+}
+
 fn blkid_probe(path: &Path) -> Probe {
     use libblkid_rs::{BlkidProbe, BlkidSublks, BlkidSublksFlags};
     let Ok(mut p) = BlkidProbe::new_from_filename(path) else {
@@ -488,6 +507,20 @@ pub fn fullreport_argv(lvm_config: &str) -> Vec<String> {
 
 /// Read PVs, VGs and LVs through lvm's JSON report. `lvm_config` gives our `devices {…}`
 /// string for the lvm version found (the same settings the plan's commands will carry).
+/// Does the node's lvm.conf (`$LVM_SYSTEM_DIR/lvm.conf`, else /etc/lvm/lvm.conf) name
+/// `use_devicesfile`? lvm ships its lvm.conf with every setting it knows, commented out where it
+/// keeps the default, so one that names it came with an lvm of 2.03.12 or later. No file, or
+/// no mention: unknown (ask `lvm version`).
+pub fn lvm_conf_knows_devicesfile() -> bool {
+    let dir = std::env::var_os("LVM_SYSTEM_DIR").unwrap_or_else(|| "/etc/lvm".into());
+    lvm_conf_names_devicesfile(&std::fs::read(Path::new(&dir).join("lvm.conf")).unwrap_or_default())
+}
+
+fn lvm_conf_names_devicesfile(conf: &[u8]) -> bool {
+    conf.windows(b"use_devicesfile".len())
+        .any(|w| w == b"use_devicesfile")
+}
+
 pub fn read_lvm(
     runner: &dyn Runner,
     lvm_config: &dyn Fn(Option<&str>) -> String,
@@ -602,6 +635,52 @@ pub fn read_block(src: &Sources) -> Result<SystemState> {
 mod tests {
     use super::*;
     use crate::system::{Output, RecordingRunner};
+
+    #[test]
+    fn type_probe_asks_the_expected_prober_then_names_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = |name: &str, tool: &[&str]| {
+            let p = dir.path().join(name);
+            std::fs::File::create(&p).unwrap().set_len(8 << 20).unwrap();
+            if !tool.is_empty() {
+                let ok = std::process::Command::new(tool[0])
+                    .args(&tool[1..])
+                    .arg(&p)
+                    .output()
+                    .map(|o| o.status.success());
+                if !matches!(ok, Ok(true)) {
+                    return None; // the tool is not on this machine
+                }
+            }
+            Some(p)
+        };
+        let (Some(swap), Some(ext4), Some(blank)) = (
+            img("swap", &["mkswap", "-q"]),
+            img("ext4", &["mkfs.ext4", "-q", "-F"]),
+            img("blank", &[]),
+        ) else {
+            eprintln!("skipped: mkswap or mkfs.ext4 not found");
+            return;
+        };
+        assert_eq!(probe_type_expecting(&swap, "swap").as_deref(), Some("swap"));
+        assert_eq!(probe_type_expecting(&ext4, "ext4").as_deref(), Some("ext4"));
+        // Not what is expected: the full probe names it.
+        assert_eq!(probe_type_expecting(&swap, "ext4").as_deref(), Some("swap"));
+        assert_eq!(probe_type_expecting(&ext4, "swap").as_deref(), Some("ext4"));
+        assert_eq!(probe_type_expecting(&ext4, "ext3").as_deref(), Some("ext4"));
+        assert_eq!(probe_type_expecting(&blank, "ext4"), None);
+    }
+
+    #[test]
+    fn an_lvm_conf_naming_use_devicesfile_spares_the_version_question() {
+        // As lvm 2.03.16's shipped lvm.conf has it (a commented-out default).
+        let new = b"devices {\n\t# Configuration option devices/use_devicesfile.\n\t# use_devicesfile = 0\n}\n";
+        assert!(lvm_conf_names_devicesfile(new));
+        assert!(!lvm_conf_names_devicesfile(
+            b"devices {\n\tfilter = [ \"a|.*|\" ]\n}\n"
+        ));
+        assert!(!lvm_conf_names_devicesfile(b""));
+    }
 
     #[test]
     fn mountinfo_and_swaps() {

@@ -153,10 +153,10 @@ fn run_step(ctx: &Context, plan: &Plan, i: usize, probes: &Probes) -> Result<Str
 pub struct Probes(std::sync::Mutex<std::collections::HashMap<String, Option<String>>>);
 
 impl Probes {
-    fn get(&self, dev: &str) -> Option<String> {
+    fn get(&self, dev: &str, want: &str) -> Option<String> {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(dev.to_string())
-            .or_insert_with(|| super::discover::probe_type(Path::new(dev)))
+            .or_insert_with(|| super::discover::probe_type_expecting(Path::new(dev), want))
             .clone()
     }
     fn forget(&self) {
@@ -229,8 +229,7 @@ fn run_action(ctx: &Context, a: &Action, probes: &Probes) -> Result<Option<Strin
                 return Ok(Some("already on".into()));
             }
             expect_type(probes, dev, "swap")?;
-            ctx.runner
-                .check(a.argv.as_deref().unwrap_or_default(), None)?;
+            swapon(dev, a.options.as_deref().unwrap_or(""))?;
             Ok(None)
         }
         Op::EnsureDir => ensure_dir(ctx, a),
@@ -359,7 +358,7 @@ fn maj_min(path: &Path) -> Option<String> {
 /// Mount-only never formats: a device without the filesystem the layout names is an error that
 /// says so (a provisioning run cut off before its mkfs, or the wrong disk).
 fn expect_type(probes: &Probes, dev: &str, want: &str) -> Result<()> {
-    let found = probes.get(dev);
+    let found = probes.get(dev, want);
     if type_matches(want, found.as_deref()) {
         return Ok(());
     }
@@ -400,6 +399,63 @@ fn swap_active(dev: &str) -> bool {
         .skip(1)
         .filter_map(|l| l.split_whitespace().next())
         .any(|p| Path::new(p) == real || (want.is_some() && maj_min(Path::new(p)) == want))
+}
+
+// linux/swap.h
+const SWAP_FLAG_PREFER: i32 = 0x8000;
+const SWAP_FLAG_PRIO_MASK: i32 = 0x7fff;
+const SWAP_FLAG_DISCARD: i32 = 0x10000;
+const SWAP_FLAG_DISCARD_ONCE: i32 = 0x20000;
+const SWAP_FLAG_DISCARD_PAGES: i32 = 0x40000;
+
+/// swapon(2) flags for fstab-style swap options: `pri=N` (-1: the kernel's default),
+/// `discard` (both), `discard=once`, `discard=pages` — as swapon(8) sets them.
+pub fn swap_flags(opts: &str) -> Result<i32> {
+    let mut flags = 0;
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o.split_once('=') {
+            Some(("pri", v)) => {
+                let p: i32 = v
+                    .parse()
+                    .ok()
+                    .filter(|p| (-1..=SWAP_FLAG_PRIO_MASK).contains(p))
+                    .with_context(|| format!("swap option {o:?}: expected pri=-1..32767"))?;
+                if p >= 0 {
+                    flags |= SWAP_FLAG_PREFER | (p & SWAP_FLAG_PRIO_MASK);
+                }
+            }
+            None if o == "discard" => flags |= SWAP_FLAG_DISCARD,
+            Some(("discard", "once")) => flags |= SWAP_FLAG_DISCARD | SWAP_FLAG_DISCARD_ONCE,
+            Some(("discard", "pages")) => flags |= SWAP_FLAG_DISCARD | SWAP_FLAG_DISCARD_PAGES,
+            _ => bail!("swap option {o:?}: expected pri=N, discard, discard=once or discard=pages"),
+        }
+    }
+    Ok(flags)
+}
+
+/// swapon(2) — what swapon(8) does for a block device whose swap signature was just checked.
+/// The crate's one `unsafe`: neither nix nor rustix wraps swapon(2), and swapon(8) would cost a
+/// process (~0.1 s under TCG, a tenth of the every-boot path) for this one call.
+#[allow(unsafe_code)]
+fn swapon(dev: &str, opts: &str) -> Result<()> {
+    let flags = swap_flags(opts)?;
+    let path = std::ffi::CString::new(dev).with_context(|| format!("device path {dev:?}"))?;
+    // SAFETY: a NUL-terminated path that lives across the call; swapon(2) only reads it.
+    if unsafe { nix::libc::swapon(path.as_ptr(), flags) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(coded(
+            Code::Command,
+            format!(
+                "swapon {dev}{}: {e}",
+                if opts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({opts})")
+                }
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Split `mountOptions` into mount(2) flags and the filesystem's data string.
@@ -509,6 +565,23 @@ fn ensure_dir(ctx: &Context, a: &Action) -> Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swap_options_map_to_swapon_flags_as_swapon8_sets_them() {
+        assert_eq!(swap_flags("").unwrap(), 0);
+        assert_eq!(swap_flags("pri=-1").unwrap(), 0);
+        assert_eq!(swap_flags("pri=0").unwrap(), 0x8000);
+        assert_eq!(swap_flags("pri=5,discard").unwrap(), 0x8000 | 5 | 0x10000);
+        assert_eq!(swap_flags("discard=once").unwrap(), 0x30000);
+        assert_eq!(
+            swap_flags("pri=32767,discard=pages").unwrap(),
+            0xffff | 0x50000
+        );
+        for bad in ["pri=32768", "pri=-2", "pri=x", "discard=all", "nofail"] {
+            let e = swap_flags(bad).unwrap_err();
+            assert!(format!("{e}").contains(bad), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn options_split_into_flags_and_data() {

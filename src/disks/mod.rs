@@ -121,6 +121,14 @@ fn observe_lvm(
         return load_state(p);
     }
     let cfg = |version: Option<&str>| plan::lvm_devices_config(layout, version);
+    if what == discover::LvmRead::VersionOnly && discover::lvm_conf_knows_devicesfile() {
+        // The version is asked only to leave `use_devicesfile` out for an lvm too old to know it
+        // (plan::lvm_devices_settings); an lvm.conf that names the setting came with an lvm that
+        // knows it. One process less on the every-boot path (~0.1 s under TCG).
+        let mut state = wait_for_disks(layout, wait, false)?;
+        state.lvm_unread = true;
+        return Ok(state);
+    }
     if what == discover::LvmRead::VersionOnly {
         // `lvm version` does not depend on the disks: ask it while they are read.
         let (lvm, block) = std::thread::scope(|sc| {

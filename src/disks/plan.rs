@@ -1541,19 +1541,20 @@ fn mount_actions(
     }
     for (dev, c, what) in &items {
         if let Content::Swap(sw) = c {
-            let mut argv = vec![s("swapon")];
+            // swapon(2) itself, options as fstab writes them (`pri=N`, `discard=once|pages`,
+            // `discard` for both): swapon(8) would cost a process for one system call.
+            let mut opts: Vec<String> = Vec::new();
             if let Some(p) = sw.priority {
-                argv.push(format!("--priority={p}"));
+                opts.push(format!("pri={p}"));
             }
-            if let Some(d) = &sw.discard {
-                argv.push(format!("--discard={d}"));
+            match sw.discard.as_deref() {
+                Some("both") => opts.push(s("discard")),
+                Some(d) => opts.push(format!("discard={d}")),
+                None => {}
             }
-            argv.push(dev.clone());
-            actions.push(
-                Action::new(Op::Swapon, false, format!("enabling swap on {what}"))
-                    .cmd(argv)
-                    .dev(dev),
-            );
+            let mut a = Action::new(Op::Swapon, false, format!("enabling swap on {what}")).dev(dev);
+            a.options = Some(opts.join(","));
+            actions.push(a);
         }
     }
     for d in &layout.ensure_dirs {
@@ -1678,6 +1679,14 @@ pub fn render_text(p: &Plan) -> String {
                 for l in stdin.lines() {
                     let _ = writeln!(o, "       < {l}");
                 }
+            }
+            if a.op == Op::Swapon {
+                let _ = writeln!(
+                    o,
+                    "       swapon({}, \"{}\")",
+                    a.device.as_deref().unwrap_or(""),
+                    a.options.as_deref().unwrap_or("")
+                );
             }
             if a.op == Op::Mount {
                 let _ = writeln!(
