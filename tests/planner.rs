@@ -147,6 +147,15 @@ fn ops(p: &Plan) -> Vec<Op> {
     p.actions.iter().map(|a| a.op).collect()
 }
 
+/// The argv of every activation step.
+fn activations(p: &Plan) -> Vec<&[String]> {
+    p.actions
+        .iter()
+        .filter(|a| a.op == Op::Activate)
+        .map(|a| a.argv.as_deref().unwrap())
+        .collect()
+}
+
 fn golden(name: &str, text: &str) {
     let path = repo(&format!("tests/golden/{name}"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -213,12 +222,7 @@ fn provisioning_activates_only_when_an_lv_may_have_been_created_inactive() {
         .unwrap();
     host.lvs[0].extra_args = vec!["--activate".into(), "n".into()];
     let p = run(&layout, &blank_node(), "homelab.provision_disks=true");
-    let act: Vec<&[String]> = p
-        .actions
-        .iter()
-        .filter(|a| a.op == Op::Activate)
-        .map(|a| a.argv.as_deref().unwrap())
-        .collect();
+    let act = activations(&p);
     assert_eq!(act.len(), 1, "{}", provision::disks::plan::render_text(&p));
     assert_eq!(act[0][4..], ["-ay", "pool_gnt", "pool_host"]);
     let o = ops(&p);
@@ -252,12 +256,7 @@ fn provisioned_disks_without_flag_mount_only() {
         assert!(!o.contains(&forbidden), "{forbidden:?} in mount-only");
     }
     // VGs activated by name, never all of them, in one vgchange (each lvm process rescans)
-    let act: Vec<&[String]> = p
-        .actions
-        .iter()
-        .filter(|a| a.op == Op::Activate)
-        .map(|a| a.argv.as_deref().unwrap())
-        .collect();
+    let act = activations(&p);
     assert_eq!(act.len(), 1);
     assert_eq!(act[0][..2], ["lvm", "vgchange"]);
     assert_eq!(act[0][4..], ["-ay", "pool_gnt", "pool_host"]);

@@ -505,8 +505,6 @@ pub fn fullreport_argv(lvm_config: &str) -> Vec<String> {
     .collect()
 }
 
-/// Read PVs, VGs and LVs through lvm's JSON report. `lvm_config` gives our `devices {…}`
-/// string for the lvm version found (the same settings the plan's commands will carry).
 /// Does the node's lvm.conf (`$LVM_SYSTEM_DIR/lvm.conf`, else /etc/lvm/lvm.conf) name
 /// `use_devicesfile`? lvm ships its lvm.conf with every setting it knows, commented out where it
 /// keeps the default, so one that names it came with an lvm of 2.03.12 or later. No file, or
@@ -521,6 +519,8 @@ fn lvm_conf_names_devicesfile(conf: &[u8]) -> bool {
         .any(|w| w == b"use_devicesfile")
 }
 
+/// Read PVs, VGs and LVs through lvm's JSON report. `lvm_config` gives our `devices {…}`
+/// string for the lvm version found (the same settings the plan's commands will carry).
 pub fn read_lvm(
     runner: &dyn Runner,
     lvm_config: &dyn Fn(Option<&str>) -> String,
