@@ -59,18 +59,19 @@ def scenario(name, cuts, doc, in_suite):
 
 
 # Host kills are counted from the agent's journal line for a finished step, so that they land in
-# the same phase on an idle and on a busy host (see vm-tests/README.md, kill_from).
+# the same phase on an idle and on a busy host (see vm-tests/README.md, kill_from). Where they
+# landed on 2026-11-30 (idle host), by the agent's last line: as the comments say.
 SAMPLE = [("crash", "after:formatting pool_host/home"),
           ("kill", ("creating LV pool_host/var", 1.0))]  # mid-mkfs of a reprovisioning
 ALL = [
     ("crash", "after:creating LV pool_host/swap"),
-    ("kill", ("partitioning /dev/sda", 0.1)),  # mid partition re-read / new-partition wipe
+    ("kill", ("partitioning /dev/sda", 0.1)),  # re-read, new-partition or NVMe wipe
     ("crash", "after:wiping signatures and partition tables on /dev/nvme0n1"),
-    ("kill", ("creating PVs", 0.3)),  # mid-vgcreate
+    ("kill", ("creating PVs", 0.3)),  # a vgcreate
     ("crash", "before:recording completion on VGs"),
-    ("kill", ("creating LV pool_host/home", 0.5)),  # mid-lvcreate
+    ("kill", ("creating LV pool_host/home", 0.5)),  # the next lvcreate
     ("crash", "after:mounting /dev/mapper/pool_host-home on /home"),
-    ("kill", ("formatting pool_host/home", 0.6)),  # mid-mkswap / mkfs of var
+    ("kill", ("formatting pool_host/home", 0.6)),  # mkswap, mkfs of var or the tag
 ]
 
 SCENARIOS = [
