@@ -379,15 +379,52 @@ pub fn resolve<'a>(disk: &Disk, state: &'a SystemState) -> Result<&'a BlockDevic
     }
 }
 
-/// Expected GPT partition labels of a layout disk.
-fn expected_labels(disk: &Disk) -> Vec<String> {
+/// One partition of a layout disk, whichever schema (`gpt` or disko's legacy `table`) gave it:
+/// numbered from 1 in creation order.
+struct PartView<'a> {
+    number: usize,
+    /// Key in the layout.
+    name: &'a str,
+    /// The GPT partition name it gets (none on an msdos table).
+    label: Option<&'a str>,
+    content: Option<&'a Content>,
+}
+
+/// The partitions a layout disk is cut into (none for a whole-disk PV or filesystem).
+fn partitions(disk: &Disk) -> Vec<PartView<'_>> {
     match &disk.content {
-        Some(Content::Gpt(g)) => g.partitions.iter().map(|p| p.label.clone()).collect(),
-        Some(Content::Table(t)) if t.format == "gpt" => {
-            t.partitions.iter().map(|p| p.name.clone()).collect()
-        }
+        Some(Content::Gpt(g)) => g
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(n, p)| PartView {
+                number: n + 1,
+                name: &p.name,
+                label: Some(&p.label),
+                content: p.content.as_deref(),
+            })
+            .collect(),
+        Some(Content::Table(t)) => t
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(n, p)| PartView {
+                number: n + 1,
+                name: &p.name,
+                label: (t.format == "gpt").then_some(p.name.as_str()),
+                content: p.content.as_deref(),
+            })
+            .collect(),
         _ => Vec::new(),
     }
+}
+
+/// Expected GPT partition labels of a layout disk.
+fn expected_labels(disk: &Disk) -> Vec<String> {
+    partitions(disk)
+        .iter()
+        .filter_map(|p| p.label.map(String::from))
+        .collect()
 }
 
 /// What is on a disk, in words, and whether any of it is foreign to the layout. The class is None
@@ -1146,44 +1183,26 @@ fn provision_actions(
             .cmd(vec![s("wipefs"), s("-a"), dev.path.clone()])
             .dev(&dev.path),
         );
-        let parts: Vec<(Option<&Content>, &str)> = match &d.content {
-            Some(Content::Gpt(g)) => {
-                actions.push(gpt_action(dev, g));
-                g.partitions
-                    .iter()
-                    .map(|p| (p.content.as_deref(), p.name.as_str()))
-                    .collect()
-            }
-            Some(Content::Table(t)) => {
-                actions.push(table_action(&d.name, dev, t)?);
-                t.partitions
-                    .iter()
-                    .map(|p| (p.content.as_deref(), p.name.as_str()))
-                    .collect()
-            }
-            Some(Content::LvmPv { vg }) => {
-                pvs.push((vg.clone(), dev.path.clone()));
-                Vec::new()
-            }
-            Some(c) => {
-                formats.push((c.clone(), dev.path.clone(), d.name.clone()));
-                Vec::new()
-            }
-            None => Vec::new(),
-        };
+        match &d.content {
+            Some(Content::Gpt(g)) => actions.push(gpt_action(dev, g)),
+            Some(Content::Table(t)) => actions.push(table_action(&d.name, dev, t)?),
+            Some(Content::LvmPv { vg }) => pvs.push((vg.clone(), dev.path.clone())),
+            Some(c) => formats.push((c.clone(), dev.path.clone(), d.name.clone())),
+            None => {}
+        }
         if matches!(d.content, Some(Content::Gpt(_) | Content::Table(_))) {
             actions.push(reread(&dev.path));
         }
         // Every new partition's node first, then one wipefs for all of them (each process
         // costs a start-up and a libblkid probe of every known signature).
         let mut new_parts: Vec<String> = Vec::new();
-        for (n, (content, name)) in parts.iter().enumerate() {
-            let pp = partition_path(&dev.path, n + 1);
+        for p in partitions(d) {
+            let pp = partition_path(&dev.path, p.number);
             actions.push(wait(&pp));
             new_parts.push(pp.clone());
-            match content {
+            match p.content {
                 Some(Content::LvmPv { vg }) => pvs.push((vg.clone(), pp)),
-                Some(c) => formats.push(((*c).clone(), pp, format!("{}/{name}", d.name))),
+                Some(c) => formats.push((c.clone(), pp, format!("{}/{}", d.name, p.name))),
                 None => {}
             }
         }
@@ -1337,49 +1356,21 @@ fn mount_actions(
     let mut items: Vec<(String, Content, String)> = Vec::new();
     for (i, d) in layout.disks.iter().enumerate() {
         let dev = resolved[i];
-        let parts: Vec<(usize, Option<&Content>, Option<String>, String)> = match &d.content {
-            Some(Content::Gpt(g)) => g
-                .partitions
-                .iter()
-                .enumerate()
-                .map(|(n, p)| {
-                    (
-                        n + 1,
-                        p.content.as_deref(),
-                        Some(p.label.clone()),
-                        p.name.clone(),
-                    )
-                })
-                .collect(),
-            Some(Content::Table(t)) => t
-                .partitions
-                .iter()
-                .enumerate()
-                .map(|(n, p)| {
-                    (
-                        n + 1,
-                        p.content.as_deref(),
-                        (t.format == "gpt").then(|| p.name.clone()),
-                        p.name.clone(),
-                    )
-                })
-                .collect(),
-            Some(Content::LvmPv { .. }) | None => Vec::new(),
-            Some(c) => {
-                match dev {
-                    Some(dev) => items.push((dev.path.clone(), c.clone(), d.name.clone())),
-                    None => missing.push(format!(
-                        "disk {} ({}): not found, so its {} cannot be used",
-                        d.name,
-                        d.reference.describe(),
-                        content_words(c)
-                    )),
-                }
-                Vec::new()
-            }
-        };
-        for (n, c, label, pname) in parts {
-            let Some(c) = c else { continue };
+        match &d.content {
+            Some(Content::Gpt(_) | Content::Table(_) | Content::LvmPv { .. }) | None => {}
+            Some(c) => match dev {
+                Some(dev) => items.push((dev.path.clone(), c.clone(), d.name.clone())),
+                None => missing.push(format!(
+                    "disk {} ({}): not found, so its {} cannot be used",
+                    d.name,
+                    d.reference.describe(),
+                    content_words(c)
+                )),
+            },
+        }
+        for p in partitions(d) {
+            let (n, pname) = (p.number, p.name);
+            let Some(c) = p.content else { continue };
             if matches!(c, Content::LvmPv { .. }) {
                 continue;
             }
@@ -1399,8 +1390,8 @@ fn mount_actions(
                         d.name, dev.path
                     )),
                     Some(op) => {
-                        if let Some(l) = &label {
-                            if op.part_label.as_deref() != Some(l.as_str()) {
+                        if let Some(l) = p.label {
+                            if op.part_label.as_deref() != Some(l) {
                                 missing.push(format!("disk {}: partition {} is named {:?}, the layout expects {l:?} — is this the right disk?", d.name, op.path, op.part_label.as_deref().unwrap_or("")));
                             }
                         }
