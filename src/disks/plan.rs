@@ -392,31 +392,38 @@ struct PartView<'a> {
 
 /// The partitions a layout disk is cut into (none for a whole-disk PV or filesystem).
 fn partitions(disk: &Disk) -> Vec<PartView<'_>> {
-    match &disk.content {
+    let parts: Vec<(&str, Option<&str>, Option<&Content>)> = match &disk.content {
         Some(Content::Gpt(g)) => g
             .partitions
             .iter()
-            .enumerate()
-            .map(|(n, p)| PartView {
-                number: n + 1,
-                name: &p.name,
-                label: Some(&p.label),
-                content: p.content.as_deref(),
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    Some(p.label.as_str()),
+                    p.content.as_deref(),
+                )
             })
             .collect(),
         Some(Content::Table(t)) => t
             .partitions
             .iter()
-            .enumerate()
-            .map(|(n, p)| PartView {
-                number: n + 1,
-                name: &p.name,
-                label: (t.format == "gpt").then_some(p.name.as_str()),
-                content: p.content.as_deref(),
+            .map(|p| {
+                let label = (t.format == "gpt").then_some(p.name.as_str());
+                (p.name.as_str(), label, p.content.as_deref())
             })
             .collect(),
         _ => Vec::new(),
-    }
+    };
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(n, (name, label, content))| PartView {
+            number: n + 1,
+            name,
+            label,
+            content,
+        })
+        .collect()
 }
 
 /// Expected GPT partition labels of a layout disk.
