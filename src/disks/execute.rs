@@ -443,10 +443,18 @@ fn swapon(dev: &str, opts: &str) -> Result<()> {
     // SAFETY: a NUL-terminated path that lives across the call; swapon(2) only reads it.
     if unsafe { nix::libc::swapon(path.as_ptr(), flags) } != 0 {
         let e = std::io::Error::last_os_error();
+        // What swapon(8) would have said in words: the signature was checked, so EINVAL is the
+        // kernel refusing the area itself.
+        let hint = if e.raw_os_error() == Some(nix::libc::EINVAL) {
+            " — the kernel refused this swap area (made for another page size, or holding a \
+             hibernation image?); a provisioning run makes it anew"
+        } else {
+            ""
+        };
         return Err(coded(
             Code::Command,
             format!(
-                "swapon {dev}{}: {e}",
+                "swapon {dev}{}: {e}{hint}",
                 if opts.is_empty() {
                     String::new()
                 } else {
@@ -565,6 +573,37 @@ fn ensure_dir(ctx: &Context, a: &Action) -> Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swapon_names_the_device_and_says_why_the_kernel_refused_an_area() {
+        // A swap area made for 64 KiB pages: libblkid calls it swap, a 4 KiB-page kernel does
+        // not (EINVAL), as swapon(8) would report in words.
+        // (x86_64, the one target: 4 KiB pages.)
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root (swapon(2))");
+            return;
+        }
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let img = dir.path().join("swap64k");
+        std::fs::write(&img, vec![0u8; 4 << 20]).unwrap();
+        let made = std::process::Command::new("mkswap")
+            .args(["-q", "-p", "65536"])
+            .arg(&img)
+            .status();
+        if !matches!(made, Ok(s) if s.success()) {
+            eprintln!("skipped: mkswap not found");
+            return;
+        }
+        let dev = img.to_str().unwrap();
+        assert_eq!(
+            super::super::discover::probe_type_expecting(&img, "swap").as_deref(),
+            Some("swap")
+        );
+        let e = swapon(dev, "pri=1").unwrap_err();
+        let msg = format!("{e}");
+        assert!(msg.contains(dev) && msg.contains("(pri=1)"), "{msg}");
+        assert!(msg.contains("refused this swap area"), "{msg}");
+    }
 
     #[test]
     fn swap_options_map_to_swapon_flags_as_swapon8_sets_them() {
