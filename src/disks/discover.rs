@@ -128,12 +128,9 @@ pub fn probe_type(path: &Path) -> Option<String> {
 /// every-boot path's own time under TCG), then, when that one finds nothing, of all of them —
 /// so that a mismatch is named ("a swap signature where the layout expects ext4").
 pub fn probe_type_expecting(path: &Path, want: &str) -> Option<String> {
-    use libblkid_rs::{BlkidFltr, BlkidProbe, BlkidSublks, BlkidSublksFlags};
+    use libblkid_rs::{BlkidFltr, BlkidSublks};
     let quick = || -> Option<String> {
-        let mut p = BlkidProbe::new_from_filename(path).ok()?;
-        p.enable_superblocks(true).ok()?;
-        p.set_superblock_flags(BlkidSublksFlags::new(vec![BlkidSublks::Type]))
-            .ok()?;
+        let mut p = superblock_probe(path, vec![BlkidSublks::Type])?;
         p.filter_superblock_type(BlkidFltr::Onlyin, &[want]).ok()?;
         p.enable_partitions(false).ok()?;
         p.do_safeprobe().ok()?;
@@ -142,17 +139,25 @@ pub fn probe_type_expecting(path: &Path, want: &str) -> Option<String> {
     quick().or_else(|| probe_type(path))
 }
 
+/// A libblkid probe of `path` for superblocks, reporting `tags` of what it finds.
+fn superblock_probe(
+    path: &Path,
+    tags: Vec<libblkid_rs::BlkidSublks>,
+) -> Option<libblkid_rs::BlkidProbe> {
+    let mut p = libblkid_rs::BlkidProbe::new_from_filename(path).ok()?;
+    let _ = p.enable_superblocks(true);
+    let _ = p.set_superblock_flags(libblkid_rs::BlkidSublksFlags::new(tags));
+    Some(p)
+}
+
 fn blkid_probe(path: &Path) -> Probe {
-    use libblkid_rs::{BlkidProbe, BlkidSublks, BlkidSublksFlags};
-    let Ok(mut p) = BlkidProbe::new_from_filename(path) else {
+    use libblkid_rs::BlkidSublks;
+    let Some(mut p) = superblock_probe(
+        path,
+        vec![BlkidSublks::Type, BlkidSublks::Label, BlkidSublks::Uuid],
+    ) else {
         return Probe::default();
     };
-    let _ = p.enable_superblocks(true);
-    let _ = p.set_superblock_flags(BlkidSublksFlags::new(vec![
-        BlkidSublks::Type,
-        BlkidSublks::Label,
-        BlkidSublks::Uuid,
-    ]));
     let _ = p.enable_partitions(true);
     if p.do_safeprobe().is_err() {
         return Probe::default();
@@ -462,6 +467,9 @@ pub enum LvmRead {
     Full,
     /// `lvm version` only (the settings depend on it); the state says `lvm_unread`.
     VersionOnly,
+    /// Nothing: the node's lvm.conf already says its lvm knows `use_devicesfile`, the one
+    /// thing the version decides ([`lvm_conf_knows_devicesfile`]); the state says `lvm_unread`.
+    Nothing,
 }
 
 /// The one `lvm fullreport` that reads PVs, VGs, LVs and segment types (each lvm process scans
@@ -505,18 +513,12 @@ pub fn fullreport_argv(lvm_config: &str) -> Vec<String> {
     .collect()
 }
 
-/// Does the node's lvm.conf (`$LVM_SYSTEM_DIR/lvm.conf`, else /etc/lvm/lvm.conf) name
+/// Does the lvm.conf in `lvm_dir` (the node's: `$LVM_SYSTEM_DIR`, else /etc/lvm) name
 /// `use_devicesfile`? lvm ships its lvm.conf with every setting it knows, commented out where it
 /// keeps the default, so one that names it came with an lvm of 2.03.12 or later. No file, or
 /// no mention: unknown (ask `lvm version`).
-pub fn lvm_conf_knows_devicesfile() -> bool {
-    let dir = std::env::var_os("LVM_SYSTEM_DIR").unwrap_or_else(|| "/etc/lvm".into());
-    lvm_conf_names_devicesfile(&std::fs::read(Path::new(&dir).join("lvm.conf")).unwrap_or_default())
-}
-
-fn lvm_conf_names_devicesfile(conf: &[u8]) -> bool {
-    conf.windows(b"use_devicesfile".len())
-        .any(|w| w == b"use_devicesfile")
+pub fn lvm_conf_knows_devicesfile(lvm_dir: &Path) -> bool {
+    fs::read_to_string(lvm_dir.join("lvm.conf")).is_ok_and(|c| c.contains("use_devicesfile"))
 }
 
 /// Read PVs, VGs and LVs through lvm's JSON report. `lvm_config` gives our `devices {…}`
@@ -527,6 +529,10 @@ pub fn read_lvm(
     state: &mut SystemState,
     what: LvmRead,
 ) -> Result<()> {
+    if what == LvmRead::Nothing {
+        state.lvm_unread = true;
+        return Ok(());
+    }
     let out = match runner.run_raw(&["lvm".to_string(), "version".to_string()], None) {
         Ok(o) if o.status == 0 => o,
         _ => return Ok(()), // no lvm here: nothing to report
@@ -673,13 +679,24 @@ mod tests {
 
     #[test]
     fn an_lvm_conf_naming_use_devicesfile_spares_the_version_question() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!lvm_conf_knows_devicesfile(dir.path()), "no lvm.conf");
+        let conf = dir.path().join("lvm.conf");
+        std::fs::write(&conf, "devices {\n\tfilter = [ \"a|.*|\" ]\n}\n").unwrap();
+        assert!(!lvm_conf_knows_devicesfile(dir.path()));
         // As lvm 2.03.16's shipped lvm.conf has it (a commented-out default).
-        let new = b"devices {\n\t# Configuration option devices/use_devicesfile.\n\t# use_devicesfile = 0\n}\n";
-        assert!(lvm_conf_names_devicesfile(new));
-        assert!(!lvm_conf_names_devicesfile(
-            b"devices {\n\tfilter = [ \"a|.*|\" ]\n}\n"
-        ));
-        assert!(!lvm_conf_names_devicesfile(b""));
+        std::fs::write(
+            &conf,
+            "devices {\n\t# Configuration option devices/use_devicesfile.\n\t# use_devicesfile = 0\n}\n",
+        )
+        .unwrap();
+        assert!(lvm_conf_knows_devicesfile(dir.path()));
+        // Then nothing is asked of lvm at all.
+        let r = RecordingRunner::new();
+        let mut st = SystemState::default();
+        read_lvm(&r, &|_| String::new(), &mut st, LvmRead::Nothing).unwrap();
+        assert!(st.lvm_unread && st.lvm_version.is_none());
+        assert!(r.calls().is_empty(), "{:?}", r.calls());
     }
 
     #[test]

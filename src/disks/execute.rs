@@ -410,7 +410,7 @@ const SWAP_FLAG_DISCARD_PAGES: i32 = 0x40000;
 
 /// swapon(2) flags for fstab-style swap options: `pri=N` (-1: the kernel's default),
 /// `discard` (both), `discard=once`, `discard=pages` — as swapon(8) sets them.
-pub fn swap_flags(opts: &str) -> Result<i32> {
+fn swap_flags(opts: &str) -> Result<i32> {
     let mut flags = 0;
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o.split_once('=') {

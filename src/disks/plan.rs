@@ -1191,14 +1191,13 @@ fn provision_actions(
             .dev(&dev.path),
         );
         match &d.content {
-            Some(Content::Gpt(g)) => actions.push(gpt_action(dev, g)),
-            Some(Content::Table(t)) => actions.push(table_action(&d.name, dev, t)?),
+            Some(Content::Gpt(g)) => actions.extend([gpt_action(dev, g), reread(&dev.path)]),
+            Some(Content::Table(t)) => {
+                actions.extend([table_action(&d.name, dev, t)?, reread(&dev.path)])
+            }
             Some(Content::LvmPv { vg }) => pvs.push((vg.clone(), dev.path.clone())),
             Some(c) => formats.push((c.clone(), dev.path.clone(), d.name.clone())),
             None => {}
-        }
-        if matches!(d.content, Some(Content::Gpt(_) | Content::Table(_))) {
-            actions.push(reread(&dev.path));
         }
         // Every new partition's node first, then one wipefs for all of them (each process
         // costs a start-up and a libblkid probe of every known signature).

@@ -260,7 +260,8 @@ def build_overlay(scenario: Scenario, boot: Boot, index: int, binary: Path, env:
     return ov
 
 
-def _armed_by(boot: Boot) -> str:
+def armed_by(boot: Boot) -> str:
+    """What a kill_after boot counts its seconds from, in words."""
     if boot.kill_from is None:
         return "the disks unit started (ARM marker)"
     return f"the agent's journal line with {boot.kill_from!r}"
@@ -316,8 +317,8 @@ def run_boot(scenario: Scenario, boot: Boot, index: int, *, base, binary: Path, 
     steps_started: set = set()
     killed = False
     armed_at = None  # kill_after: when the host saw the unit start (or the kill_from line)
-    arm = (b"@@PROVISION-ARM" if boot.kill_from is None
-           else re.compile(rb"provision\[\d+\]: [^\n]*" + re.escape(boot.kill_from.encode())))
+    arm = re.compile(rb"@@PROVISION-ARM" if boot.kill_from is None
+                     else rb"provision\[\d+\]: [^\n]*" + re.escape(boot.kill_from.encode()))
     try:
         while True:
             try:
@@ -326,10 +327,8 @@ def run_boot(scenario: Scenario, boot: Boot, index: int, *, base, binary: Path, 
             except subprocess.TimeoutExpired:
                 pass
             if boot.kill_after is not None:
-                if armed_at is None:
-                    text = console.read_bytes()
-                    if arm in text if isinstance(arm, bytes) else arm.search(text):
-                        armed_at = time.monotonic()
+                if armed_at is None and arm.search(console.read_bytes()):
+                    armed_at = time.monotonic()
                 if armed_at is not None and time.monotonic() - armed_at >= boot.kill_after:
                     proc.kill()  # the power cut: SIGKILL, QEMU flushes nothing more
                     proc.wait()
@@ -375,9 +374,9 @@ def run_boot(scenario: Scenario, boot: Boot, index: int, *, base, binary: Path, 
     if res.host_cut is not None:
         if res.done is not None or any(k == "BOOT" for k, _ in res.markers):
             res.reason = (f"boot {index}: the guest finished booting before the host's power cut "
-                          f"({boot.kill_after} s after {_armed_by(boot)}): make kill_after shorter")
+                          f"({boot.kill_after} s after {armed_by(boot)}): make kill_after shorter")
     elif boot.kill_after is not None and not killed and res.qemu_rc is not None:
-        res.reason = (f"boot {index}: the host never saw {_armed_by(boot)}, "
+        res.reason = (f"boot {index}: the host never saw {armed_by(boot)}, "
                       f"so it never cut the power")
     elif killed:
         res.reason = (f"boot {index}: timed out after {timeout:.0f} s"

@@ -80,8 +80,7 @@ def run_scenario(s: Scenario, *, base, binary, accel, keep: bool, verbose: bool)
                 say(f"  {s.name} boot {i}: {'ok' if r.ok else 'FAILED'} in {r.seconds:.1f} s "
                     f"(guest ready at {r.guest_uptime_at_check:.1f} s uptime)", sys.stderr)
             if b.kill_after is not None and r.host_cut is not None:
-                since = "into the disks unit" if b.kill_from is None else f"after {b.kill_from!r}"
-                say(f"  {s.name} boot {i}: QEMU killed {r.host_cut} s {since}, "
+                say(f"  {s.name} boot {i}: QEMU killed {r.host_cut} s after {qemu.armed_by(b)}, "
                     f"the agent's last line: {r.cut_during or '(none yet)'}", sys.stderr)
             if b.crash and r.ok:
                 cut = next((o for k, o in r.markers if k == "CUT"), {}) or {}
