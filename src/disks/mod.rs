@@ -174,12 +174,7 @@ fn wait_for_disks(layout: &Layout, timeout: Duration, blkid: bool) -> Result<Sys
     let mut said = false;
     loop {
         let st = discover::read_block(&src).context("discovering disks")?;
-        let missing: Vec<String> = layout
-            .disks
-            .iter()
-            .filter(|d| plan::matching_disks(d, &st).is_empty())
-            .map(|d| format!("{} ({})", d.name, d.reference.describe()))
-            .collect();
+        let missing = disks_not_ready(layout, &st, &src.udev_data);
         if missing.is_empty() || t0.elapsed() >= timeout {
             if said {
                 tracing::info!(
@@ -208,6 +203,34 @@ fn wait_for_disks(layout: &Layout, timeout: Duration, blkid: bool) -> Result<Sys
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(500));
     }
+}
+
+/// The layout disks not found yet, or found but not yet processed by udev. The kernel shows a
+/// disk in sysfs and /dev before it has read its partition table (its "add" event, which udev
+/// processes, comes after that scan): a disk read in between has no partitions — seen in the
+/// VM as "partition 1 (ESP) does not exist on /dev/sda" on a provisioned node. Where udev runs
+/// (its database directory exists), a disk counts once udev has its entry.
+fn disks_not_ready(layout: &Layout, st: &SystemState, udev_data: &Path) -> Vec<String> {
+    let udev = udev_data.is_dir();
+    layout
+        .disks
+        .iter()
+        .filter_map(|d| {
+            let found = plan::matching_disks(d, st);
+            let what = format!("{} ({})", d.name, d.reference.describe());
+            if found.is_empty() {
+                Some(what)
+            } else if udev
+                && found
+                    .iter()
+                    .any(|b| !udev_data.join(format!("b{}", b.maj_min)).exists())
+            {
+                Some(format!("{what}: not yet processed by udev"))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// Load the layout, observe, and plan.
@@ -352,5 +375,52 @@ pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
             }
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use state::BlockDevice;
+
+    #[test]
+    fn a_disk_counts_once_udev_has_processed_it_where_udev_runs() {
+        let layout = crate::layout::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("layouts/ganeti-node.yaml"),
+        )
+        .unwrap();
+        let dev = |name: &str, mm: &str| BlockDevice {
+            name: name.into(),
+            path: format!("/dev/{name}"),
+            maj_min: mm.into(),
+            size: 1 << 40,
+            ..Default::default()
+        };
+        let st = SystemState {
+            disks: vec![dev("nvme0n1", "259:0"), dev("sda", "8:0")],
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let udev = dir.path().join("data");
+        // No udev database at all (no udevd): sysfs is all there is.
+        assert!(disks_not_ready(&layout, &st, &udev).is_empty());
+        // udev runs and has seen the NVMe only: the SATA disk is not ready yet.
+        std::fs::create_dir(&udev).unwrap();
+        std::fs::write(udev.join("b259:0"), "E:ID_SERIAL_SHORT=NV1\n").unwrap();
+        assert_eq!(
+            disks_not_ready(&layout, &st, &udev),
+            ["hdd (/dev/sda): not yet processed by udev"]
+        );
+        std::fs::write(udev.join("b8:0"), "E:ID_BUS=ata\n").unwrap();
+        assert!(disks_not_ready(&layout, &st, &udev).is_empty());
+        // Not found at all.
+        let only_nvme = SystemState {
+            disks: vec![dev("nvme0n1", "259:0")],
+            ..Default::default()
+        };
+        assert_eq!(
+            disks_not_ready(&layout, &only_nvme, &udev),
+            ["hdd (/dev/sda)"]
+        );
     }
 }
