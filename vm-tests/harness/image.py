@@ -55,7 +55,7 @@ def kernel_package() -> str:
         if line.startswith("Depends: linux-image-") and "cloud-amd64" in line:
             return line.split()[1]
     raise RuntimeError("cannot resolve the cloud kernel package from linux-image-cloud-amd64 "
-                       "(apt lists missing? run vm-tests/setup)")
+                       "(apt lists missing? run tools/install-deps)")
 
 
 def candidate_versions(pkgs: list) -> dict:

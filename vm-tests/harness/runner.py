@@ -124,14 +124,15 @@ def failure_details(name: str, boots: list) -> str:
 
 
 def ensure_setup() -> None:
-    """Install the harness's apt packages if any is missing (vm-tests/setup; a quick no-op when
-    all are there), so `vm-tests/run` works on a fresh machine by itself."""
-    setup = Path(__file__).resolve().parents[1] / "setup"
+    """Install what the harness and the release build need if anything is missing
+    (tools/install-deps, the one install script of both README commands; a quick no-op when all
+    is there), so `vm-tests/run` works on a fresh machine by itself, before it builds."""
+    setup = Path(__file__).resolve().parents[2] / "tools" / "install-deps"
     if os.geteuid() != 0:
         return
     r = subprocess.run([str(setup)], capture_output=True, text=True)
     if r.returncode != 0:
-        raise SystemExit(f"vm-tests/setup failed:\n{r.stdout}{r.stderr}")
+        raise SystemExit(f"tools/install-deps failed:\n{r.stdout}{r.stderr}")
 
 
 def show(s: Scenario, boots: list) -> None:
