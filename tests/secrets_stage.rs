@@ -499,3 +499,69 @@ fn through_the_binary_exit_codes_and_output() {
     assert!(!stderr.contains("binary-path secret"));
     assert_eq!(s.read("/run/agenix/a"), b"binary-path secret");
 }
+
+/// Issue 21: one default identity that cannot be loaded (passphrase-protected, or an empty file)
+/// beside a good one is skipped with one warning naming it; every secret still decrypts, as with
+/// agenix and `age -i`. Through the binary, so the warning is the one an operator sees.
+#[test]
+fn an_unusable_default_identity_beside_a_good_one_is_skipped_with_one_warning() {
+    let Some(s) = setup() else { return };
+    s.encrypt("a", b"first", "ed25519", false);
+    s.encrypt("b", b"second", "ed25519", true);
+    let cfg = s.conf.join("config.yaml");
+    std::fs::write(
+        &cfg,
+        "secrets:\n  secrets:\n    - {name: a, file: a.age}\n    - {name: b, file: b.age}\n",
+    )
+    .unwrap();
+    let rsa = s.host("/etc/ssh/ssh_host_rsa_key");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_provision"))
+            .args(["--root", s.root.to_str().unwrap()])
+            .args([
+                "--config",
+                cfg.to_str().unwrap(),
+                "--cmdline",
+                "",
+                "secrets",
+            ])
+            .output()
+            .unwrap()
+    };
+    let passphrase = || {
+        std::fs::remove_file(&rsa).ok();
+        let k = rsa.to_str().unwrap();
+        tool(
+            "ssh-keygen",
+            &["-q", "-t", "rsa", "-b", "2048", "-N", "hunter22", "-f", k],
+        );
+    };
+    let empty = || std::fs::write(&rsa, b"").unwrap();
+    for (why, make) in [
+        ("passphrase-protected", &passphrase as &dyn Fn()),
+        ("empty", &empty),
+    ] {
+        make();
+        let out = run();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{why}: {stderr}");
+        assert_eq!(s.read("/run/agenix/a"), b"first", "{why}");
+        assert_eq!(s.read("/run/agenix/b"), b"second", "{why}");
+        let warnings: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("ssh_host_rsa_key"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{why}: {stderr}");
+        assert!(warnings[0].contains("skipped"), "{why}: {stderr}");
+    }
+    // A configured identity that cannot be loaded stays an error, even beside a good one.
+    std::fs::write(
+        &cfg,
+        "secrets:\n  identity_paths: [/etc/ssh/ssh_host_ed25519_key, /etc/ssh/ssh_host_rsa_key]\n  secrets:\n    - {name: a, file: a.age}\n",
+    )
+    .unwrap();
+    let out = run();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(stderr.contains("ssh_host_rsa_key"), "{stderr}");
+}

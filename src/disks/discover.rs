@@ -34,6 +34,11 @@ impl Default for Sources {
     }
 }
 
+/// A number from the disk's sysfs `queue/` directory (sizes in bytes).
+fn queue_u32(sysdir: &Path, name: &str) -> Option<u32> {
+    read_trim(&sysdir.join("queue").join(name))?.parse().ok()
+}
+
 fn read_trim(p: &Path) -> Option<String> {
     fs::read_to_string(p)
         .ok()
@@ -137,6 +142,54 @@ pub fn probe_type_expecting(path: &Path, want: &str) -> Option<String> {
         p.lookup_value("TYPE").ok().filter(|v| !v.is_empty())
     };
     quick().or_else(|| probe_type(path))
+}
+
+/// One entry of a partition table as written on the disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableEntry {
+    /// Partition number (1-based).
+    pub number: u32,
+    /// Bytes from the disk's start.
+    pub start: u64,
+    /// Bytes.
+    pub size: u64,
+    /// GPT partition name (msdos: none).
+    pub name: Option<String>,
+}
+
+/// Read the partition table on `path` itself (libblkid's partition list, not the kernel's view)
+/// with its table type (`gpt`, `dos`). Errors: the device cannot be opened or probed, or holds
+/// no partition table.
+pub fn read_table(path: &Path) -> anyhow::Result<(String, Vec<TableEntry>)> {
+    use anyhow::Context as _;
+    let mut p = libblkid_rs::BlkidProbe::new_from_filename(path)
+        .with_context(|| format!("opening {} to read its partition table", path.display()))?;
+    p.enable_superblocks(false)
+        .and_then(|_| p.enable_partitions(true))
+        .and_then(|_| p.do_fullprobe())
+        .with_context(|| format!("probing the partition table of {}", path.display()))?;
+    let mut list = p
+        .get_partitions()
+        .with_context(|| format!("{}: no partition table found", path.display()))?;
+    let kind = list
+        .get_table()
+        .and_then(|t| t.get_type())
+        .unwrap_or_default();
+    let n = list.number_of_partitions().unwrap_or(0);
+    let mut out = Vec::new();
+    for i in 0..n {
+        let part = list
+            .get_partition(i)
+            .with_context(|| format!("{}: partition entry {i}", path.display()))?;
+        // libblkid counts in 512-byte sectors whatever the disk's sector size.
+        out.push(TableEntry {
+            number: part.get_partno().unwrap_or(0),
+            start: (*part.get_start().as_ref()).max(0) as u64 * 512,
+            size: (*part.get_size().as_ref()).max(0) as u64 * 512,
+            name: part.get_name().ok().flatten(),
+        });
+    }
+    Ok((kind, out))
 }
 
 /// A libblkid probe of `path` for superblocks, reporting `tags` of what it finds.
@@ -328,6 +381,9 @@ fn read_disk(src: &Sources, name: &str) -> Option<BlockDevice> {
         path: format!("/dev/{name}"),
         maj_min,
         size: sectors * 512,
+        logical_sector_size: queue_u32(&sysdir, "logical_block_size").unwrap_or(512),
+        physical_sector_size: queue_u32(&sysdir, "physical_block_size").unwrap_or(512),
+        optimal_io_size: queue_u32(&sysdir, "optimal_io_size").unwrap_or(0),
         rotational: read_trim(&sysdir.join("queue/rotational")).as_deref() == Some("1"),
         removable: read_trim(&sysdir.join("removable")).as_deref() == Some("1"),
         read_only: read_trim(&sysdir.join("ro")).as_deref() == Some("1"),
@@ -801,6 +857,9 @@ mod tests {
         w("sys/block/sda/dev", "8:0\n");
         w("sys/block/sda/size", "4000\n");
         w("sys/block/sda/queue/rotational", "1\n");
+        w("sys/block/sda/queue/logical_block_size", "4096\n");
+        w("sys/block/sda/queue/physical_block_size", "4096\n");
+        w("sys/block/sda/queue/optimal_io_size", "1048576\n");
         w("sys/block/sda/sda1/partition", "1\n");
         w("sys/block/sda/sda1/dev", "8:1\n");
         w("sys/block/sda/sda1/size", "200\n");
@@ -857,6 +916,15 @@ mod tests {
         let sda = &st.disks[1];
         assert_eq!(sda.transport, "sata");
         assert!(sda.rotational);
+        assert_eq!(
+            (
+                sda.logical_sector_size,
+                sda.physical_sector_size,
+                sda.optimal_io_size
+            ),
+            (4096, 4096, 1 << 20)
+        );
+        assert_eq!((nvme.logical_sector_size, nvme.optimal_io_size), (512, 0));
         assert_eq!(sda.pt_type.as_deref(), Some("gpt"));
         assert_eq!(sda.model.as_deref(), Some("QEMU HARDDISK"));
         assert_eq!(sda.partitions.len(), 2);

@@ -233,12 +233,71 @@ fn run_action(ctx: &Context, a: &Action, probes: &Probes) -> Result<Option<Strin
             Ok(None)
         }
         Op::EnsureDir => ensure_dir(ctx, a),
+        Op::VerifyTable => {
+            let dev = a.device.as_deref().unwrap_or_default();
+            let want = a.table.as_ref().context("VerifyTable without a table")?;
+            let got = super::discover::read_table(Path::new(dev))?;
+            compare_table(dev, want, &got)?;
+            Ok(None)
+        }
         _ => {
             let argv = a.argv.as_deref().context("action without a command")?;
             ctx.runner
                 .check(argv, a.stdin.as_deref().map(str::as_bytes))?;
             Ok(None)
         }
+    }
+}
+
+/// The table read back from `dev` must be the planned one exactly: its type, and every
+/// partition's number, start, size (bytes) and GPT name. A difference stops the run before
+/// anything is formatted (exit 5), naming each difference.
+pub fn compare_table(
+    dev: &str,
+    want: &super::plan::PlannedTable,
+    got: &(String, Vec<super::discover::TableEntry>),
+) -> Result<()> {
+    let (kind, entries) = got;
+    let mut diffs = Vec::new();
+    if kind != &want.kind {
+        diffs.push(format!("table type {kind:?}, planned {:?}", want.kind));
+    }
+    for w in &want.partitions {
+        match entries.iter().find(|e| e.number == w.number) {
+            None => diffs.push(format!("partition {} is missing", w.number)),
+            Some(e) => {
+                if (e.start, e.size) != (w.start, w.size) {
+                    diffs.push(format!(
+                        "partition {} is {} bytes at byte {}, planned {} bytes at byte {}",
+                        w.number, e.size, e.start, w.size, w.start
+                    ));
+                }
+                if w.name.is_some() && e.name != w.name {
+                    diffs.push(format!(
+                        "partition {} is named {:?}, planned {:?}",
+                        w.number,
+                        e.name.as_deref().unwrap_or(""),
+                        w.name.as_deref().unwrap_or("")
+                    ));
+                }
+            }
+        }
+    }
+    for e in entries {
+        if !want.partitions.iter().any(|w| w.number == e.number) {
+            diffs.push(format!("partition {} was not planned", e.number));
+        }
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(coded(
+            Code::Command,
+            format!(
+                "the partition table written on {dev} is not the planned one: {}",
+                diffs.join("; ")
+            ),
+        ))
     }
 }
 

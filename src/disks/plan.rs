@@ -8,10 +8,11 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::geometry::{self, DiskGeometry, Extent, GeometryError, TableFormat};
 use super::state::{BlockDevice, SystemState};
 use crate::cmdline::{ProvisionRequest, Settings};
 use crate::layout::size::human;
-use crate::layout::{Content, Disk, DiskRef, Filesystem, Layout, LvType, Selector, Swap, TablePos};
+use crate::layout::{Content, Disk, DiskRef, Filesystem, Layout, LvType, Selector, Swap};
 
 /// LVM tag prefix recording the layout hash when provisioning completed.
 pub const TAG_LAYOUT: &str = "provision.layout=";
@@ -74,6 +75,8 @@ pub enum Op {
     Deactivate,
     Wipe,
     Partition,
+    /// Read the partition table back from the disk and compare it with the plan.
+    VerifyTable,
     WaitDevice,
     PvCreate,
     VgCreate,
@@ -115,6 +118,9 @@ pub struct Action {
     pub mode: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// The partition table a `VerifyTable` step expects on `device`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<PlannedTable>,
     /// Human description (`formatting pool_host/var (ext4)`).
     pub description: String,
 }
@@ -134,6 +140,7 @@ impl Action {
             group: None,
             mode: None,
             content: None,
+            table: None,
             description: description.into(),
         }
     }
@@ -145,6 +152,26 @@ impl Action {
         self.device = Some(d.to_string());
         self
     }
+}
+
+/// A partition table as planned, in bytes, for the read-back after partitioning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedTable {
+    /// `gpt` or `dos` (libblkid's names).
+    pub kind: String,
+    pub partitions: Vec<PlannedPartition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedPartition {
+    pub number: u32,
+    /// Bytes from the disk's start.
+    pub start: u64,
+    /// Bytes.
+    pub size: u64,
+    /// GPT partition name; None on msdos.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1002,12 +1029,59 @@ fn reread(dev: &str) -> Action {
     .dev(dev)
 }
 
-/// One sgdisk call that writes a fresh GPT with every partition of the layout.
-fn gpt_action(dev: &BlockDevice, g: &crate::layout::Gpt) -> Action {
-    let mut argv = vec![s("sgdisk"), s("--clear")];
-    for (n, p) in g.partitions.iter().enumerate() {
-        let n = n + 1;
-        argv.push(format!("--new={n}:{}:{}", p.start, p.end));
+/// A partition table that does not fit this disk: bad input (exit 3) naming the layout path,
+/// found while planning, before anything is written.
+fn geometry_error(
+    disk_name: &str,
+    part: &str,
+    dev: &BlockDevice,
+    e: GeometryError,
+) -> anyhow::Error {
+    let g = DiskGeometry::of(dev);
+    crate::exit::coded(
+        crate::exit::Code::BadInput,
+        format!(
+            "disk.{disk_name}.content.partitions.{part}: {} (on {}: {}, {}-byte sectors)",
+            e.reason,
+            dev.path,
+            human(dev.size),
+            g.logical
+        ),
+    )
+}
+
+fn planned(ext: &[Extent], ss: u64, names: Vec<Option<String>>, kind: &str) -> PlannedTable {
+    PlannedTable {
+        kind: kind.into(),
+        partitions: ext
+            .iter()
+            .zip(names)
+            .enumerate()
+            .map(|(i, (e, name))| PlannedPartition {
+                number: i as u32 + 1,
+                start: e.first * ss,
+                size: e.sectors() * ss,
+                name,
+            })
+            .collect(),
+    }
+}
+
+/// One sgdisk call that writes a fresh GPT with every partition of the layout at the sectors
+/// computed here (`--set-alignment=1`: sgdisk moves nothing), and the table it must give.
+fn gpt_action(
+    disk_name: &str,
+    dev: &BlockDevice,
+    g: &crate::layout::Gpt,
+) -> anyhow::Result<(Action, PlannedTable)> {
+    let geo = DiskGeometry::of(dev);
+    let bounds: Vec<_> = g.partitions.iter().map(|p| (&p.start, &p.end)).collect();
+    let ext = geometry::gpt_extents(&geo, &bounds)
+        .map_err(|e| geometry_error(disk_name, &g.partitions[e.index].name, dev, e))?;
+    let mut argv = vec![s("sgdisk"), s("--clear"), s("--set-alignment=1")];
+    for (i, (p, e)) in g.partitions.iter().zip(&ext).enumerate() {
+        let n = i + 1;
+        argv.push(format!("--new={n}:{}:{}", e.first, e.last));
         argv.push(format!("--typecode={n}:{}", p.type_code));
         argv.push(format!("--change-name={n}:{}", p.label));
         for a in &p.attributes {
@@ -1018,57 +1092,61 @@ fn gpt_action(dev: &BlockDevice, g: &crate::layout::Gpt) -> Action {
         }
     }
     argv.push(dev.path.clone());
-    Action::new(
+    let names = g.partitions.iter().map(|p| Some(p.label.clone())).collect();
+    let table = planned(&ext, geo.logical, names, "gpt");
+    let a = Action::new(
         Op::Partition,
         true,
         format!(
-            "partitioning {} (gpt, {} partitions)",
+            "partitioning {} (gpt, {} partitions: {})",
             dev.path,
-            g.partitions.len()
+            g.partitions.len(),
+            describe_extents(
+                g.partitions.iter().map(|p| p.name.as_str()),
+                &ext,
+                geo.logical
+            )
         ),
     )
     .cmd(argv)
-    .dev(&dev.path)
+    .dev(&dev.path);
+    Ok((a, table))
 }
 
-/// A `table` partition whose end, resolved against this disk's size, is not after its start: a
-/// layout that does not fit the disk (bad input, not a failed command).
-fn ends_before_start(disk_name: &str, part: &str, dev: &BlockDevice) -> anyhow::Error {
-    crate::exit::coded(
-        crate::exit::Code::BadInput,
-        format!(
-            "disk.{disk_name}: partition {part} ends before it starts on {} ({})",
-            dev.path,
-            human(dev.size)
-        ),
-    )
+fn describe_extents<'a>(names: impl Iterator<Item = &'a str>, ext: &[Extent], ss: u64) -> String {
+    names
+        .zip(ext)
+        .map(|(n, e)| format!("{n} {}", e.describe(ss)))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
-/// A disko `table`: gpt through sgdisk, msdos through an sfdisk script; positions are resolved
-/// against the disk's size (1 MiB aligned).
+/// A disko `table`: positions resolved as parted would (see `geometry`), then written with
+/// exact sectors: gpt through sgdisk, msdos through an sfdisk script.
 fn table_action(
     disk_name: &str,
     dev: &BlockDevice,
     t: &crate::layout::Table,
-) -> anyhow::Result<Action> {
-    let size = dev.size;
-    if t.format == "gpt" {
-        let mut argv = vec![s("sgdisk"), s("--clear")];
-        for (n, p) in t.partitions.iter().enumerate() {
-            let n = n + 1;
-            let st_b = table_bytes(p.start, size);
-            let en = table_bytes(p.end, size);
-            // As for msdos below (and so that `en / 1024 - 1` cannot underflow).
-            if en <= st_b {
-                return Err(ends_before_start(disk_name, &p.name, dev));
-            }
-            let st = st_b / 1024;
-            let en = if en >= size {
-                s("-0")
-            } else {
-                format!("{}K", en / 1024 - 1)
-            };
-            argv.push(format!("--new={n}:{st}K:{en}"));
+) -> anyhow::Result<(Action, PlannedTable)> {
+    let geo = DiskGeometry::of(dev);
+    let format = if t.format == "gpt" {
+        TableFormat::Gpt
+    } else {
+        TableFormat::Msdos
+    };
+    let bounds: Vec<_> = t.partitions.iter().map(|p| (&p.start, &p.end)).collect();
+    let ext = geometry::table_extents(&geo, format, &bounds)
+        .map_err(|e| geometry_error(disk_name, &t.partitions[e.index].name, dev, e))?;
+    let what = describe_extents(
+        t.partitions.iter().map(|p| p.name.as_str()),
+        &ext,
+        geo.logical,
+    );
+    if format == TableFormat::Gpt {
+        let mut argv = vec![s("sgdisk"), s("--clear"), s("--set-alignment=1")];
+        for (i, (p, e)) in t.partitions.iter().zip(&ext).enumerate() {
+            let n = i + 1;
+            argv.push(format!("--new={n}:{}:{}", e.first, e.last));
             argv.push(format!("--change-name={n}:{}", p.name));
             let code = match p.content.as_deref() {
                 Some(Content::LvmPv { .. }) => "8E00",
@@ -1079,25 +1157,22 @@ fn table_action(
             argv.push(format!("--typecode={n}:{code}"));
         }
         argv.push(dev.path.clone());
-        return Ok(Action::new(
+        let names = t.partitions.iter().map(|p| Some(p.name.clone())).collect();
+        let a = Action::new(
             Op::Partition,
             true,
             format!(
-                "partitioning {} (gpt, {} partitions)",
+                "partitioning {} (gpt, {} partitions: {what})",
                 dev.path,
                 t.partitions.len()
             ),
         )
         .cmd(argv)
-        .dev(&dev.path));
+        .dev(&dev.path);
+        return Ok((a, planned(&ext, geo.logical, names, "gpt")));
     }
-    let mut script = String::from("label: dos\n");
-    for p in &t.partitions {
-        let st = table_bytes(p.start, size) / 512;
-        let en = table_bytes(p.end, size) / 512;
-        if en <= st {
-            return Err(ends_before_start(disk_name, &p.name, dev));
-        }
+    let mut script = String::from("label: dos\nunit: sectors\n");
+    for (p, e) in t.partitions.iter().zip(&ext) {
         let ty = match p.content.as_deref() {
             Some(Content::LvmPv { .. }) => "8e",
             Some(Content::Swap(_)) => "82",
@@ -1105,8 +1180,9 @@ fn table_action(
             _ => "83",
         };
         script.push_str(&format!(
-            "start={st}, size={}, type={ty}{}\n",
-            en - st,
+            "start={}, size={}, type={ty}{}\n",
+            e.first,
+            e.sectors(),
             if p.bootable { ", bootable" } else { "" }
         ));
     }
@@ -1114,7 +1190,7 @@ fn table_action(
         Op::Partition,
         true,
         format!(
-            "partitioning {} (msdos, {} partitions)",
+            "partitioning {} (msdos, {} partitions: {what})",
             dev.path,
             t.partitions.len()
         ),
@@ -1128,25 +1204,25 @@ fn table_action(
     ])
     .dev(&dev.path);
     a.stdin = Some(script);
-    Ok(a)
+    let names = t.partitions.iter().map(|_| None).collect();
+    Ok((a, planned(&ext, geo.logical, names, "dos")))
+}
+
+/// After partitioning: read the table back from the disk and compare it with the plan, before
+/// anything is formatted.
+fn verify_table(dev: &str, table: PlannedTable) -> Action {
+    let mut a = Action::new(
+        Op::VerifyTable,
+        false,
+        format!("reading back the partition table of {dev}"),
+    )
+    .dev(dev);
+    a.table = Some(table);
+    a
 }
 
 fn wait(dev: &str) -> Action {
     Action::new(Op::WaitDevice, false, format!("waiting for {dev}")).dev(dev)
-}
-
-/// Byte position of a `table` boundary on a disk of `size` bytes, aligned to 1 MiB.
-fn table_bytes(p: TablePos, size: u64) -> u64 {
-    let b = match p {
-        TablePos::Bytes(b) => b,
-        TablePos::Percent(pc) => size / 100 * pc as u64,
-    };
-    let mib = 1 << 20;
-    if b >= size {
-        size
-    } else {
-        b / mib * mib
-    }
 }
 
 fn provision_actions(
@@ -1191,9 +1267,13 @@ fn provision_actions(
             .dev(&dev.path),
         );
         match &d.content {
-            Some(Content::Gpt(g)) => actions.extend([gpt_action(dev, g), reread(&dev.path)]),
+            Some(Content::Gpt(g)) => {
+                let (a, table) = gpt_action(&d.name, dev, g)?;
+                actions.extend([a, reread(&dev.path), verify_table(&dev.path, table)])
+            }
             Some(Content::Table(t)) => {
-                actions.extend([table_action(&d.name, dev, t)?, reread(&dev.path)])
+                let (a, table) = table_action(&d.name, dev, t)?;
+                actions.extend([a, reread(&dev.path), verify_table(&dev.path, table)])
             }
             Some(Content::LvmPv { vg }) => pvs.push((vg.clone(), dev.path.clone())),
             Some(c) => formats.push((c.clone(), dev.path.clone(), d.name.clone())),

@@ -44,6 +44,10 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+fn default_sector() -> u32 {
+    512
+}
+
 fn default_version() -> u32 {
     STATE_VERSION
 }
@@ -57,7 +61,18 @@ pub struct BlockDevice {
     pub path: String,
     /// `major:minor`.
     pub maj_min: String,
+    /// Bytes.
     pub size: u64,
+    /// Logical sector size in bytes (sysfs `queue/logical_block_size`); snapshots without it
+    /// are read as 512.
+    #[serde(default = "default_sector")]
+    pub logical_sector_size: u32,
+    /// Physical block size in bytes (`queue/physical_block_size`).
+    #[serde(default = "default_sector")]
+    pub physical_sector_size: u32,
+    /// Optimal I/O size in bytes (`queue/optimal_io_size`), 0 when not reported.
+    #[serde(default)]
+    pub optimal_io_size: u32,
     #[serde(default)]
     pub rotational: bool,
     #[serde(default)]

@@ -9,7 +9,7 @@ pub mod size;
 use serde::Serialize;
 
 pub use parse::{load, parse_str, LayoutErrors};
-use size::{LvSize, SgdiskPos};
+use size::{GptPos, LvSize, PartedPos};
 
 /// A whole layout.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -117,10 +117,9 @@ pub struct GptPartition {
     /// sgdisk type code (`8300`, `EF00`, `8E00` …) or a GUID.
     pub type_code: String,
     pub priority: i64,
-    pub start: SgdiskPos,
-    pub end: SgdiskPos,
-    /// Fixed size in bytes, when the layout gives `size` (not `100%`).
-    pub size: Option<u64>,
+    /// sgdisk grammar; resolved to sectors by `disks::geometry::gpt_extents`.
+    pub start: GptPos,
+    pub end: GptPos,
     pub attributes: Vec<u32>,
     pub uuid: Option<String>,
     pub content: Option<Box<Content>>,
@@ -133,22 +132,15 @@ pub struct Table {
     pub partitions: Vec<TablePartition>,
 }
 
-/// A position in a `table` partition: bytes, or a percentage of the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", content = "value", rename_all = "kebab-case")]
-pub enum TablePos {
-    Bytes(u64),
-    Percent(u32),
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TablePartition {
     pub name: String,
     /// primary, extended, logical.
     pub part_type: String,
     pub bootable: bool,
-    pub start: TablePos,
-    pub end: TablePos,
+    /// parted grammar; resolved to sectors by `disks::geometry::table_extents`.
+    pub start: PartedPos,
+    pub end: PartedPos,
     pub content: Option<Box<Content>>,
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use super::size::{parse_bytes, LvSize, SgdiskPos};
+use super::size::{gpt_size, parse_bytes, GptPos, GptPosKind, LvSize, PartedPos};
 use super::*;
 use crate::exit::{coded, Code};
 
@@ -374,7 +374,7 @@ impl Walker {
         // Only the last partition may take "the rest".
         let n = out.len();
         for (i, part) in out.iter().enumerate() {
-            if i + 1 < n && part.size.is_none() && part.end.0 == "-0" {
+            if i + 1 < n && part.end.kind == GptPosKind::Default {
                 self.err(
                     &format!("{parts_path}.{}", part.name),
                     "size 100% must be the last partition (give it the highest priority)",
@@ -477,43 +477,23 @@ impl Walker {
                 format!("label {label:?}: GPT partition names hold at most 36 characters"),
             );
         }
-        let mut fixed = None;
-        let (start, end) = match (size.as_deref(), end.as_deref()) {
+        let end = match (size.as_deref(), end.as_deref()) {
             (Some(_), Some(_)) => {
                 self.err(path, "give either size or end, not both");
                 return None;
             }
-            (Some("100%"), None) => ("0".to_string(), "-0".to_string()),
-            (Some(s), None) => match parse_bytes(s) {
-                Ok(0) => {
-                    self.err(path, format!("size {s:?}: must be positive"));
-                    return None;
-                }
-                Ok(b) => {
-                    fixed = Some(b);
-                    ("0".to_string(), format!("+{s}"))
-                }
+            (Some(s), None) => match gpt_size(s) {
+                Ok(p) => p,
                 Err(e) => {
-                    self.err(
-                        path,
-                        format!("size: {e} (or 100% for the rest of the disk)"),
-                    );
+                    self.err(path, format!("size: {e}"));
                     return None;
                 }
             },
-            (None, Some(e)) => (
-                "0".to_string(),
-                if e == "100%" {
-                    "-0".to_string()
-                } else {
-                    e.to_string()
-                },
-            ),
-            (None, None) => ("0".to_string(), "-0".to_string()),
+            (None, Some("100%")) | (None, None) => GptPos::parse("-0").ok()?,
+            (None, Some(e)) => self.sgdisk_pos(path, "end", e)?,
         };
-        let start = self.sgdisk_pos(path, "start", start_field.as_deref().unwrap_or(&start))?;
-        let end = self.sgdisk_pos(path, "end", &end)?;
-        let priority = priority.unwrap_or(if fixed.is_none() && end.0 == "-0" {
+        let start = self.sgdisk_pos(path, "start", start_field.as_deref().unwrap_or("0"))?;
+        let priority = priority.unwrap_or(if end.kind == GptPosKind::Default {
             9001
         } else if type_code.eq_ignore_ascii_case("EF02") {
             100
@@ -529,15 +509,14 @@ impl Walker {
             priority,
             start,
             end,
-            size: fixed,
             attributes,
             uuid,
             content: content.map(Box::new),
         })
     }
 
-    fn sgdisk_pos(&mut self, path: &str, field: &str, v: &str) -> Option<SgdiskPos> {
-        match SgdiskPos::parse(v) {
+    fn sgdisk_pos(&mut self, path: &str, field: &str, v: &str) -> Option<GptPos> {
+        match GptPos::parse(v) {
             Ok(p) => Some(p),
             Err(e) => {
                 self.err(path, format!("{field}: {e}"));
@@ -546,20 +525,14 @@ impl Walker {
         }
     }
 
-    fn table_pos(&mut self, path: &str, field: &str, v: &str) -> Option<TablePos> {
-        if let Some(n) = v.strip_suffix('%') {
-            match n.parse::<u32>() {
-                Ok(p) if p <= 100 => return Some(TablePos::Percent(p)),
-                _ => {}
+    fn table_pos(&mut self, path: &str, field: &str, v: &str) -> Option<PartedPos> {
+        match PartedPos::parse(v) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.err(path, format!("{field}: {e}"));
+                None
             }
-        } else if let Ok(b) = parse_bytes(v) {
-            return Some(TablePos::Bytes(b));
         }
-        self.err(
-            path,
-            format!("{field} {v:?}: expected a size like 1M or a percentage like 100%"),
-        );
-        None
     }
 
     fn table(&mut self, o: &mut Obj<'_>) -> Option<Table> {
@@ -595,7 +568,7 @@ impl Walker {
                     let bootable = self.boolean(&mut po, "bootable").unwrap_or(false);
                     po.map.remove("fs-type");
                     po.map.remove("flags");
-                    let start = self.string(&mut po, "start").unwrap_or_else(|| "1M".into());
+                    let start = self.string(&mut po, "start").unwrap_or_else(|| "0%".into());
                     let end = self.string(&mut po, "end").unwrap_or_else(|| "100%".into());
                     let content = po.map.remove("content").and_then(|c| {
                         self.content(

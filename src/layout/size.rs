@@ -1,5 +1,8 @@
-//! Size arithmetic for layouts: `500M`, `1.5G`, `100%`, `100%FREE`, `50%VG` (binary units, as
-//! sgdisk, parted and lvm read them).
+//! Size grammars of layouts, one per field as disko means it: LV sizes as lvm reads them
+//! (`1.5G`, `100%FREE`, binary units), gpt `size`/`start`/`end` as sgdisk reads them (whole
+//! numbers, binary units, `s` sectors, `+`/`-` relative) and `table` positions as parted reads
+//! them (`M` = 10^6, `MiB` = 2^20, `%` of the disk). Resolving them against a disk is
+//! `disks::geometry`.
 
 use std::fmt;
 
@@ -156,25 +159,286 @@ pub fn human(bytes: u64) -> String {
     format!("{bytes} B")
 }
 
-/// A GPT partition boundary as sgdisk reads it (`0` = default, `1M`, `+500M`, `-10M`, `-0`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SgdiskPos(pub String);
+/// An amount in a partition boundary: bytes, or logical sectors (`NNNs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amount {
+    Bytes(u64),
+    Sectors(u64),
+}
 
-impl SgdiskPos {
-    pub fn parse(s: &str) -> Result<SgdiskPos, String> {
-        let t = s.trim();
-        let body = t.strip_prefix(['+', '-']).unwrap_or(t);
-        if body == "0" {
-            return Ok(SgdiskPos(t.to_string()));
+impl Amount {
+    /// In logical sectors of `ss` bytes; `None` when a byte amount is not a whole number of
+    /// sectors (sgdisk would silently truncate it).
+    pub fn sectors(self, ss: u64) -> Option<u64> {
+        match self {
+            Amount::Sectors(n) => Some(n),
+            Amount::Bytes(b) if b % ss == 0 => Some(b / ss),
+            Amount::Bytes(_) => None,
         }
-        parse_bytes(body)?;
-        Ok(SgdiskPos(t.to_string()))
     }
 }
 
-impl fmt::Display for SgdiskPos {
+/// What a GPT boundary means, in sgdisk's grammar (sgdisk(8) `--new`, gptfdisk `IeeeToInt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GptPosKind {
+    /// `0`, `+0`, `-0`: the default (start: the first sector of the largest free block; end: the
+    /// last sector of that block).
+    Default,
+    /// `1M`, `2048s`: an absolute sector (for an end: the last sector, inclusive).
+    Absolute(Amount),
+    /// `+500M`: after the default start (for a start) or after this partition's start (for an
+    /// end: `start + n - 1`).
+    Plus(Amount),
+    /// `-10M`: back from the last sector of the free block.
+    Minus(Amount),
+}
+
+/// A GPT partition boundary (`start`/`end`) as disko hands it to sgdisk, parsed once; the
+/// layout's own text is kept for messages and the layout hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GptPos {
+    pub text: String,
+    pub kind: GptPosKind,
+}
+
+impl serde::Serialize for GptPos {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+/// sgdisk's binary units (`K` = 1024 … `E`), case-insensitive as sgdisk reads them.
+fn sgdisk_unit(c: char) -> Option<u64> {
+    let i = "KMGTPE".find(c.to_ascii_uppercase())?;
+    Some(1u64 << (10 * (i as u32 + 1)))
+}
+
+/// `NNN` + one of `K M G T P E s`; a bare number other than 0 is refused (sgdisk reads it as
+/// sectors, so its bytes would change with the disk's sector size), and so is a fraction
+/// (sgdisk reads `1.5G` as `1` and ignores the rest: one sector).
+fn sgdisk_amount(s: &str, body: &str) -> Result<Amount, String> {
+    let split = body
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(body.len());
+    let (num, unit) = body.split_at(split);
+    if num.is_empty() {
+        return Err(format!(
+            "{s:?}: expected a number with a unit (K, M, G, T, P or s for sectors)"
+        ));
+    }
+    if unit.starts_with(['.', ',']) {
+        return Err(format!(
+            "{s:?}: sgdisk takes whole numbers only (it would read this as {num} sector{}); write it in a smaller unit, e.g. 1536M for 1.5G",
+            if num == "1" { "" } else { "s" }
+        ));
+    }
+    let n: u64 = num.parse().map_err(|_| format!("{s:?}: too large"))?;
+    let mut chars = unit.chars();
+    match (chars.next(), chars.next()) {
+        (None, _) if n == 0 => Ok(Amount::Bytes(0)),
+        (None, _) => Err(format!(
+            "{s:?}: a bare number is a count of sectors to sgdisk, so its size depends on the disk; write {n}s for sectors or give a unit (K, M, G, T, P)"
+        )),
+        (Some('s'), None) => Ok(Amount::Sectors(n)),
+        (Some(c), None) => match sgdisk_unit(c) {
+            Some(m) => n
+                .checked_mul(m)
+                .map(Amount::Bytes)
+                .ok_or_else(|| format!("{s:?}: too large")),
+            None => Err(format!("{s:?}: unknown unit {unit:?} (use K, M, G, T, P or s)")),
+        },
+        // sgdisk reads the first letter only: `1MiB` is `1M`.
+        (Some(c), Some(_))
+            if c.is_ascii_alphabetic()
+                && unit.len() == 3
+                && unit[1..].eq_ignore_ascii_case("ib") =>
+        {
+            match sgdisk_unit(c) {
+                Some(m) => n
+                    .checked_mul(m)
+                    .map(Amount::Bytes)
+                    .ok_or_else(|| format!("{s:?}: too large")),
+                None => Err(format!("{s:?}: unknown unit {unit:?}")),
+            }
+        }
+        _ => Err(format!(
+            "{s:?}: unknown unit {unit:?} (use K, M, G, T, P or s)"
+        )),
+    }
+}
+
+impl GptPos {
+    /// Parse a `start`/`end` in sgdisk's grammar: `0`, `[+-]NNN[KMGTPE]`, `[+-]NNNs`.
+    pub fn parse(s: &str) -> Result<GptPos, String> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err("empty position".into());
+        }
+        let (sign, body) = match t.strip_prefix('+') {
+            Some(b) => ('+', b),
+            None => match t.strip_prefix('-') {
+                Some(b) => ('-', b),
+                None => (' ', t),
+            },
+        };
+        let a = sgdisk_amount(s, body)?;
+        let kind = if a == Amount::Bytes(0) || a == Amount::Sectors(0) {
+            // sgdisk: a value of 0 means the default, whatever its sign.
+            GptPosKind::Default
+        } else {
+            match sign {
+                '+' => GptPosKind::Plus(a),
+                '-' => GptPosKind::Minus(a),
+                _ => GptPosKind::Absolute(a),
+            }
+        };
+        Ok(GptPos {
+            text: t.to_string(),
+            kind,
+        })
+    }
+
+    /// Uses sector units (disko then sets sgdisk's alignment to 1 sector for the partition).
+    pub fn in_sectors(&self) -> bool {
+        matches!(
+            self.kind,
+            GptPosKind::Absolute(Amount::Sectors(_))
+                | GptPosKind::Plus(Amount::Sectors(_))
+                | GptPosKind::Minus(Amount::Sectors(_))
+        )
+    }
+}
+
+/// A gpt partition `size` in disko's grammar (lib/types/gpt.nix: `[0-9]+[KMGTP]?` or `100%`):
+/// the end `+SIZE`. Returns the end position; `100%` is the default end (`-0`).
+pub fn gpt_size(s: &str) -> Result<GptPos, String> {
+    let t = s.trim();
+    if t == "100%" {
+        return GptPos::parse("-0");
+    }
+    if t.ends_with('%') {
+        return Err(format!(
+            "{s:?}: a gpt size is a number with a unit (K, M, G, T, P) or 100%"
+        ));
+    }
+    let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if t.ends_with(['s', 'S', 'e', 'E']) || t.starts_with(['+', '-']) || t.len() > digits.len() + 1
+    {
+        return Err(format!(
+            "{s:?}: disko's gpt size is [0-9]+[KMGTP] or 100% (give start/end for sectors)"
+        ));
+    }
+    GptPos::parse(&format!("+{t}")).map(|p| GptPos {
+        text: p.text[1..].to_string(),
+        ..p
+    })
+}
+
+impl fmt::Display for GptPos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
+    }
+}
+
+/// parted's units (parted(8), libparted `ped_unit_parse_custom`): `s`, `B`, SI `kB MB GB TB`
+/// (also `K M G T`), IEC `KiB MiB GiB TiB`, `%` of the disk; no unit is MB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartedUnit {
+    Sector,
+    Byte,
+    /// Bytes per unit: 10^3, 10^6, 10^9, 10^12.
+    Si(u64),
+    /// Bytes per unit: 2^10 … 2^40.
+    Iec(u64),
+    Percent,
+}
+
+/// A `table` partition boundary in parted's grammar: a decimal number (`1.5`, not below 1
+/// unless 0), a unit, and a leading `-` to count back from the end of the disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartedPos {
+    pub text: String,
+    pub negative: bool,
+    /// The number as `mantissa / 10^scale`.
+    pub mantissa: u128,
+    pub scale: u32,
+    pub unit: PartedUnit,
+}
+
+impl serde::Serialize for PartedPos {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl fmt::Display for PartedPos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl PartedPos {
+    pub fn parse(s: &str) -> Result<PartedPos, String> {
+        let t = s.trim();
+        let (negative, body) = match t.strip_prefix('-') {
+            Some(b) => (true, b),
+            None => (false, t),
+        };
+        let split = body
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(body.len());
+        let (num, unit) = body.split_at(split);
+        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+        if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
+            return Err(format!(
+                "{s:?}: expected a number with a unit like 1MiB, 500M, 2048s or 100%"
+            ));
+        }
+        let frac = &frac[..frac.len().min(9)];
+        let digits = format!("{int}{frac}");
+        let mantissa: u128 = digits.parse().map_err(|_| format!("{s:?}: not a number"))?;
+        if mantissa > u64::MAX as u128 * 1_000_000_000 {
+            return Err(format!("{s:?}: too large"));
+        }
+        let scale = frac.len() as u32;
+        let unit = match unit.to_ascii_lowercase().as_str() {
+            "" | "m" | "mb" => PartedUnit::Si(1_000_000),
+            "s" => PartedUnit::Sector,
+            "b" => PartedUnit::Byte,
+            "k" | "kb" => PartedUnit::Si(1_000),
+            "g" | "gb" => PartedUnit::Si(1_000_000_000),
+            "t" | "tb" => PartedUnit::Si(1_000_000_000_000),
+            "kib" => PartedUnit::Iec(KIB),
+            "mib" => PartedUnit::Iec(MIB),
+            "gib" => PartedUnit::Iec(GIB),
+            "tib" => PartedUnit::Iec(TIB),
+            "%" => PartedUnit::Percent,
+            _ => {
+                return Err(format!(
+                    "{s:?}: unknown unit {unit:?} (parted's: s, B, kB, MB, GB, TB, KiB, MiB, GiB, TiB or %)"
+                ))
+            }
+        };
+        let ten = 10u128.pow(scale);
+        if mantissa != 0 && mantissa < ten {
+            return Err(format!(
+                "{s:?}: parted refuses a value below 1; use a smaller unit"
+            ));
+        }
+        if unit == PartedUnit::Percent && mantissa > 100 * ten {
+            return Err(format!("{s:?}: a percentage is at most 100%"));
+        }
+        if matches!(unit, PartedUnit::Sector | PartedUnit::Byte) && scale > 0 {
+            return Err(format!("{s:?}: sectors and bytes are whole numbers"));
+        }
+        Ok(PartedPos {
+            text: t.to_string(),
+            negative,
+            mantissa,
+            scale,
+            unit,
+        })
     }
 }
 
@@ -239,11 +503,59 @@ mod tests {
 
     #[test]
     fn sgdisk_positions() {
-        for ok in ["0", "-0", "1M", "+500M", "-10M", "100G"] {
-            assert!(SgdiskPos::parse(ok).is_ok(), "{ok}");
+        use Amount::*;
+        use GptPosKind::*;
+        let ok: &[(&str, GptPosKind)] = &[
+            ("0", Default),
+            ("-0", Default),
+            ("+0", Default),
+            ("0M", Default),
+            ("1M", Absolute(Bytes(MIB))),
+            ("+500M", Plus(Bytes(500 * MIB))),
+            ("-10M", Minus(Bytes(10 * MIB))),
+            ("100g", Absolute(Bytes(100 * GIB))),
+            ("2048s", Absolute(Sectors(2048))),
+            ("+34s", Plus(Sectors(34))),
+            ("1E", Absolute(Bytes(1 << 60))),
+            ("1MiB", Absolute(Bytes(MIB))),
+        ];
+        for (s, want) in ok {
+            assert_eq!(GptPos::parse(s).map(|p| p.kind), Ok(*want), "{s}");
         }
-        for bad in ["", "abc", "+", "1X"] {
-            assert!(SgdiskPos::parse(bad).is_err(), "{bad}");
+        for bad in [
+            "", "abc", "+", "1X", "1.5G", "+1.5G", "2048", "-100", "1MB", "1%", "1sib",
+        ] {
+            assert!(GptPos::parse(bad).is_err(), "{bad}");
+        }
+        assert!(GptPos::parse("1.5G").unwrap_err().contains("1536M"));
+        assert!(GptPos::parse("4096").unwrap_err().contains("4096s"));
+    }
+
+    #[test]
+    fn gpt_sizes_are_disko_grammar() {
+        assert_eq!(
+            gpt_size("500M").unwrap().kind,
+            GptPosKind::Plus(Amount::Bytes(500 * MIB))
+        );
+        assert_eq!(gpt_size("100%").unwrap().kind, GptPosKind::Default);
+        assert_eq!(gpt_size("0").unwrap().kind, GptPosKind::Default);
+        for bad in ["1.5G", "50%", "2048s", "+1M", "-1M", "512", "1MB"] {
+            assert!(gpt_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parted_positions() {
+        let p = PartedPos::parse("1.5GiB").unwrap();
+        assert_eq!((p.mantissa, p.scale, p.unit), (15, 1, PartedUnit::Iec(GIB)));
+        let p = PartedPos::parse("500").unwrap();
+        assert_eq!(p.unit, PartedUnit::Si(1_000_000));
+        let p = PartedPos::parse("-1MiB").unwrap();
+        assert!(p.negative);
+        assert_eq!(PartedPos::parse("100%").unwrap().unit, PartedUnit::Percent);
+        assert_eq!(PartedPos::parse("2048s").unwrap().unit, PartedUnit::Sector);
+        for bad in ["", "abc", "0.5M", "101%", "1.5s", "1X", "1c", "1..2M"] {
+            assert!(PartedPos::parse(bad).is_err(), "{bad}");
         }
     }
 }

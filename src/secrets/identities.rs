@@ -85,21 +85,23 @@ impl Identities {
         self.list.is_empty()
     }
 
-    /// Load identity files. `tolerate_missing`: a file that does not exist is skipped (the
-    /// agenix defaults: whichever host keys exist); at least one identity must load. Every
-    /// other problem (unreadable, unparseable, passphrase-protected, unsupported type) is an
-    /// error naming the file.
-    pub fn load(
-        paths: &[PathBuf],
-        tolerate_missing: bool,
-    ) -> Result<Identities, Vec<IdentityError>> {
+    /// Load identity files. `defaults`: these are the agenix default paths (whichever host
+    /// keys exist), so a file that does not exist is skipped quietly and one that cannot be
+    /// loaded (unreadable, unparseable, passphrase-protected, empty, unsupported type) is
+    /// skipped with a warning naming it and why, as agenix and `age -i` skip such a key; at
+    /// least one identity must load. Configured paths (`defaults` false): every problem,
+    /// missing included, is an error naming the file.
+    ///
+    /// Errors: every file's problem when nothing could be used (or any problem with configured
+    /// paths); the stage maps them to exit 8.
+    pub fn load(paths: &[PathBuf], defaults: bool) -> Result<Identities, Vec<IdentityError>> {
         let mut ids = Identities::default();
         let mut errors = Vec::new();
         let mut skipped = Vec::new();
         for p in paths {
             match load_file(p) {
                 Ok(mut v) => ids.list.append(&mut v),
-                Err(e) if e.missing && tolerate_missing => skipped.push(e),
+                Err(e) if defaults => skipped.push(e),
                 Err(e) => errors.push(e),
             }
         }
@@ -114,7 +116,14 @@ impl Identities {
             }
         } else {
             for s in &skipped {
-                tracing::info!(stage = "secrets", "{s} (default identity, skipped)");
+                if s.missing {
+                    tracing::info!(stage = "secrets", "{s} (default identity, skipped)");
+                } else {
+                    tracing::warn!(
+                        stage = "secrets",
+                        "{s} (default identity, skipped; the other host keys are used)"
+                    );
+                }
             }
         }
         if errors.is_empty() {

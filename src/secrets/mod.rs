@@ -367,7 +367,8 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
     }
 }
 
-/// The identity files to use (host paths) and whether missing ones are tolerated.
+/// The identity files to use (host paths) and whether they are the defaults (an unusable
+/// default is skipped, see `Identities::load`).
 fn identity_paths(ctx: &Context, cfg: &SecretsConfig) -> (Vec<PathBuf>, bool) {
     match &cfg.identity_paths {
         Some(v) => (v.iter().map(|p| ctx.config_path(p)).collect(), false),
@@ -379,8 +380,8 @@ fn identity_paths(ctx: &Context, cfg: &SecretsConfig) -> (Vec<PathBuf>, bool) {
 }
 
 fn load_identities(ctx: &Context, cfg: &SecretsConfig, planned: &[Planned]) -> Result<Identities> {
-    let (paths, tolerate) = identity_paths(ctx, cfg);
-    Identities::load(&paths, tolerate).map_err(|errs| {
+    let (paths, defaults) = identity_paths(ctx, cfg);
+    Identities::load(&paths, defaults).map_err(|errs| {
         let list = errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
         let names = planned.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
         coded(
@@ -778,13 +779,13 @@ fn dry_run(
             cfg.secrets_mount_point.display()
         )),
     }
-    let (paths, tolerate) = identity_paths(ctx, cfg);
+    let (paths, defaults) = identity_paths(ctx, cfg);
     let mut id_json = Vec::new();
     let mut any_id = false;
     for p in &paths {
         let present = fs::metadata(p).map(|m| m.is_file()).unwrap_or(false);
         any_id |= present;
-        if !present && !tolerate {
+        if !present && !defaults {
             problems.push(format!("identity {}: missing", p.display()));
         }
         id_json.push(json!({"path": p, "present": present}));

@@ -441,8 +441,37 @@ pub fn check_size(input: &[u8]) -> &'static str {
             assert!((1..=100).contains(&percent));
         }
     }
-    let _ = size::SgdiskPos::parse(&s);
     let n = input.iter().fold(0u64, |a, &b| a.rotate_left(8) ^ b as u64);
+    // Partition boundaries resolve against any disk without a panic; what is planned fits.
+    use provision::disks::geometry::{self, DiskGeometry, TableFormat};
+    let geo = DiskGeometry {
+        size: n % (1 << 45),
+        logical: if n & 1 == 0 { 512 } else { 4096 },
+        physical: 4096,
+        optimal_io: (n >> 8) % (1 << 26),
+    };
+    if let Ok(p) = size::GptPos::parse(&s) {
+        let end = size::gpt_size("100M").unwrap();
+        for parts in [vec![(&p, &end)], vec![(&end, &p), (&p, &p)]] {
+            if let Ok(ext) = geometry::gpt_extents(&geo, &parts) {
+                let (lo, hi) = geo.gpt_usable();
+                assert!(ext
+                    .iter()
+                    .all(|e| e.first >= lo && e.last <= hi && e.first <= e.last));
+            }
+        }
+    }
+    let _ = size::gpt_size(&s);
+    if let Ok(p) = size::PartedPos::parse(&s) {
+        let end = size::PartedPos::parse("100%").unwrap();
+        for f in [TableFormat::Msdos, TableFormat::Gpt] {
+            if let Ok(ext) = geometry::table_extents(&geo, f, &[(&p, &end), (&p, &p)]) {
+                assert!(ext
+                    .iter()
+                    .all(|e| e.first <= e.last && e.last < geo.sectors()));
+            }
+        }
+    }
     assert!(!size::human(n).is_empty());
     if r.is_ok() {
         "ok"

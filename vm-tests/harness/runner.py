@@ -147,6 +147,10 @@ def show(s: Scenario, boots: list) -> None:
 
 
 def cmd_run(args) -> int:
+    # Before the scenarios are loaded: some make their fixtures at import with host tools
+    # (ssh-keygen, age) that the install brings.
+    if not args.list:
+        ensure_setup()
     scenarios = load_scenarios()
     if args.list:
         for s in scenarios:
@@ -163,7 +167,6 @@ def cmd_run(args) -> int:
         chosen = [by[n] for n in args.names]
     else:
         chosen = [s for s in scenarios if s.in_suite]
-    ensure_setup()
     binary = image.ensure_binary(build=not args.no_build)
     base = image.ensure_base(rebuild=args.rebuild_image)
     accel = image.accel_args(base)
@@ -214,6 +217,7 @@ def cmd_probe(argv: list) -> int:
     p.add_argument("--no-build", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
+    ensure_setup()
     config = a.config.read_text() if a.config else "disks:\n  layout: layout.yaml\n"
     check = a.check.read_text() if a.check else ""
     boots = [Boot(cmdline=a.cmdline if i == 0 else a.cmdline_next, check=check, observe=True,

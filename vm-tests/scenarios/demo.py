@@ -42,6 +42,7 @@ def _make_keys():
         age = subprocess.run(["age", "-R", str(d / "host.pub")], input=SECRET, check=True,
                              capture_output=True).stdout
     except FileNotFoundError:
+        # Only `--list` gets here (vm-tests/run installs age before loading scenarios).
         age = b"age CLI missing on the host: run tools/install-deps"
     return bundle, fp("root.pub"), fp("host.pub"), age
 
