@@ -2,6 +2,7 @@
 //! `disk.<name>.select` (disk selectors), top-level `ensure_dirs` and `lvm` (extra global_filter
 //! rejects). Anything disko has that this agent does not do (zfs, luks, mdadm, btrfs subvolumes,
 //! bcachefs, shell hooks) is rejected with its path in the layout — never silently skipped.
+//! Argument lists keep disko's per-field semantics ([`parse::ArgList`]).
 
 pub mod parse;
 pub mod size;
@@ -157,6 +158,7 @@ pub struct Filesystem {
     pub format: String,
     pub mountpoint: Option<String>,
     pub mount_options: Vec<String>,
+    /// mkfs arguments: one per `extraArgs` entry ([`parse::ArgList::Single`]).
     pub extra_args: Vec<String>,
 }
 
@@ -164,6 +166,7 @@ pub struct Filesystem {
 pub struct Swap {
     pub priority: Option<i32>,
     pub discard: Option<String>,
+    /// mkswap arguments: `extraArgs` split as shell words ([`parse::ArgList::ShellWords`]).
     pub extra_args: Vec<String>,
 }
 
@@ -191,6 +194,7 @@ pub struct LogicalVolume {
     pub name: String,
     pub size: LvSize,
     pub lv_type: LvType,
+    /// lvcreate arguments: `extraArgs` split as shell words ([`parse::ArgList::ShellWords`]).
     pub extra_args: Vec<String>,
     pub content: Option<Content>,
 }
