@@ -380,3 +380,134 @@ fn interrupted_provision_converges_and_never_formats_without_the_flag() {
         l.cleanup_mounts();
     }
 }
+
+/// Can this kernel mount vfat (a container's may lack the module)?
+fn vfat_mountable() -> bool {
+    std::fs::read_to_string("/proc/filesystems")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some("vfat"))
+}
+
+/// Write `text` as the layout beside the loop device's root.
+fn layout_text(l: &Loop, name: &str, text: &str) -> PathBuf {
+    let p = l.root.parent().unwrap().join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The nested MBR of a GPT disk as sfdisk dumps it: one (start, type, bootable) per entry.
+fn hybrid_mbr(dev: &str) -> Vec<(u64, String, bool)> {
+    let (rc, out) = sh(&format!("sfdisk --label-nested dos -d {dev}"));
+    assert_eq!(rc, 0, "{out}");
+    out.lines()
+        .filter(|l| l.starts_with(dev))
+        .map(|l| {
+            let field = |k: &str| {
+                l.split(',')
+                    .find_map(|f| f.split_once('=').filter(|(n, _)| n.trim().ends_with(k)))
+                    .map(|(_, v)| v.trim().to_string())
+                    .unwrap_or_default()
+            };
+            (
+                field("start").parse().unwrap(),
+                field("type"),
+                l.contains("bootable"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn diskos_hybrid_mbr_example_is_made_and_read_back() {
+    if let Some(why) = unsupported() {
+        eprintln!("SKIP diskos_hybrid_mbr_example_is_made_and_read_back: {why}");
+        return;
+    }
+    for tool in ["sfdisk", "mkfs.vfat"] {
+        if provision::system::resolve_tool(tool).is_none() {
+            eprintln!("SKIP diskos_hybrid_mbr_example_is_made_and_read_back: {tool} not installed");
+            return;
+        }
+    }
+    // disko's example as it is (protective entry last), on a loop device.
+    let Some(l) = Loop::new(640) else { return };
+    let mut example: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/testdata/disko-examples/hybrid-mbr.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    example["disk"]["main"]["device"] = l.dev.clone().into();
+    let vfat = vfat_mountable();
+    if !vfat {
+        eprintln!("this kernel cannot mount vfat: the example's /boot is formatted, not mounted");
+        example["disk"]["main"]["content"]["partitions"]["ESP"]["content"]["mountpoint"] =
+            serde_json::Value::Null;
+    }
+    let lay = layout_text(&l, "hybrid-mbr.json", &example.to_string());
+    let (rc, out) = l.run(&lay, "homelab.provision_disks=true", &[]);
+    assert_eq!(rc, 0, "{out}");
+    let (_, gpt) = sh(&format!("sgdisk -p {}", l.dev));
+    assert!(
+        gpt.contains("disk-main-TOW-BOOT-FI")
+            && gpt.contains("disk-main-ESP")
+            && gpt.contains("disk-main-root"),
+        "{gpt}"
+    );
+    let p1_start: u64 = sh(&format!("cat /sys/class/block/{}p1/start", &l.dev[5..]))
+        .1
+        .trim()
+        .parse()
+        .unwrap();
+    // Entry 1: TOW-BOOT-FI with disko's type 0x0c, not bootable; entry 2: the protective one.
+    assert_eq!(
+        hybrid_mbr(&l.dev),
+        [(p1_start, "c".into(), false), (1, "ee".into(), false)]
+    );
+    // The kernel and libblkid still read the GPT: a boot without the flag mounts.
+    l.cleanup_mounts();
+    let (rc, out) = l.run(&lay, "", &[]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(mounted(&l.root).is_some(), "{out}");
+    assert_eq!(mounted(&l.root.join("boot")).is_some(), vfat, "{out}");
+    l.cleanup_mounts();
+
+    // The protective entry first (disko's default, whose own command line cannot do it): two
+    // hybrid partitions are entries 2 and 3; type 83 and the bootable flag on the second, the
+    // first keeps the type sgdisk derives from EF00.
+    let lay = layout_text(
+        &l,
+        "hybrid-first.yaml",
+        &format!(
+            "disk:\n  main:\n    type: disk\n    device: {}\n    content:\n      type: gpt\n      partitions:\n        \
+             a: {{ size: 8M, type: EF00, priority: 1, hybrid: {{}}, content: {{ type: filesystem, format: vfat }} }}\n        \
+             b: {{ size: 8M, priority: 2, hybrid: {{ mbrPartitionType: \"0x83\", mbrBootableFlag: true }}, content: {{ type: filesystem, format: ext4 }} }}\n        \
+             c: {{ size: 100%, content: {{ type: filesystem, format: ext4, mountpoint: /c }} }}\n",
+            l.dev
+        ),
+    );
+    let (rc, out) = l.run(
+        &lay,
+        "homelab.provision_disks=true homelab.wipe_foreign=main",
+        &[],
+    );
+    assert_eq!(rc, 0, "{out}");
+    let start = |n: u32| -> u64 {
+        sh(&format!("cat /sys/class/block/{}p{n}/start", &l.dev[5..]))
+            .1
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        hybrid_mbr(&l.dev),
+        [
+            (1, "ee".into(), false),
+            (start(1), "ef".into(), false),
+            (start(2), "83".into(), true)
+        ]
+    );
+}

@@ -1031,6 +1031,126 @@ fn gpt_action(dev: &BlockDevice, g: &crate::layout::Gpt) -> Action {
     .dev(&dev.path)
 }
 
+/// A hybrid MBR as disko makes one (gpt.nix `hybrid`, `efiGptPartitionFirst`): `sgdisk -h` with
+/// the numbers of the partitions that have `hybrid` (and `:EE` when the protective entry goes
+/// last), then, on the MBR nested in the GPT disk, sfdisk sets each entry's `mbrPartitionType`
+/// and, in one call, `mbrBootableFlag`. sgdisk puts the protective 0xEE entry first unless told `EE` last
+/// (sgdisk(8) `--hybrid`), so the k-th hybrid partition is MBR entry k+1, or k with EE last.
+/// disko passes the GPT partition number to sfdisk instead, which is the same entry only when
+/// the hybrid partitions are 1..k and EE is last (its own example); with EE first its
+/// `sgdisk -h` line lacks the space before the device and fails, so no disko-made node differs.
+/// Empty when no partition has `hybrid`.
+fn hybrid_mbr_actions(dev: &BlockDevice, g: &crate::layout::Gpt) -> Vec<Action> {
+    let hybrid: Vec<(usize, &crate::layout::Hybrid)> = g
+        .partitions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.hybrid.as_ref().map(|h| (i + 1, h)))
+        .collect();
+    if hybrid.is_empty() {
+        return Vec::new();
+    }
+    let mut list: Vec<String> = hybrid.iter().map(|(n, _)| n.to_string()).collect();
+    if !g.efi_gpt_partition_first {
+        list.push(s("EE"));
+    }
+    let mut out = vec![Action::new(
+        Op::Partition,
+        true,
+        format!(
+            "making a hybrid MBR on {} (GPT partition{} {}, protective entry {})",
+            dev.path,
+            if hybrid.len() == 1 { "" } else { "s" },
+            hybrid
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if g.efi_gpt_partition_first {
+                "first"
+            } else {
+                "last"
+            }
+        ),
+    )
+    .cmd(vec![
+        s("sgdisk"),
+        format!("--hybrid={}", list.join(":")),
+        dev.path.clone(),
+    ])
+    .dev(&dev.path)];
+    let sfdisk = |what: &[String]| {
+        let mut v = vec![
+            s("sfdisk"),
+            s("--no-reread"),
+            s("--no-tell-kernel"),
+            s("--label-nested"),
+            s("dos"),
+        ];
+        v.extend(what.iter().cloned());
+        v
+    };
+    let entry = |k: usize| {
+        if g.efi_gpt_partition_first {
+            k + 2
+        } else {
+            k + 1
+        }
+    };
+    for (k, (n, h)) in hybrid.iter().enumerate() {
+        if let Some(t) = h.mbr_type {
+            out.push(
+                Action::new(
+                    Op::Partition,
+                    true,
+                    format!(
+                        "setting MBR type {t:02x} on hybrid MBR entry {} (partition {n}) of {}",
+                        entry(k),
+                        dev.path
+                    ),
+                )
+                .cmd(sfdisk(&[
+                    s("--part-type"),
+                    dev.path.clone(),
+                    entry(k).to_string(),
+                    format!("{t:02x}"),
+                ]))
+                .dev(&dev.path),
+            );
+        }
+    }
+    // One call for all: `sfdisk --activate` clears the flag on every entry it is not given
+    // (sfdisk(8)), so disko's one call per partition leaves only the last one bootable.
+    let active: Vec<(usize, usize)> = hybrid
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, h))| h.bootable)
+        .map(|(k, (n, _))| (entry(k), *n))
+        .collect();
+    if !active.is_empty() {
+        let mut what = vec![s("--activate"), dev.path.clone()];
+        what.extend(active.iter().map(|(e, _)| e.to_string()));
+        out.push(
+            Action::new(
+                Op::Partition,
+                true,
+                format!(
+                    "marking hybrid MBR {} of {} bootable",
+                    active
+                        .iter()
+                        .map(|(e, n)| format!("entry {e} (partition {n})"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    dev.path
+                ),
+            )
+            .cmd(sfdisk(&what))
+            .dev(&dev.path),
+        );
+    }
+    out
+}
+
 /// A `table` partition whose end, resolved against this disk's size, is not after its start: a
 /// layout that does not fit the disk (bad input, not a failed command).
 fn ends_before_start(disk_name: &str, part: &str, dev: &BlockDevice) -> anyhow::Error {
@@ -1191,7 +1311,11 @@ fn provision_actions(
             .dev(&dev.path),
         );
         match &d.content {
-            Some(Content::Gpt(g)) => actions.extend([gpt_action(dev, g), reread(&dev.path)]),
+            Some(Content::Gpt(g)) => {
+                actions.push(gpt_action(dev, g));
+                actions.extend(hybrid_mbr_actions(dev, g));
+                actions.push(reread(&dev.path));
+            }
             Some(Content::Table(t)) => {
                 actions.extend([table_action(&d.name, dev, t)?, reread(&dev.path)])
             }

@@ -105,8 +105,27 @@ pub enum Content {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Gpt {
-    /// Sorted by (priority, name): the order they are created and numbered.
+    /// Sorted by (priority, name): the order they are created and numbered (disko sorts by
+    /// priority, stably, over partitions in name order).
     pub partitions: Vec<GptPartition>,
+    /// `efiGptPartitionFirst` (default true): in a hybrid MBR, the protective 0xEE entry comes
+    /// first, before the hybrid partitions (false: after them). Only matters with `hybrid`.
+    #[serde(skip_serializing_if = "is_true")]
+    pub efi_gpt_partition_first: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// A gpt partition's entry in a hybrid MBR (disko gpt.nix `hybrid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Hybrid {
+    /// `mbrPartitionType`: the MBR type byte to set (None: the one sgdisk -h derives from the
+    /// GPT type code).
+    pub mbr_type: Option<u8>,
+    /// `mbrBootableFlag`: set the MBR active flag on this entry.
+    pub bootable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -124,6 +143,9 @@ pub struct GptPartition {
     pub size: Option<u64>,
     pub attributes: Vec<u32>,
     pub uuid: Option<String>,
+    /// This partition's entry in a hybrid MBR, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hybrid: Option<Hybrid>,
     pub content: Option<Box<Content>>,
 }
 

@@ -60,6 +60,9 @@ const HOOKS: &[&str] = &[
 
 struct Walker {
     problems: Vec<String>,
+    /// disko's `name` of the disk being read (default: its key with `/` as `_`, disk.nix): the
+    /// middle of its partitions' default GPT labels.
+    disk_name: String,
 }
 
 /// One object being read: fields are taken one by one, what is left over is unknown.
@@ -359,8 +362,8 @@ impl Walker {
     }
 
     fn gpt(&mut self, o: &mut Obj<'_>) -> Option<Gpt> {
-        let efi_first = self.boolean(o, "efiGptPartitionFirst").unwrap_or(true);
-        let disk_name = o.path.split('.').nth(1).unwrap_or("disk").to_string();
+        let efi_gpt_partition_first = self.boolean(o, "efiGptPartitionFirst").unwrap_or(true);
+        let disk_name = self.disk_name.clone();
         let parts_path = format!("{}.partitions", o.path);
         let parts = o.map.remove("partitions");
         let mut out = Vec::new();
@@ -369,7 +372,7 @@ impl Walker {
             Some(Value::Object(m)) => {
                 for (name, v) in m {
                     let p = format!("{parts_path}.{name}");
-                    if let Some(part) = self.gpt_partition(&p, &disk_name, name, v, efi_first) {
+                    if let Some(part) = self.gpt_partition(&p, &disk_name, name, v) {
                         out.push(part);
                     }
                 }
@@ -401,11 +404,21 @@ impl Walker {
             if i + 1 < n && part.size.is_none() && part.end.0 == "-0" {
                 self.err(
                     &format!("{parts_path}.{}", part.name),
-                    "size 100% must be the last partition (give it the highest priority)",
+                    format!("takes the rest of the disk, so it must be the last partition, but priority {} puts {} after it — give it the highest priority (disko's default puts only size: 100% last, at 9001)", part.priority, out[i + 1].name),
                 );
             }
         }
-        Some(Gpt { partitions: out })
+        let hybrid = out.iter().filter(|p| p.hybrid.is_some()).count();
+        if hybrid > 3 {
+            self.err(
+                &parts_path,
+                format!("{hybrid} partitions have \"hybrid\": a hybrid MBR holds at most 3 besides its protective entry (sgdisk -h)"),
+            );
+        }
+        Some(Gpt {
+            partitions: out,
+            efi_gpt_partition_first,
+        })
     }
 
     fn gpt_partition(
@@ -414,7 +427,6 @@ impl Walker {
         disk: &str,
         name: &str,
         v: &Value,
-        efi_first: bool,
     ) -> Option<GptPartition> {
         let mut o = self.obj(path, v)?;
         let type_code = match o.map.remove("type") {
@@ -466,9 +478,10 @@ impl Walker {
                 Vec::new()
             }
         };
-        if o.map.remove("hybrid").is_some_and(|h| !h.is_null()) {
-            self.err(path, "field \"hybrid\": hybrid MBRs are not supported");
-        }
+        let hybrid = match o.map.remove("hybrid") {
+            None | Some(Value::Null) => None,
+            Some(h) => self.hybrid(&format!("{path}.hybrid"), h),
+        };
         // disko's own bookkeeping fields that carry no layout meaning.
         o.map.remove("device");
         o.map.remove("alignment");
@@ -537,12 +550,11 @@ impl Walker {
         };
         let start = self.sgdisk_pos(path, "start", start_field.as_deref().unwrap_or(&start))?;
         let end = self.sgdisk_pos(path, "end", &end)?;
-        let priority = priority.unwrap_or(if fixed.is_none() && end.0 == "-0" {
+        // disko gpt.nix `priority` default: only a literal `size: 100%` goes last.
+        let priority = priority.unwrap_or(if size.as_deref() == Some("100%") {
             9001
         } else if type_code.eq_ignore_ascii_case("EF02") {
             100
-        } else if type_code.eq_ignore_ascii_case("EF00") && efi_first {
-            500
         } else {
             1000
         });
@@ -556,8 +568,35 @@ impl Walker {
             size: fixed,
             attributes,
             uuid,
+            hybrid,
             content: content.map(Box::new),
         })
+    }
+
+    /// A gpt partition's `hybrid` (disko gpt.nix): `mbrPartitionType` (an MBR type byte in hex,
+    /// `0x0c` or `0c`) and `mbrBootableFlag`.
+    fn hybrid(&mut self, path: &str, v: &Value) -> Option<Hybrid> {
+        let mut o = self.obj(path, v)?;
+        let ty = self.string(&mut o, "mbrPartitionType");
+        let bootable = self.boolean(&mut o, "mbrBootableFlag").unwrap_or(false);
+        self.finish(o);
+        let mbr_type = match ty.as_deref() {
+            None => None,
+            Some(t) => {
+                let hex = t
+                    .strip_prefix("0x")
+                    .or_else(|| t.strip_prefix("0X"))
+                    .unwrap_or(t);
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) if b != 0 && b != 0xEE && !hex.is_empty() && hex.len() <= 2 => Some(b),
+                    _ => {
+                        self.err(path, format!("mbrPartitionType {t:?}: expected an MBR partition type byte in hex like 0x0c or 83 (not 00, the empty entry, nor ee, the protective one)"));
+                        return None;
+                    }
+                }
+            }
+        };
+        Some(Hybrid { mbr_type, bootable })
     }
 
     fn sgdisk_pos(&mut self, path: &str, field: &str, v: &str) -> Option<SgdiskPos> {
@@ -678,7 +717,9 @@ impl Walker {
                 );
             }
         }
-        o.map.remove("name");
+        self.disk_name = self
+            .string(&mut o, "name")
+            .unwrap_or_else(|| name.replace('/', "_"));
         o.map.remove("imageSize");
         o.map.remove("imageName");
         let device = self.string(&mut o, "device");
@@ -1184,17 +1225,18 @@ fn shell_special(s: &str) -> Option<char> {
     None
 }
 
-fn default_label(disk: &str, part: &str) -> String {
+/// disko's default GPT partition name (gpt.nix `label`): `disk-<disk name>-<partition name>`,
+/// or, when that is longer than 36 bytes (Nix `stringLength` counts bytes), the first 36 hex
+/// digits of its sha256.
+pub fn default_label(disk: &str, part: &str) -> String {
     let base = format!("disk-{disk}-{part}");
-    if base.encode_utf16().count() <= 36 {
+    if base.len() <= 36 {
         return base;
     }
     use sha2::{Digest, Sha256};
-    let h = hex::encode(&Sha256::digest(base.as_bytes())[..4]);
-    let mut cut: String = base.chars().take(27).collect();
-    cut.push('-');
-    cut.push_str(&h);
-    cut
+    let mut h = hex::encode(Sha256::digest(base.as_bytes()));
+    h.truncate(36);
+    h
 }
 
 /// LVM names: letters, digits and `+_.-`, not starting with `-`, not `.` or `..`.
@@ -1263,6 +1305,7 @@ fn walk_map<'a>(
 pub fn from_value(file: &str, v: &Value) -> Result<Layout, LayoutErrors> {
     let mut w = Walker {
         problems: Vec::new(),
+        disk_name: String::new(),
     };
     let mut layout = Layout::default();
     let Value::Object(root) = v else {
@@ -1530,5 +1573,127 @@ mod tests {
         assert!(w(&["a\nb"]).is_err());
         assert!(w(&["#c"]).is_err());
         assert_eq!(w(&["a#c"]).unwrap(), ["a#c"]);
+    }
+
+    fn gpt(l: &Layout, disk: usize) -> &Gpt {
+        match &l.disks[disk].content {
+            Some(Content::Gpt(g)) => g,
+            c => panic!("{c:?}"),
+        }
+    }
+
+    #[test]
+    fn default_labels_are_diskos_sha256_form_past_36_bytes() {
+        assert_eq!(default_label("main", "ESP"), "disk-main-ESP");
+        // 36 bytes exactly: kept.
+        let b36 = "disk-data-a-partition-name-thats-lo";
+        assert_eq!(b36.len(), 35);
+        assert_eq!(
+            default_label("data", "a-partition-name-thats-lon"),
+            format!("{b36}n")
+        );
+        // 37 bytes: the first 36 hex digits of sha256("disk-data-a-partition-name-thats-long")
+        // (as `printf %s … | sha256sum | cut -c1-36`).
+        assert_eq!(
+            default_label("data", "a-partition-name-thats-long"),
+            "a24ec733a09cb6f405da9c6c5a4a69d51443"
+        );
+        // disko's own example: the disk's `name` field, not its key, is hashed.
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/testdata/disko-examples/long-device-name.json"
+        ))
+        .unwrap();
+        let l = parse_str("long-device-name.json", &text).unwrap();
+        let labels: Vec<&str> = gpt(&l, 0)
+            .partitions
+            .iter()
+            .map(|p| p.label.as_str())
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "36601cdc461d3589a280204a4b674b3cad5d",
+                "bf3cfbd77a309f330b322e19e5a8377852b1"
+            ]
+        );
+        // A key with '/' becomes '_' in disko's default disk name.
+        let l = one("disk:\n  a/b:\n    type: disk\n    device: /dev/sda\n    content:\n      type: gpt\n      partitions:\n        p: { size: 100% }\n").unwrap();
+        assert_eq!(gpt(&l, 0).partitions[0].label, "disk-a_b-p");
+    }
+
+    #[test]
+    fn default_priorities_are_diskos() {
+        let l = one("disk:\n  d:\n    type: disk\n    device: /dev/sda\n    content:\n      type: gpt\n      partitions:\n        a_rest: { size: 100% }\n        b_esp: { size: 512M, type: EF00 }\n        c_bios: { size: 1M, type: EF02 }\n        d_data: { size: 1G }\n").unwrap();
+        let order: Vec<(&str, i64)> = gpt(&l, 0)
+            .partitions
+            .iter()
+            .map(|p| (p.name.as_str(), p.priority))
+            .collect();
+        // EF00 is no longer pulled first (it was 500): 1000 like any other, then by name.
+        assert_eq!(
+            order,
+            [
+                ("c_bios", 100),
+                ("b_esp", 1000),
+                ("d_data", 1000),
+                ("a_rest", 9001)
+            ]
+        );
+        // Only `size: 100%` goes last by default; a partition that takes the rest some other
+        // way sits at 1000 as in disko, and is refused when something would follow it.
+        let e = one("disk:\n  d:\n    type: disk\n    device: /dev/sda\n    content:\n      type: gpt\n      partitions:\n        a: { end: \"-0\" }\n        b: { size: 1G }\n").unwrap_err().to_string();
+        assert!(
+            e.contains("disk.d.content.partitions.a: takes the rest of the disk")
+                && e.contains("puts b after it"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hybrid_mbr_fields_are_read_and_checked() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/testdata/disko-examples/hybrid-mbr.json"
+        ))
+        .unwrap();
+        let l = parse_str("hybrid-mbr.json", &text).unwrap();
+        let g = gpt(&l, 0);
+        assert!(!g.efi_gpt_partition_first);
+        let parts: Vec<(&str, Option<Hybrid>)> = g
+            .partitions
+            .iter()
+            .map(|p| (p.name.as_str(), p.hybrid))
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                (
+                    "TOW-BOOT-FI",
+                    Some(Hybrid {
+                        mbr_type: Some(0x0c),
+                        bootable: false
+                    })
+                ),
+                ("ESP", None),
+                ("root", None)
+            ]
+        );
+        let bad = |h: &str| {
+            one(&format!("disk:\n  d:\n    type: disk\n    device: /dev/sda\n    content:\n      type: gpt\n      partitions:\n        a: {{ size: 1M, hybrid: {h} }}\n        b: {{ size: 1M, hybrid: {{}} }}\n        c: {{ size: 1M, hybrid: {{}} }}\n"))
+                .unwrap_err()
+                .to_string()
+        };
+        for t in ["\"0x00\"", "ee", "\"0x100\"", "zz", "\"\""] {
+            let e = bad(&format!("{{ mbrPartitionType: {t} }}"));
+            assert!(
+                e.contains("disk.d.content.partitions.a.hybrid: mbrPartitionType"),
+                "{t}: {e}"
+            );
+        }
+        let e = bad("{ mbrBootable: true }");
+        assert!(e.contains("unknown field \"mbrBootable\""), "{e}");
+        let e = one("disk:\n  d:\n    type: disk\n    device: /dev/sda\n    content:\n      type: gpt\n      partitions:\n        a: { size: 1M, hybrid: {} }\n        b: { size: 1M, hybrid: {} }\n        c: { size: 1M, hybrid: {} }\n        e: { size: 1M, hybrid: {} }\n").unwrap_err().to_string();
+        assert!(e.contains("4 partitions have \"hybrid\""), "{e}");
     }
 }
