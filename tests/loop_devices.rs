@@ -511,3 +511,71 @@ fn diskos_hybrid_mbr_example_is_made_and_read_back() {
         ]
     );
 }
+
+/// Issue 14, fault 4: a partition without the filesystem the layout names (or with another)
+/// makes the real mount-only run exit 9 naming it; `--dry-run`, and `--dry-run` over a
+/// `status` snapshot, exit the same and name the same partition.
+#[test]
+fn dry_run_and_real_run_agree_on_a_missing_or_wrong_filesystem() {
+    if let Some(why) = unsupported() {
+        eprintln!("SKIP dry_run_and_real_run_agree_on_a_missing_or_wrong_filesystem: {why}");
+        return;
+    }
+    let Some(l) = Loop::new(64) else { return };
+    let lay = layout(&l);
+    let (rc, out) = l.run(&lay, "homelab.provision_disks=true", &[]);
+    assert_eq!(rc, 0, "{out}");
+    l.cleanup_mounts();
+    let (rc, out) = l.run(&lay, "", &["--dry-run"]);
+    assert_eq!(rc, 0, "{out}");
+    let snapshot = l.root.parent().unwrap().join("status.json");
+    for (spoil, what) in [
+        // a provisioning run cut off before this mkfs
+        (
+            format!("wipefs -q -a {}p1", l.dev),
+            format!(
+                "{}p1 has no filesystem where the layout expects ext4",
+                l.dev
+            ),
+        ),
+        // another filesystem where swap should be
+        (
+            format!("mkfs.ext4 -q -F {}p2", l.dev),
+            format!(
+                "{}p2 has a ext4 signature where the layout expects swap",
+                l.dev
+            ),
+        ),
+    ] {
+        let (rc, out) = l.run(&lay, "homelab.provision_disks=true", &[]);
+        assert_eq!(rc, 0, "{out}");
+        l.cleanup_mounts();
+        let (rc, out) = sh(&spoil);
+        assert_eq!(rc, 0, "{out}");
+        let (dry_rc, dry) = l.run(&lay, "", &["--dry-run"]);
+        let o = Command::new(bin())
+            .arg("--layout")
+            .arg(&lay)
+            .arg("--root")
+            .arg(&l.root)
+            .args(["--cmdline", "", "--output", "json", "status"])
+            .output()
+            .unwrap();
+        let status = String::from_utf8_lossy(&o.stdout).to_string();
+        std::fs::write(&snapshot, &status).unwrap();
+        let snap = snapshot.to_str().unwrap();
+        let (state_rc, state) = l.run(&lay, "", &["--dry-run", "--state", snap]);
+        let (real_rc, real) = l.run(&lay, "", &[]);
+        l.cleanup_mounts();
+        assert_eq!(real_rc, 9, "real run: {real}");
+        assert!(real.contains(&what), "real run: {real}");
+        assert_eq!(dry_rc, real_rc, "--dry-run: {dry}");
+        assert!(
+            dry.contains("MISSING disk data: partition") && dry.contains(&what),
+            "--dry-run: {dry}"
+        );
+        assert_eq!(state_rc, real_rc, "--state: {state}");
+        assert!(state.contains(&what), "--state: {state}");
+        assert!(status.contains(&what), "status: {status}");
+    }
+}

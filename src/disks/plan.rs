@@ -169,6 +169,10 @@ pub struct Plan {
 pub struct PlanOptions {
     /// Where to write the LVM settings (default [`DEFAULT_LVM_CONF`]).
     pub lvm_conf: Option<String>,
+    /// The target root the layout's mountpoints are under (`--root`; default `/`): a layout
+    /// filesystem already mounted at its place is not checked again by a real run, so neither
+    /// is it here.
+    pub root: Option<std::path::PathBuf>,
 }
 
 fn s(x: &str) -> String {
@@ -894,6 +898,10 @@ pub fn plan(
             &mut actions,
             &mut missing,
         );
+        if mode == Mode::MountOnly {
+            let root = opts.root.as_deref().unwrap_or(std::path::Path::new("/"));
+            missing.extend(wrong_filesystems(layout, state, &resolved, root));
+        }
     }
     if mode == Mode::MountOnly {
         // refusals from resolution matter only where mount-only needs the disk
@@ -1693,6 +1701,127 @@ fn mount_actions(
         a.mode = Some(format!("{:04o}", d.mode));
         actions.push(a);
     }
+}
+
+/// What a real run's libblkid check says of a device whose type is not the layout's
+/// (execute::expect_type), in the same words: the dry run names it as the real run does.
+pub fn fs_mismatch(dev: &str, found: Option<&str>, want: &str) -> String {
+    format!(
+        "{dev} has {} where the layout expects {want}",
+        found
+            .map(|f| format!("a {f} signature"))
+            .unwrap_or_else(|| "no filesystem".into())
+    )
+}
+
+/// Is `found` (libblkid's TYPE) the filesystem the layout names? vfat may show as msdos.
+pub fn type_matches(want: &str, found: Option<&str>) -> bool {
+    match (want, found) {
+        (w, Some(f)) if w == f => true,
+        ("vfat", Some("vfat" | "msdos")) => true,
+        _ => false,
+    }
+}
+
+/// Mount-only: the layout filesystems and swap areas the real run would find missing or of
+/// another type, from the observed state — so that `--dry-run`, `--state` and `status` name
+/// them and exit as the real run does (exit 9). The real run checks a device's type (libblkid)
+/// before its fsck (ext*, unless the device is mounted anywhere), its mount (unless something
+/// is mounted at the target already) and its swapon (unless it is swap already), and fails at
+/// the first one that does not match; this asks the same of each device the state knows the
+/// type of: partitions and whole disks on a probed read (not the every-boot path's udev
+/// database: there the executor's own check decides), active LVs that were probed. Partitions
+/// already named missing or misnamed are not repeated.
+fn wrong_filesystems(
+    layout: &Layout,
+    state: &SystemState,
+    resolved: &[Option<&BlockDevice>],
+    root: &std::path::Path,
+) -> Vec<String> {
+    if state.types_from_udev {
+        return Vec::new();
+    }
+    // (device path, its maj:min, what is on it, the layout content, layout words)
+    let mut devs: Vec<(String, &str, Option<&str>, &Content, String)> = Vec::new();
+    for (i, d) in layout.disks.iter().enumerate() {
+        let Some(dev) = resolved[i] else { continue };
+        if let Some(c @ (Content::Filesystem(_) | Content::Swap(_))) = &d.content {
+            devs.push((
+                dev.path.clone(),
+                &dev.maj_min,
+                dev.fs_type.as_deref(),
+                c,
+                format!("disk {}", d.name),
+            ));
+        }
+        for p in partitions(d) {
+            let Some(c @ (Content::Filesystem(_) | Content::Swap(_))) = p.content else {
+                continue;
+            };
+            let Some(op) = dev
+                .partitions
+                .iter()
+                .find(|o| o.number as usize == p.number)
+            else {
+                continue; // named missing already
+            };
+            if p.label.is_some_and(|l| op.part_label.as_deref() != Some(l)) {
+                continue; // named as another disk's partition already
+            }
+            devs.push((
+                op.path.clone(),
+                &op.maj_min,
+                op.fs_type.as_deref(),
+                c,
+                format!("disk {}: partition {} ({})", d.name, p.number, p.name),
+            ));
+        }
+    }
+    for vg in &layout.vgs {
+        for lv in &vg.lvs {
+            let Some(c) = &lv.content else { continue };
+            let Some(o) = state
+                .lvs
+                .iter()
+                .find(|o| o.vg_name == vg.name && o.lv_name == lv.name && o.fs_probed)
+            else {
+                continue; // missing (named already), inactive or not probed: unknown
+            };
+            let Some(mm) = o.maj_min.as_deref() else {
+                continue;
+            };
+            devs.push((
+                format!("/dev/mapper/{}", dm_name(&vg.name, &lv.name)),
+                mm,
+                o.fs_type.as_deref(),
+                c,
+                format!("LV {}/{}", vg.name, lv.name),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for (path, mm, found, c, what) in devs {
+        let (want, checked) = match c {
+            Content::Filesystem(f) => {
+                let fsck = f.format.starts_with("ext") && state.mount_of(mm).is_none();
+                let mount = f.mountpoint.as_deref().is_some_and(|mp| {
+                    let target = crate::system::fsutil::under_root(root, std::path::Path::new(mp));
+                    let target = target.to_string_lossy();
+                    !state.mounts.iter().any(|m| m.target == target)
+                });
+                (f.format.as_str(), fsck || mount)
+            }
+            Content::Swap(_) => ("swap", !state.is_swap(mm, &path)),
+            _ => continue,
+        };
+        if checked && !type_matches(want, found) {
+            out.push(format!(
+                "{what}: {} — nothing was formatted (a provisioning run cut off before its mkfs, or another disk?)",
+                fs_mismatch(&path, found, want)
+            ));
+        }
+    }
+    out
 }
 
 /// Write the LVM settings into the node's lvm config, so later lvm runs (udev event activation,
