@@ -512,6 +512,39 @@ fn diskos_hybrid_mbr_example_is_made_and_read_back() {
     );
 }
 
+/// Issue 14, fault 3: a filesystem's `extraArgs` entries are single arguments (disko's
+/// escapeShellArgs), swap's are shell words (disko's toString): the labels read back whole.
+#[test]
+fn extra_args_reach_mkfs_and_mkswap_as_disko_passes_them() {
+    if let Some(why) = unsupported() {
+        eprintln!("SKIP extra_args_reach_mkfs_and_mkswap_as_disko_passes_them: {why}");
+        return;
+    }
+    let Some(l) = Loop::new(64) else { return };
+    let lay = layout_text(
+        &l,
+        "args.yaml",
+        &format!(
+            "disk:\n  data:\n    type: disk\n    device: {}\n    content:\n      type: gpt\n      partitions:\n        \
+             main:\n          size: 24M\n          content: {{ type: filesystem, format: ext4, mountpoint: /data, extraArgs: [\"-L\", \"my data\"] }}\n        \
+             swap:\n          size: 8M\n          content: {{ type: swap, extraArgs: [\"-L 'my swap'\"] }}\n        \
+             rest:\n          size: 100%\n          content: {{ type: filesystem, format: ext4, extraArgs: [\"-L\", \"it's $HOME\", \"-m\", \"0\"] }}\n",
+            l.dev
+        ),
+    );
+    let (rc, out) = l.run(&lay, "homelab.provision_disks=true", &[]);
+    assert_eq!(rc, 0, "{out}");
+    for (n, label) in [(1, "my data"), (2, "my swap"), (3, "it's $HOME")] {
+        let (rc, got) = sh(&format!("blkid -o value -s LABEL {}p{n}", l.dev));
+        assert_eq!(
+            (rc, got.trim_end_matches('\n')),
+            (0, label),
+            "partition {n}"
+        );
+    }
+    assert!(mounted(&l.root.join("data")).is_some());
+}
+
 /// Issue 14, fault 4: a partition without the filesystem the layout names (or with another)
 /// makes the real mount-only run exit 9 naming it; `--dry-run`, and `--dry-run` over a
 /// `status` snapshot, exit the same and name the same partition.
@@ -577,5 +610,61 @@ fn dry_run_and_real_run_agree_on_a_missing_or_wrong_filesystem() {
         assert_eq!(state_rc, real_rc, "--state: {state}");
         assert!(state.contains(&what), "--state: {state}");
         assert!(status.contains(&what), "status: {status}");
+    }
+}
+
+/// A node laid out by disko — its commands, in its order: one sgdisk per partition sorted by
+/// disko's default priorities, its sha256 partition names for a long disk name — mounts on a
+/// mount-only run. (provision's earlier defaults put EF00 before DATA and cut long names
+/// otherwise: exit 9.)
+#[test]
+fn a_disk_laid_out_by_disko_mounts() {
+    if let Some(why) = unsupported() {
+        eprintln!("SKIP a_disk_laid_out_by_disko_mounts: {why}");
+        return;
+    }
+    let Some(l) = Loop::new(96) else { return };
+    let name = "this-is-some-super-long-name-to-test-what-happens";
+    let vfat = vfat_mountable() && provision::system::resolve_tool("mkfs.vfat").is_some();
+    let lay = layout_text(
+        &l,
+        "disko.yaml",
+        &format!(
+            "disk:\n  main:\n    type: disk\n    name: {name}\n    device: {}\n    content:\n      type: gpt\n      partitions:\n        \
+             boot: {{ size: 1M, type: EF02 }}\n        \
+             ESP: {{ size: 16M, type: EF00, content: {{ type: filesystem, format: {}, mountpoint: /boot }} }}\n        \
+             DATA: {{ size: 16M, content: {{ type: filesystem, format: ext4, mountpoint: /data }} }}\n        \
+             root: {{ size: 100%, content: {{ type: filesystem, format: ext4, mountpoint: /srv }} }}\n",
+            l.dev,
+            if vfat { "vfat" } else { "ext4" }
+        ),
+    );
+    // disko's order: EF02 (100), then the 1000s by name (DATA before ESP), size 100% (9001).
+    for (n, part, size, ty) in [
+        (1, "boot", "+1M", "EF02"),
+        (2, "DATA", "+16M", "8300"),
+        (3, "ESP", "+16M", "EF00"),
+        (4, "root", "-0", "8300"),
+    ] {
+        let (rc, out) = sh(&format!(
+            "label=$(printf %s 'disk-{name}-{part}' | sha256sum | cut -c1-36) && \
+             sgdisk --align-end --new={n}:0:{size} --partition-guid={n}:R --change-name={n}:$label \
+             --typecode={n}:{ty} --attributes={n}:=:0 {}",
+            l.dev
+        ));
+        assert_eq!(rc, 0, "{out}");
+    }
+    let esp_mkfs = if vfat { "mkfs.vfat" } else { "mkfs.ext4 -q -F" };
+    let (rc, out) = sh(&format!(
+        "partx -u {d} && mkfs.ext4 -q -F {d}p2 && {esp_mkfs} {d}p3 && mkfs.ext4 -q -F {d}p4",
+        d = l.dev
+    ));
+    assert_eq!(rc, 0, "{out}");
+    let (rc, out) = l.run(&lay, "", &["--dry-run"]);
+    assert_eq!(rc, 0, "{out}");
+    let (rc, out) = l.run(&lay, "", &[]);
+    assert_eq!(rc, 0, "{out}");
+    for m in ["boot", "data", "srv"] {
+        assert!(mounted(&l.root.join(m)).is_some(), "{m}: {out}");
     }
 }
