@@ -331,6 +331,7 @@ fn disks_inputs(cli: &Cli, layout: PathBuf, cfg: &Config) -> crate::disks::Disks
                 .as_ref()
                 .and_then(|d| d.lvm_conf.as_ref())
                 .map(|p| p.to_string_lossy().into_owned()),
+            root: Some(cli.root.clone()),
         },
     }
 }
@@ -368,7 +369,11 @@ fn status(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<
         // Plan as a boot without the flag would: disks matched, what is missing.
         let mut quiet = ctx.cmdline.clone();
         quiet.provision = crate::cmdline::ProvisionRequest::No;
-        let p = crate::disks::plan::plan(l, &state, &quiet, &Default::default())?;
+        let opts = crate::disks::plan::PlanOptions {
+            root: Some(ctx.root.clone()),
+            ..Default::default()
+        };
+        let p = crate::disks::plan::plan(l, &state, &quiet, &opts)?;
         text.push_str(&format!(
             "layout {} (hash {})\n",
             path.display(),

@@ -20,6 +20,8 @@ const MUST_PLAN: &[&str] = &[
     "hybrid-tmpfs-on-root.json",
     "xfs-with-quota.json",
     "f2fs.json",
+    "hybrid-mbr.json",
+    "long-device-name.json",
 ];
 
 #[test]
@@ -86,6 +88,52 @@ fn every_disko_example_plans_or_is_rejected_clearly() {
     }
     eprintln!("disko examples: {ok} planned, {rejected} rejected");
     assert!(ok >= MUST_PLAN.len());
+}
+
+/// The provisioning plan of an example on blank 64 GiB disks, in words.
+fn plan_text(name: &str) -> String {
+    let text = std::fs::read_to_string(corpus().join(name)).unwrap();
+    let layout = provision::layout::parse_str(name, &text).unwrap();
+    let state = provision::disks::state::SystemState::blank_for(&layout, 64 << 30);
+    let settings = provision::cmdline::settings("homelab.provision_disks=true", "homelab");
+    let plan =
+        provision::disks::plan::plan(&layout, &state, &settings, &Default::default()).unwrap();
+    provision::disks::plan::render_text(&plan)
+}
+
+#[test]
+fn hybrid_mbr_example_plans_diskos_hybrid_mbr() {
+    let t = plan_text("hybrid-mbr.json");
+    // Partitions in disko's order (TOW-BOOT-FI priority 1, ESP 1000, root 9001), then the
+    // hybrid MBR with TOW-BOOT-FI as entry 1 and the protective entry last
+    // (efiGptPartitionFirst: false), its MBR type 0x0c, no bootable flag.
+    let want = [
+        "--change-name=1:disk-main-TOW-BOOT-FI",
+        "--change-name=2:disk-main-ESP",
+        "--change-name=3:disk-main-root",
+        "making a hybrid MBR on /dev/vda (GPT partition 1, protective entry last)",
+        "$ sgdisk --hybrid=1:EE /dev/vda",
+        "$ sfdisk --no-reread --no-tell-kernel --label-nested dos --part-type /dev/vda 1 0c",
+        "telling the kernel about the new partitions of /dev/vda",
+    ];
+    let mut at = 0;
+    for w in want {
+        let i = t[at..]
+            .find(w)
+            .unwrap_or_else(|| panic!("{w:?} missing or out of order in:\n{t}"));
+        at += i + w.len();
+    }
+    assert!(!t.contains("--activate"), "{t}");
+}
+
+#[test]
+fn long_device_name_example_gets_diskos_hashed_labels() {
+    let t = plan_text("long-device-name.json");
+    assert!(
+        t.contains("--change-name=1:36601cdc461d3589a280204a4b674b3cad5d")
+            && t.contains("--change-name=2:bf3cfbd77a309f330b322e19e5a8377852b1"),
+        "{t}"
+    );
 }
 
 #[test]

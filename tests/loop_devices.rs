@@ -380,3 +380,291 @@ fn interrupted_provision_converges_and_never_formats_without_the_flag() {
         l.cleanup_mounts();
     }
 }
+
+/// Can this kernel mount vfat (a container's may lack the module)?
+fn vfat_mountable() -> bool {
+    std::fs::read_to_string("/proc/filesystems")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some("vfat"))
+}
+
+/// Write `text` as the layout beside the loop device's root.
+fn layout_text(l: &Loop, name: &str, text: &str) -> PathBuf {
+    let p = l.root.parent().unwrap().join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The nested MBR of a GPT disk as sfdisk dumps it: one (start, type, bootable) per entry.
+fn hybrid_mbr(dev: &str) -> Vec<(u64, String, bool)> {
+    let (rc, out) = sh(&format!("sfdisk --label-nested dos -d {dev}"));
+    assert_eq!(rc, 0, "{out}");
+    out.lines()
+        .filter(|l| l.starts_with(dev))
+        .map(|l| {
+            let field = |k: &str| {
+                l.split(',')
+                    .find_map(|f| f.split_once('=').filter(|(n, _)| n.trim().ends_with(k)))
+                    .map(|(_, v)| v.trim().to_string())
+                    .unwrap_or_default()
+            };
+            (
+                field("start").parse().unwrap(),
+                field("type"),
+                l.contains("bootable"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn diskos_hybrid_mbr_example_is_made_and_read_back() {
+    if let Some(why) = unsupported() {
+        eprintln!("SKIP diskos_hybrid_mbr_example_is_made_and_read_back: {why}");
+        return;
+    }
+    for tool in ["sfdisk", "mkfs.vfat"] {
+        if provision::system::resolve_tool(tool).is_none() {
+            eprintln!("SKIP diskos_hybrid_mbr_example_is_made_and_read_back: {tool} not installed");
+            return;
+        }
+    }
+    // disko's example as it is (protective entry last), on a loop device.
+    let Some(l) = Loop::new(640) else { return };
+    let mut example: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/testdata/disko-examples/hybrid-mbr.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    example["disk"]["main"]["device"] = l.dev.clone().into();
+    let vfat = vfat_mountable();
+    if !vfat {
+        eprintln!("this kernel cannot mount vfat: the example's /boot is formatted, not mounted");
+        example["disk"]["main"]["content"]["partitions"]["ESP"]["content"]["mountpoint"] =
+            serde_json::Value::Null;
+    }
+    let lay = layout_text(&l, "hybrid-mbr.json", &example.to_string());
+    let (rc, out) = l.run(&lay, "homelab.provision_disks=true", &[]);
+    assert_eq!(rc, 0, "{out}");
+    let (_, gpt) = sh(&format!("sgdisk -p {}", l.dev));
+    assert!(
+        gpt.contains("disk-main-TOW-BOOT-FI")
+            && gpt.contains("disk-main-ESP")
+            && gpt.contains("disk-main-root"),
+        "{gpt}"
+    );
+    let p1_start: u64 = sh(&format!("cat /sys/class/block/{}p1/start", &l.dev[5..]))
+        .1
+        .trim()
+        .parse()
+        .unwrap();
+    // Entry 1: TOW-BOOT-FI with disko's type 0x0c, not bootable; entry 2: the protective one.
+    assert_eq!(
+        hybrid_mbr(&l.dev),
+        [(p1_start, "c".into(), false), (1, "ee".into(), false)]
+    );
+    // The kernel and libblkid still read the GPT: a boot without the flag mounts.
+    l.cleanup_mounts();
+    let (rc, out) = l.run(&lay, "", &[]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(mounted(&l.root).is_some(), "{out}");
+    assert_eq!(mounted(&l.root.join("boot")).is_some(), vfat, "{out}");
+    l.cleanup_mounts();
+
+    // The protective entry first (disko's default, whose own command line cannot do it): two
+    // hybrid partitions are entries 2 and 3; type 83 and the bootable flag on the second, the
+    // first keeps the type sgdisk derives from EF00.
+    let lay = layout_text(
+        &l,
+        "hybrid-first.yaml",
+        &format!(
+            "disk:\n  main:\n    type: disk\n    device: {}\n    content:\n      type: gpt\n      partitions:\n        \
+             a: {{ size: 8M, type: EF00, priority: 1, hybrid: {{}}, content: {{ type: filesystem, format: vfat }} }}\n        \
+             b: {{ size: 8M, priority: 2, hybrid: {{ mbrPartitionType: \"0x83\", mbrBootableFlag: true }}, content: {{ type: filesystem, format: ext4 }} }}\n        \
+             c: {{ size: 100%, content: {{ type: filesystem, format: ext4, mountpoint: /c }} }}\n",
+            l.dev
+        ),
+    );
+    let (rc, out) = l.run(
+        &lay,
+        "homelab.provision_disks=true homelab.wipe_foreign=main",
+        &[],
+    );
+    assert_eq!(rc, 0, "{out}");
+    let start = |n: u32| -> u64 {
+        sh(&format!("cat /sys/class/block/{}p{n}/start", &l.dev[5..]))
+            .1
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        hybrid_mbr(&l.dev),
+        [
+            (1, "ee".into(), false),
+            (start(1), "ef".into(), false),
+            (start(2), "83".into(), true)
+        ]
+    );
+}
+
+/// Issue 14, fault 3: a filesystem's `extraArgs` entries are single arguments (disko's
+/// escapeShellArgs), swap's are shell words (disko's toString): the labels read back whole.
+#[test]
+fn extra_args_reach_mkfs_and_mkswap_as_disko_passes_them() {
+    if let Some(why) = unsupported() {
+        eprintln!("SKIP extra_args_reach_mkfs_and_mkswap_as_disko_passes_them: {why}");
+        return;
+    }
+    let Some(l) = Loop::new(64) else { return };
+    let lay = layout_text(
+        &l,
+        "args.yaml",
+        &format!(
+            "disk:\n  data:\n    type: disk\n    device: {}\n    content:\n      type: gpt\n      partitions:\n        \
+             main:\n          size: 24M\n          content: {{ type: filesystem, format: ext4, mountpoint: /data, extraArgs: [\"-L\", \"my data\"] }}\n        \
+             swap:\n          size: 8M\n          content: {{ type: swap, extraArgs: [\"-L 'my swap'\"] }}\n        \
+             rest:\n          size: 100%\n          content: {{ type: filesystem, format: ext4, extraArgs: [\"-L\", \"it's $HOME\", \"-m\", \"0\"] }}\n",
+            l.dev
+        ),
+    );
+    let (rc, out) = l.run(&lay, "homelab.provision_disks=true", &[]);
+    assert_eq!(rc, 0, "{out}");
+    for (n, label) in [(1, "my data"), (2, "my swap"), (3, "it's $HOME")] {
+        let (rc, got) = sh(&format!("blkid -o value -s LABEL {}p{n}", l.dev));
+        assert_eq!(
+            (rc, got.trim_end_matches('\n')),
+            (0, label),
+            "partition {n}"
+        );
+    }
+    assert!(mounted(&l.root.join("data")).is_some());
+}
+
+/// Issue 14, fault 4: a partition without the filesystem the layout names (or with another)
+/// makes the real mount-only run exit 9 naming it; `--dry-run`, and `--dry-run` over a
+/// `status` snapshot, exit the same and name the same partition.
+#[test]
+fn dry_run_and_real_run_agree_on_a_missing_or_wrong_filesystem() {
+    if let Some(why) = unsupported() {
+        eprintln!("SKIP dry_run_and_real_run_agree_on_a_missing_or_wrong_filesystem: {why}");
+        return;
+    }
+    let Some(l) = Loop::new(64) else { return };
+    let lay = layout(&l);
+    let (rc, out) = l.run(&lay, "homelab.provision_disks=true", &[]);
+    assert_eq!(rc, 0, "{out}");
+    l.cleanup_mounts();
+    let (rc, out) = l.run(&lay, "", &["--dry-run"]);
+    assert_eq!(rc, 0, "{out}");
+    let snapshot = l.root.parent().unwrap().join("status.json");
+    for (spoil, what) in [
+        // a provisioning run cut off before this mkfs
+        (
+            format!("wipefs -q -a {}p1", l.dev),
+            format!(
+                "{}p1 has no filesystem where the layout expects ext4",
+                l.dev
+            ),
+        ),
+        // another filesystem where swap should be
+        (
+            format!("mkfs.ext4 -q -F {}p2", l.dev),
+            format!(
+                "{}p2 has a ext4 signature where the layout expects swap",
+                l.dev
+            ),
+        ),
+    ] {
+        let (rc, out) = l.run(&lay, "homelab.provision_disks=true", &[]);
+        assert_eq!(rc, 0, "{out}");
+        l.cleanup_mounts();
+        let (rc, out) = sh(&spoil);
+        assert_eq!(rc, 0, "{out}");
+        let (dry_rc, dry) = l.run(&lay, "", &["--dry-run"]);
+        let o = Command::new(bin())
+            .arg("--layout")
+            .arg(&lay)
+            .arg("--root")
+            .arg(&l.root)
+            .args(["--cmdline", "", "--output", "json", "status"])
+            .output()
+            .unwrap();
+        let status = String::from_utf8_lossy(&o.stdout).to_string();
+        std::fs::write(&snapshot, &status).unwrap();
+        let snap = snapshot.to_str().unwrap();
+        let (state_rc, state) = l.run(&lay, "", &["--dry-run", "--state", snap]);
+        let (real_rc, real) = l.run(&lay, "", &[]);
+        l.cleanup_mounts();
+        assert_eq!(real_rc, 9, "real run: {real}");
+        assert!(real.contains(&what), "real run: {real}");
+        assert_eq!(dry_rc, real_rc, "--dry-run: {dry}");
+        assert!(
+            dry.contains("MISSING disk data: partition") && dry.contains(&what),
+            "--dry-run: {dry}"
+        );
+        assert_eq!(state_rc, real_rc, "--state: {state}");
+        assert!(state.contains(&what), "--state: {state}");
+        assert!(status.contains(&what), "status: {status}");
+    }
+}
+
+/// A node laid out by disko — its commands, in its order: one sgdisk per partition sorted by
+/// disko's default priorities, its sha256 partition names for a long disk name — mounts on a
+/// mount-only run. (provision's earlier defaults put EF00 before DATA and cut long names
+/// otherwise: exit 9.)
+#[test]
+fn a_disk_laid_out_by_disko_mounts() {
+    if let Some(why) = unsupported() {
+        eprintln!("SKIP a_disk_laid_out_by_disko_mounts: {why}");
+        return;
+    }
+    let Some(l) = Loop::new(96) else { return };
+    let name = "this-is-some-super-long-name-to-test-what-happens";
+    let vfat = vfat_mountable() && provision::system::resolve_tool("mkfs.vfat").is_some();
+    let lay = layout_text(
+        &l,
+        "disko.yaml",
+        &format!(
+            "disk:\n  main:\n    type: disk\n    name: {name}\n    device: {}\n    content:\n      type: gpt\n      partitions:\n        \
+             boot: {{ size: 1M, type: EF02 }}\n        \
+             ESP: {{ size: 16M, type: EF00, content: {{ type: filesystem, format: {}, mountpoint: /boot }} }}\n        \
+             DATA: {{ size: 16M, content: {{ type: filesystem, format: ext4, mountpoint: /data }} }}\n        \
+             root: {{ size: 100%, content: {{ type: filesystem, format: ext4, mountpoint: /srv }} }}\n",
+            l.dev,
+            if vfat { "vfat" } else { "ext4" }
+        ),
+    );
+    // disko's order: EF02 (100), then the 1000s by name (DATA before ESP), size 100% (9001).
+    for (n, part, size, ty) in [
+        (1, "boot", "+1M", "EF02"),
+        (2, "DATA", "+16M", "8300"),
+        (3, "ESP", "+16M", "EF00"),
+        (4, "root", "-0", "8300"),
+    ] {
+        let (rc, out) = sh(&format!(
+            "label=$(printf %s 'disk-{name}-{part}' | sha256sum | cut -c1-36) && \
+             sgdisk --align-end --new={n}:0:{size} --partition-guid={n}:R --change-name={n}:$label \
+             --typecode={n}:{ty} --attributes={n}:=:0 {}",
+            l.dev
+        ));
+        assert_eq!(rc, 0, "{out}");
+    }
+    let esp_mkfs = if vfat { "mkfs.vfat" } else { "mkfs.ext4 -q -F" };
+    let (rc, out) = sh(&format!(
+        "partx -u {d} && mkfs.ext4 -q -F {d}p2 && {esp_mkfs} {d}p3 && mkfs.ext4 -q -F {d}p4",
+        d = l.dev
+    ));
+    assert_eq!(rc, 0, "{out}");
+    let (rc, out) = l.run(&lay, "", &["--dry-run"]);
+    assert_eq!(rc, 0, "{out}");
+    let (rc, out) = l.run(&lay, "", &[]);
+    assert_eq!(rc, 0, "{out}");
+    for m in ["boot", "data", "srv"] {
+        assert!(mounted(&l.root.join(m)).is_some(), "{m}: {out}");
+    }
+}

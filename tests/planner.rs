@@ -820,3 +820,151 @@ fn formatting_runs_concurrently_and_nothing_else_does() {
     );
     assert!(concurrent_groups(&m.actions).is_empty());
 }
+
+fn missing_code(p: &Plan) -> Option<provision::exit::Code> {
+    provision::disks::plan_error(p).map(|e| provision::exit::code_of(&e))
+}
+
+/// Fault 4 of issue 14: a partition whose filesystem is missing or of another type makes the
+/// real mount-only run exit 9 naming it (execute::expect_type); the plan — what `--dry-run`,
+/// `--state` and `status` show — finds the same from the observed state and exits the same.
+#[test]
+fn mount_only_names_a_missing_or_wrong_filesystem_as_the_real_run_would() {
+    use provision::exit::Code;
+    let ok = provisioned_node(&[]);
+    let p = run(&ganeti(), &ok, "");
+    assert!(p.missing.is_empty(), "{:?}", p.missing);
+    assert_eq!(missing_code(&p), None);
+
+    // No filesystem on the ESP (a provisioning run cut off before its mkfs).
+    let mut st = provisioned_node(&[]);
+    st.disks[1].partitions[0].fs_type = None;
+    let p = run(&ganeti(), &st, "");
+    assert_eq!(
+        p.missing,
+        ["disk hdd: partition 1 (ESP): /dev/sda1 has no filesystem where the layout expects vfat — nothing was formatted (a provisioning run cut off before its mkfs, or another disk?)"]
+    );
+    assert_eq!(missing_code(&p), Some(Code::Missing));
+    assert!(provision::disks::plan::render_text(&p)
+        .contains("MISSING disk hdd: partition 1 (ESP): /dev/sda1 has no filesystem"));
+
+    // Another type. vfat that libblkid calls msdos is the same thing, as for the real run.
+    st.disks[1].partitions[0].fs_type = Some("ext4".into());
+    let p = run(&ganeti(), &st, "");
+    assert_eq!(p.missing.len(), 1, "{:?}", p.missing);
+    assert!(
+        p.missing[0].contains("/dev/sda1 has a ext4 signature where the layout expects vfat"),
+        "{:?}",
+        p.missing
+    );
+    assert_eq!(missing_code(&p), Some(Code::Missing));
+    st.disks[1].partitions[0].fs_type = Some("msdos".into());
+    assert!(run(&ganeti(), &st, "").missing.is_empty());
+
+    // Already mounted at its place (under --root): the real run does not look again.
+    st.disks[1].partitions[0].fs_type = Some("ext4".into());
+    st.mounts.push(Mount {
+        maj_min: "8:1".into(),
+        source: "/dev/sda1".into(),
+        target: "/sysroot/boot".into(),
+        fs_type: "ext4".into(),
+    });
+    let opts = |root: &str| PlanOptions {
+        root: Some(root.into()),
+        ..Default::default()
+    };
+    let with = |st: &SystemState, root: &str| {
+        plan(&ganeti(), st, &settings("", "homelab"), &opts(root)).unwrap()
+    };
+    assert!(with(&st, "/sysroot").missing.is_empty());
+    // …but mounted elsewhere, it is checked before its own mount.
+    assert_eq!(with(&st, "/").missing.len(), 1);
+
+    // LVs: a probed one with another filesystem is named; swap already on is not checked; an
+    // LV that was not probed (inactive, or an old snapshot) is unknown, not missing.
+    let mut st = provisioned_node(&[]);
+    for lv in st.lvs.iter_mut() {
+        lv.fs_probed = true;
+        lv.fs_type = Some(if lv.lv_name == "swap" { "swap" } else { "ext4" }.into());
+    }
+    assert!(run(&ganeti(), &st, "").missing.is_empty());
+    st.lvs[1].fs_type = Some("xfs".into()); // home
+    st.lvs[0].fs_type = None; // swap
+    st.lvs[2].fs_probed = false; // var
+    st.lvs[2].fs_type = None;
+    let p = run(&ganeti(), &st, "");
+    assert_eq!(
+        p.missing,
+        [
+            "LV pool_host/home: /dev/mapper/pool_host-home has a xfs signature where the layout expects ext4 — nothing was formatted (a provisioning run cut off before its mkfs, or another disk?)",
+            "LV pool_host/swap: /dev/mapper/pool_host-swap has no filesystem where the layout expects swap — nothing was formatted (a provisioning run cut off before its mkfs, or another disk?)",
+        ]
+    );
+    st.swaps.push(SwapEntry {
+        path: "/dev/dm-0".into(),
+        maj_min: Some("254:0".into()),
+    });
+    assert_eq!(run(&ganeti(), &st, "").missing.len(), 1);
+
+    // Types from the udev database (the every-boot path): the executor's own probe decides.
+    let mut st = provisioned_node(&[]);
+    st.disks[1].partitions[0].fs_type = None;
+    st.types_from_udev = true;
+    assert!(run(&ganeti(), &st, "").missing.is_empty());
+    // Provisioning makes the filesystems: nothing to name.
+    let mut st = blank_node();
+    st.disks[1].partitions.clear();
+    assert!(run(&ganeti(), &st, "homelab.provision_disks=true")
+        .missing
+        .is_empty());
+}
+
+/// The same through the binary over a `--state` snapshot (as `provision status --output json`
+/// writes it): `--dry-run` exits 9 and names the partition; a good snapshot exits 0.
+#[test]
+fn dry_run_over_a_state_snapshot_exits_as_the_real_run_would() {
+    let d = tempfile::tempdir().unwrap();
+    let dry = |st: &SystemState| {
+        let f = d.path().join("status.json");
+        std::fs::write(
+            &f,
+            serde_json::to_string(&serde_json::json!({ "state": st })).unwrap(),
+        )
+        .unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+            .arg("--layout")
+            .arg(repo("layouts/ganeti-node.yaml"))
+            .arg("--root")
+            .arg(d.path())
+            .args(["--cmdline", "", "--state"])
+            .arg(&f)
+            .args(["--dry-run", "disks"])
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (rc, out) = dry(&provisioned_node(&[]));
+    assert_eq!(rc, Some(0), "{out}");
+    for (fs, words) in [
+        (
+            None,
+            "/dev/sda1 has no filesystem where the layout expects vfat",
+        ),
+        (
+            Some("swap"),
+            "/dev/sda1 has a swap signature where the layout expects vfat",
+        ),
+    ] {
+        let mut st = provisioned_node(&[]);
+        st.disks[1].partitions[0].fs_type = fs.map(String::from);
+        let (rc, out) = dry(&st);
+        assert_eq!(rc, Some(9), "{out}");
+        assert!(
+            out.contains(&format!("MISSING disk hdd: partition 1 (ESP): {words}")),
+            "{out}"
+        );
+    }
+}

@@ -608,6 +608,30 @@ pub fn read_lvm(
     parse_fullreport(&rep.stdout, state)
 }
 
+/// Probe the filesystem type of each active LV named in `wanted` (vg, lv) through its
+/// `/dev/mapper` node, so that a plan can tell a missing or wrong filesystem on an LV as it
+/// does on a partition. An LV that is inactive or has no node stays unprobed (unknown).
+pub fn probe_lvs(state: &mut SystemState, wanted: &[(&str, &str)]) {
+    use std::os::unix::fs::FileTypeExt;
+    for lv in state.lvs.iter_mut() {
+        if lv.maj_min.is_none()
+            || !wanted
+                .iter()
+                .any(|(vg, name)| *vg == lv.vg_name && *name == lv.lv_name)
+        {
+            continue;
+        }
+        let path = PathBuf::from(format!(
+            "/dev/mapper/{}",
+            super::plan::dm_name(&lv.vg_name, &lv.lv_name)
+        ));
+        if fs::metadata(&path).is_ok_and(|m| m.file_type().is_block_device()) {
+            lv.fs_type = probe_type(&path);
+            lv.fs_probed = true;
+        }
+    }
+}
+
 /// The rows of a `fullreport`: PVs, VGs and LVs, each LV with its first segment's type.
 pub fn parse_fullreport(json: &[u8], state: &mut SystemState) -> Result<()> {
     for r in report_rows(json, "pv")? {
@@ -654,6 +678,7 @@ pub fn parse_fullreport(json: &[u8], state: &mut SystemState) -> Result<()> {
             segtype,
             pool_lv: text(&r["pool_lv"]),
             maj_min,
+            ..Default::default()
         });
     }
     Ok(())
@@ -663,6 +688,7 @@ pub fn parse_fullreport(json: &[u8], state: &mut SystemState) -> Result<()> {
 pub fn read_block(src: &Sources) -> Result<SystemState> {
     let mut st = SystemState {
         version: STATE_VERSION,
+        types_from_udev: !src.blkid,
         ..Default::default()
     };
     for name in list_dir(&src.sys_block) {

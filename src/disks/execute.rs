@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::discover::parse_mountinfo;
-use super::plan::{concurrent_groups, Action, Op, Plan};
+use super::plan::{concurrent_groups, type_matches, Action, Op, Plan};
 use crate::context::Context;
 use crate::exit::{coded, Code};
 use crate::report::notify_status;
@@ -424,19 +424,10 @@ fn expect_type(probes: &Probes, dev: &str, want: &str) -> Result<()> {
     Err(coded(
         Code::Missing,
         format!(
-            "{dev} has {} where the layout expects {want}: nothing was formatted — if a provisioning run was interrupted, boot again with the same provision_disks flag or token",
-            found.map(|f| format!("a {f} signature")).unwrap_or_else(|| "no filesystem".into())
+            "{}: nothing was formatted — if a provisioning run was interrupted, boot again with the same provision_disks flag or token",
+            super::plan::fs_mismatch(dev, found.as_deref(), want)
         ),
     ))
-}
-
-/// Is `found` (libblkid's TYPE) the filesystem the layout names? vfat may show as msdos.
-fn type_matches(want: &str, found: Option<&str>) -> bool {
-    match (want, found) {
-        (w, Some(f)) if w == f => true,
-        ("vfat", Some("vfat" | "msdos")) => true,
-        _ => false,
-    }
 }
 
 /// Is this block device (or what its symlink points to) mounted anywhere?

@@ -156,6 +156,19 @@ fn observe_lvm(
     }
     let mut state = wait_for_disks(layout, wait, true)?;
     discover::read_lvm(ctx.runner.as_ref(), &cfg, &mut state, what).context("reading LVM state")?;
+    // What is on the layout's LVs, for the plan's filesystem checks (partitions were probed
+    // with the disks).
+    let lvs: Vec<(&str, &str)> = layout
+        .vgs
+        .iter()
+        .flat_map(|vg| {
+            vg.lvs
+                .iter()
+                .filter(|lv| lv.content.is_some())
+                .map(|lv| (vg.name.as_str(), lv.name.as_str()))
+        })
+        .collect();
+    discover::probe_lvs(&mut state, &lvs);
     Ok(state)
 }
 

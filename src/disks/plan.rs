@@ -196,6 +196,10 @@ pub struct Plan {
 pub struct PlanOptions {
     /// Where to write the LVM settings (default [`DEFAULT_LVM_CONF`]).
     pub lvm_conf: Option<String>,
+    /// The target root the layout's mountpoints are under (`--root`; default `/`): a layout
+    /// filesystem already mounted at its place is not checked again by a real run, so neither
+    /// is it here.
+    pub root: Option<std::path::PathBuf>,
 }
 
 fn s(x: &str) -> String {
@@ -921,6 +925,10 @@ pub fn plan(
             &mut actions,
             &mut missing,
         );
+        if mode == Mode::MountOnly {
+            let root = opts.root.as_deref().unwrap_or(std::path::Path::new("/"));
+            missing.extend(wrong_filesystems(layout, state, &resolved, root));
+        }
     }
     if mode == Mode::MountOnly {
         // refusals from resolution matter only where mount-only needs the disk
@@ -1121,6 +1129,126 @@ fn describe_extents<'a>(names: impl Iterator<Item = &'a str>, ext: &[Extent], ss
         .join("; ")
 }
 
+/// A hybrid MBR as disko makes one (gpt.nix `hybrid`, `efiGptPartitionFirst`): `sgdisk -h` with
+/// the numbers of the partitions that have `hybrid` (and `:EE` when the protective entry goes
+/// last), then, on the MBR nested in the GPT disk, sfdisk sets each entry's `mbrPartitionType`
+/// and, in one call, `mbrBootableFlag`. sgdisk puts the protective 0xEE entry first unless told `EE` last
+/// (sgdisk(8) `--hybrid`), so the k-th hybrid partition is MBR entry k+1, or k with EE last.
+/// disko passes the GPT partition number to sfdisk instead, which is the same entry only when
+/// the hybrid partitions are 1..k and EE is last (its own example); with EE first its
+/// `sgdisk -h` line lacks the space before the device and fails, so no disko-made node differs.
+/// Empty when no partition has `hybrid`.
+fn hybrid_mbr_actions(dev: &BlockDevice, g: &crate::layout::Gpt) -> Vec<Action> {
+    let hybrid: Vec<(usize, &crate::layout::Hybrid)> = g
+        .partitions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.hybrid.as_ref().map(|h| (i + 1, h)))
+        .collect();
+    if hybrid.is_empty() {
+        return Vec::new();
+    }
+    let mut list: Vec<String> = hybrid.iter().map(|(n, _)| n.to_string()).collect();
+    if !g.efi_gpt_partition_first {
+        list.push(s("EE"));
+    }
+    let mut out = vec![Action::new(
+        Op::Partition,
+        true,
+        format!(
+            "making a hybrid MBR on {} (GPT partition{} {}, protective entry {})",
+            dev.path,
+            if hybrid.len() == 1 { "" } else { "s" },
+            hybrid
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if g.efi_gpt_partition_first {
+                "first"
+            } else {
+                "last"
+            }
+        ),
+    )
+    .cmd(vec![
+        s("sgdisk"),
+        format!("--hybrid={}", list.join(":")),
+        dev.path.clone(),
+    ])
+    .dev(&dev.path)];
+    let sfdisk = |what: &[String]| {
+        let mut v = vec![
+            s("sfdisk"),
+            s("--no-reread"),
+            s("--no-tell-kernel"),
+            s("--label-nested"),
+            s("dos"),
+        ];
+        v.extend(what.iter().cloned());
+        v
+    };
+    let entry = |k: usize| {
+        if g.efi_gpt_partition_first {
+            k + 2
+        } else {
+            k + 1
+        }
+    };
+    for (k, (n, h)) in hybrid.iter().enumerate() {
+        if let Some(t) = h.mbr_type {
+            out.push(
+                Action::new(
+                    Op::Partition,
+                    true,
+                    format!(
+                        "setting MBR type {t:02x} on hybrid MBR entry {} (partition {n}) of {}",
+                        entry(k),
+                        dev.path
+                    ),
+                )
+                .cmd(sfdisk(&[
+                    s("--part-type"),
+                    dev.path.clone(),
+                    entry(k).to_string(),
+                    format!("{t:02x}"),
+                ]))
+                .dev(&dev.path),
+            );
+        }
+    }
+    // One call for all: `sfdisk --activate` clears the flag on every entry it is not given
+    // (sfdisk(8)), so disko's one call per partition leaves only the last one bootable.
+    let active: Vec<(usize, usize)> = hybrid
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, h))| h.bootable)
+        .map(|(k, (n, _))| (entry(k), *n))
+        .collect();
+    if !active.is_empty() {
+        let mut what = vec![s("--activate"), dev.path.clone()];
+        what.extend(active.iter().map(|(e, _)| e.to_string()));
+        out.push(
+            Action::new(
+                Op::Partition,
+                true,
+                format!(
+                    "marking hybrid MBR {} of {} bootable",
+                    active
+                        .iter()
+                        .map(|(e, n)| format!("entry {e} (partition {n})"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    dev.path
+                ),
+            )
+            .cmd(sfdisk(&what))
+            .dev(&dev.path),
+        );
+    }
+    out
+}
+
 /// A disko `table`: positions resolved as parted would (see `geometry`), then written with
 /// exact sectors: gpt through sgdisk, msdos through an sfdisk script.
 fn table_action(
@@ -1269,7 +1397,9 @@ fn provision_actions(
         match &d.content {
             Some(Content::Gpt(g)) => {
                 let (a, table) = gpt_action(&d.name, dev, g)?;
-                actions.extend([a, reread(&dev.path), verify_table(&dev.path, table)])
+                actions.push(a);
+                actions.extend(hybrid_mbr_actions(dev, g));
+                actions.extend([reread(&dev.path), verify_table(&dev.path, table)]);
             }
             Some(Content::Table(t)) => {
                 let (a, table) = table_action(&d.name, dev, t)?;
@@ -1649,6 +1779,127 @@ fn mount_actions(
         a.mode = Some(format!("{:04o}", d.mode));
         actions.push(a);
     }
+}
+
+/// What a real run's libblkid check says of a device whose type is not the layout's
+/// (execute::expect_type), in the same words: the dry run names it as the real run does.
+pub fn fs_mismatch(dev: &str, found: Option<&str>, want: &str) -> String {
+    format!(
+        "{dev} has {} where the layout expects {want}",
+        found
+            .map(|f| format!("a {f} signature"))
+            .unwrap_or_else(|| "no filesystem".into())
+    )
+}
+
+/// Is `found` (libblkid's TYPE) the filesystem the layout names? vfat may show as msdos.
+pub fn type_matches(want: &str, found: Option<&str>) -> bool {
+    match (want, found) {
+        (w, Some(f)) if w == f => true,
+        ("vfat", Some("vfat" | "msdos")) => true,
+        _ => false,
+    }
+}
+
+/// Mount-only: the layout filesystems and swap areas the real run would find missing or of
+/// another type, from the observed state — so that `--dry-run`, `--state` and `status` name
+/// them and exit as the real run does (exit 9). The real run checks a device's type (libblkid)
+/// before its fsck (ext*, unless the device is mounted anywhere), its mount (unless something
+/// is mounted at the target already) and its swapon (unless it is swap already), and fails at
+/// the first one that does not match; this asks the same of each device the state knows the
+/// type of: partitions and whole disks on a probed read (not the every-boot path's udev
+/// database: there the executor's own check decides), active LVs that were probed. Partitions
+/// already named missing or misnamed are not repeated.
+fn wrong_filesystems(
+    layout: &Layout,
+    state: &SystemState,
+    resolved: &[Option<&BlockDevice>],
+    root: &std::path::Path,
+) -> Vec<String> {
+    if state.types_from_udev {
+        return Vec::new();
+    }
+    // (device path, its maj:min, what is on it, the layout content, layout words)
+    let mut devs: Vec<(String, &str, Option<&str>, &Content, String)> = Vec::new();
+    for (i, d) in layout.disks.iter().enumerate() {
+        let Some(dev) = resolved[i] else { continue };
+        if let Some(c @ (Content::Filesystem(_) | Content::Swap(_))) = &d.content {
+            devs.push((
+                dev.path.clone(),
+                &dev.maj_min,
+                dev.fs_type.as_deref(),
+                c,
+                format!("disk {}", d.name),
+            ));
+        }
+        for p in partitions(d) {
+            let Some(c @ (Content::Filesystem(_) | Content::Swap(_))) = p.content else {
+                continue;
+            };
+            let Some(op) = dev
+                .partitions
+                .iter()
+                .find(|o| o.number as usize == p.number)
+            else {
+                continue; // named missing already
+            };
+            if p.label.is_some_and(|l| op.part_label.as_deref() != Some(l)) {
+                continue; // named as another disk's partition already
+            }
+            devs.push((
+                op.path.clone(),
+                &op.maj_min,
+                op.fs_type.as_deref(),
+                c,
+                format!("disk {}: partition {} ({})", d.name, p.number, p.name),
+            ));
+        }
+    }
+    for vg in &layout.vgs {
+        for lv in &vg.lvs {
+            let Some(c) = &lv.content else { continue };
+            let Some(o) = state
+                .lvs
+                .iter()
+                .find(|o| o.vg_name == vg.name && o.lv_name == lv.name && o.fs_probed)
+            else {
+                continue; // missing (named already), inactive or not probed: unknown
+            };
+            let Some(mm) = o.maj_min.as_deref() else {
+                continue;
+            };
+            devs.push((
+                format!("/dev/mapper/{}", dm_name(&vg.name, &lv.name)),
+                mm,
+                o.fs_type.as_deref(),
+                c,
+                format!("LV {}/{}", vg.name, lv.name),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for (path, mm, found, c, what) in devs {
+        let (want, checked) = match c {
+            Content::Filesystem(f) => {
+                let fsck = f.format.starts_with("ext") && state.mount_of(mm).is_none();
+                let mount = f.mountpoint.as_deref().is_some_and(|mp| {
+                    let target = crate::system::fsutil::under_root(root, std::path::Path::new(mp));
+                    let target = target.to_string_lossy();
+                    !state.mounts.iter().any(|m| m.target == target)
+                });
+                (f.format.as_str(), fsck || mount)
+            }
+            Content::Swap(_) => ("swap", !state.is_swap(mm, &path)),
+            _ => continue,
+        };
+        if checked && !type_matches(want, found) {
+            out.push(format!(
+                "{what}: {} — nothing was formatted (a provisioning run cut off before its mkfs, or another disk?)",
+                fs_mismatch(&path, found, want)
+            ));
+        }
+    }
+    out
 }
 
 /// Write the LVM settings into the node's lvm config, so later lvm runs (udev event activation,

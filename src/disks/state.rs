@@ -38,6 +38,12 @@ pub struct SystemState {
     /// unknown, not empty. Snapshots (`status`, `--dry-run`) always read them.
     #[serde(default, skip_serializing_if = "is_false")]
     pub lvm_unread: bool,
+    /// True when filesystem types and labels come from the udev database, not a libblkid probe
+    /// (the every-boot path, see `disks::lvm_read_for`): the planner then leaves each device's
+    /// type check to the executor, which probes right before the fsck, mount or swapon.
+    /// Snapshots (`status`, `--dry-run`) always probe.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub types_from_udev: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -196,6 +202,13 @@ pub struct Lv {
     /// `major:minor` of the active LV's dm device, if active.
     #[serde(default)]
     pub maj_min: Option<String>,
+    /// True when the LV's device was probed with libblkid (an active LV that the layout gives
+    /// content, on a full read); `fs_type` is then what was found. False: unknown.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fs_probed: bool,
+    /// Superblock type on the LV (`ext4`, `swap` …), when probed and found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs_type: Option<String>,
 }
 
 impl Lv {

@@ -2,6 +2,7 @@
 //! `disk.<name>.select` (disk selectors), top-level `ensure_dirs` and `lvm` (extra global_filter
 //! rejects). Anything disko has that this agent does not do (zfs, luks, mdadm, btrfs subvolumes,
 //! bcachefs, shell hooks) is rejected with its path in the layout — never silently skipped.
+//! Argument lists keep disko's per-field semantics ([`parse::ArgList`]).
 
 pub mod parse;
 pub mod size;
@@ -104,8 +105,27 @@ pub enum Content {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Gpt {
-    /// Sorted by (priority, name): the order they are created and numbered.
+    /// Sorted by (priority, name): the order they are created and numbered (disko sorts by
+    /// priority, stably, over partitions in name order).
     pub partitions: Vec<GptPartition>,
+    /// `efiGptPartitionFirst` (default true): in a hybrid MBR, the protective 0xEE entry comes
+    /// first, before the hybrid partitions (false: after them). Only matters with `hybrid`.
+    #[serde(skip_serializing_if = "is_true")]
+    pub efi_gpt_partition_first: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// A gpt partition's entry in a hybrid MBR (disko gpt.nix `hybrid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Hybrid {
+    /// `mbrPartitionType`: the MBR type byte to set (None: the one sgdisk -h derives from the
+    /// GPT type code).
+    pub mbr_type: Option<u8>,
+    /// `mbrBootableFlag`: set the MBR active flag on this entry.
+    pub bootable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -122,6 +142,9 @@ pub struct GptPartition {
     pub end: GptPos,
     pub attributes: Vec<u32>,
     pub uuid: Option<String>,
+    /// This partition's entry in a hybrid MBR, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hybrid: Option<Hybrid>,
     pub content: Option<Box<Content>>,
 }
 
@@ -149,6 +172,7 @@ pub struct Filesystem {
     pub format: String,
     pub mountpoint: Option<String>,
     pub mount_options: Vec<String>,
+    /// mkfs arguments: one per `extraArgs` entry ([`parse::ArgList::Single`]).
     pub extra_args: Vec<String>,
 }
 
@@ -156,6 +180,7 @@ pub struct Filesystem {
 pub struct Swap {
     pub priority: Option<i32>,
     pub discard: Option<String>,
+    /// mkswap arguments: `extraArgs` split as shell words ([`parse::ArgList::ShellWords`]).
     pub extra_args: Vec<String>,
 }
 
@@ -183,6 +208,7 @@ pub struct LogicalVolume {
     pub name: String,
     pub size: LvSize,
     pub lv_type: LvType,
+    /// lvcreate arguments: `extraArgs` split as shell words ([`parse::ArgList::ShellWords`]).
     pub extra_args: Vec<String>,
     pub content: Option<Content>,
 }

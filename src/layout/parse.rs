@@ -60,6 +60,9 @@ const HOOKS: &[&str] = &[
 
 struct Walker {
     problems: Vec<String>,
+    /// disko's `name` of the disk being read (default: its key with `/` as `_`, disk.nix): the
+    /// middle of its partitions' default GPT labels.
+    disk_name: String,
 }
 
 /// One object being read: fields are taken one by one, what is left over is unknown.
@@ -171,12 +174,13 @@ impl Walker {
         }
     }
 
-    /// A list of strings; a single string is split on whitespace (disko's `extraArgs` may be
-    /// either).
+    /// A list of strings. disko declares its list fields (`extraArgs`, `mountOptions`, …) as
+    /// `listOf str`, which rejects a lone string; so does this (it was once split on whitespace
+    /// here, which is neither of disko's argument semantics, see [`ArgList`]). Numbers in the list
+    /// are taken as their decimal text (YAML reads an unquoted `4096` as a number).
     fn strings(&mut self, o: &mut Obj<'_>, key: &str) -> Vec<String> {
         match o.map.remove(key) {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(s)) => s.split_whitespace().map(String::from).collect(),
             Some(Value::Array(a)) => {
                 let mut out = Vec::new();
                 for (i, v) in a.iter().enumerate() {
@@ -197,6 +201,20 @@ impl Walker {
                 }
                 out
             }
+            Some(Value::String(s)) => {
+                let p = o.path.clone();
+                self.err(
+                    &p,
+                    format!(
+                        "field \"{key}\": expected a list of strings (disko's type is listOf str), found the string {s:?} — write it as a list, e.g. [{}]",
+                        s.split_whitespace()
+                            .map(|w| format!("{w:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+                Vec::new()
+            }
             Some(other) => {
                 let p = o.path.clone();
                 self.err(
@@ -211,12 +229,21 @@ impl Walker {
         }
     }
 
-    /// `extraArgs` entries like `"--iter-time 1"` are split into separate argv words.
-    fn args(&mut self, o: &mut Obj<'_>, key: &str) -> Vec<String> {
-        self.strings(o, key)
-            .iter()
-            .flat_map(|s| s.split_whitespace().map(String::from).collect::<Vec<_>>())
-            .collect()
+    /// An argument list field, read as disko hands it to its tool (see [`ArgList`]): the argv
+    /// words that go on the tool's command line.
+    fn args(&mut self, o: &mut Obj<'_>, key: &str, how: ArgList) -> Vec<String> {
+        let entries = self.strings(o, key);
+        match how {
+            ArgList::Single => entries,
+            ArgList::ShellWords => match shell_words(&entries) {
+                Ok(words) => words,
+                Err(e) => {
+                    let p = o.path.clone();
+                    self.err(&p, format!("field \"{key}\": {e}"));
+                    Vec::new()
+                }
+            },
+        }
     }
 
     fn node_type(&mut self, o: &mut Obj<'_>) -> Option<String> {
@@ -263,7 +290,7 @@ impl Walker {
         let format = self.required_string(o, "format");
         let mountpoint = self.string(o, "mountpoint");
         let mount_options = self.strings(o, "mountOptions");
-        let extra_args = self.args(o, "extraArgs");
+        let extra_args = self.args(o, "extraArgs", ArgList::Single);
         if let Some(m) = &mountpoint {
             self.check_mountpoint(&o.path, m);
         }
@@ -301,7 +328,7 @@ impl Walker {
     fn swap(&mut self, o: &mut Obj<'_>) -> Option<Swap> {
         let priority = self.int(o, "priority");
         let discard = self.string(o, "discardPolicy");
-        let extra_args = self.args(o, "extraArgs");
+        let extra_args = self.args(o, "extraArgs", ArgList::ShellWords);
         if self.boolean(o, "randomEncryption") == Some(true) {
             let p = o.path.clone();
             self.err(&p, "randomEncryption: encrypted swap is not supported");
@@ -335,8 +362,8 @@ impl Walker {
     }
 
     fn gpt(&mut self, o: &mut Obj<'_>) -> Option<Gpt> {
-        let efi_first = self.boolean(o, "efiGptPartitionFirst").unwrap_or(true);
-        let disk_name = o.path.split('.').nth(1).unwrap_or("disk").to_string();
+        let efi_gpt_partition_first = self.boolean(o, "efiGptPartitionFirst").unwrap_or(true);
+        let disk_name = self.disk_name.clone();
         let parts_path = format!("{}.partitions", o.path);
         let parts = o.map.remove("partitions");
         let mut out = Vec::new();
@@ -345,7 +372,7 @@ impl Walker {
             Some(Value::Object(m)) => {
                 for (name, v) in m {
                     let p = format!("{parts_path}.{name}");
-                    if let Some(part) = self.gpt_partition(&p, &disk_name, name, v, efi_first) {
+                    if let Some(part) = self.gpt_partition(&p, &disk_name, name, v) {
                         out.push(part);
                     }
                 }
@@ -377,11 +404,21 @@ impl Walker {
             if i + 1 < n && part.end.kind == GptPosKind::Default {
                 self.err(
                     &format!("{parts_path}.{}", part.name),
-                    "size 100% must be the last partition (give it the highest priority)",
+                    format!("takes the rest of the disk, so it must be the last partition, but priority {} puts {} after it — give it the highest priority (disko's default puts only size: 100% last, at 9001)", part.priority, out[i + 1].name),
                 );
             }
         }
-        Some(Gpt { partitions: out })
+        let hybrid = out.iter().filter(|p| p.hybrid.is_some()).count();
+        if hybrid > 3 {
+            self.err(
+                &parts_path,
+                format!("{hybrid} partitions have \"hybrid\": a hybrid MBR holds at most 3 besides its protective entry (sgdisk -h)"),
+            );
+        }
+        Some(Gpt {
+            partitions: out,
+            efi_gpt_partition_first,
+        })
     }
 
     fn gpt_partition(
@@ -390,7 +427,6 @@ impl Walker {
         disk: &str,
         name: &str,
         v: &Value,
-        efi_first: bool,
     ) -> Option<GptPartition> {
         let mut o = self.obj(path, v)?;
         let type_code = match o.map.remove("type") {
@@ -442,9 +478,10 @@ impl Walker {
                 Vec::new()
             }
         };
-        if o.map.remove("hybrid").is_some_and(|h| !h.is_null()) {
-            self.err(path, "field \"hybrid\": hybrid MBRs are not supported");
-        }
+        let hybrid = match o.map.remove("hybrid") {
+            None | Some(Value::Null) => None,
+            Some(h) => self.hybrid(&format!("{path}.hybrid"), h),
+        };
         // disko's own bookkeeping fields that carry no layout meaning.
         o.map.remove("device");
         o.map.remove("alignment");
@@ -493,12 +530,11 @@ impl Walker {
             (None, Some(e)) => self.sgdisk_pos(path, "end", e)?,
         };
         let start = self.sgdisk_pos(path, "start", start_field.as_deref().unwrap_or("0"))?;
-        let priority = priority.unwrap_or(if end.kind == GptPosKind::Default {
+        // disko gpt.nix `priority` default: only a literal `size: 100%` goes last.
+        let priority = priority.unwrap_or(if size.as_deref() == Some("100%") {
             9001
         } else if type_code.eq_ignore_ascii_case("EF02") {
             100
-        } else if type_code.eq_ignore_ascii_case("EF00") && efi_first {
-            500
         } else {
             1000
         });
@@ -511,8 +547,35 @@ impl Walker {
             end,
             attributes,
             uuid,
+            hybrid,
             content: content.map(Box::new),
         })
+    }
+
+    /// A gpt partition's `hybrid` (disko gpt.nix): `mbrPartitionType` (an MBR type byte in hex,
+    /// `0x0c` or `0c`) and `mbrBootableFlag`.
+    fn hybrid(&mut self, path: &str, v: &Value) -> Option<Hybrid> {
+        let mut o = self.obj(path, v)?;
+        let ty = self.string(&mut o, "mbrPartitionType");
+        let bootable = self.boolean(&mut o, "mbrBootableFlag").unwrap_or(false);
+        self.finish(o);
+        let mbr_type = match ty.as_deref() {
+            None => None,
+            Some(t) => {
+                let hex = t
+                    .strip_prefix("0x")
+                    .or_else(|| t.strip_prefix("0X"))
+                    .unwrap_or(t);
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) if b != 0 && b != 0xEE && !hex.is_empty() && hex.len() <= 2 => Some(b),
+                    _ => {
+                        self.err(path, format!("mbrPartitionType {t:?}: expected an MBR partition type byte in hex like 0x0c or 83 (not 00, the empty entry, nor ee, the protective one)"));
+                        return None;
+                    }
+                }
+            }
+        };
+        Some(Hybrid { mbr_type, bootable })
     }
 
     fn sgdisk_pos(&mut self, path: &str, field: &str, v: &str) -> Option<GptPos> {
@@ -627,7 +690,9 @@ impl Walker {
                 );
             }
         }
-        o.map.remove("name");
+        self.disk_name = self
+            .string(&mut o, "name")
+            .unwrap_or_else(|| name.replace('/', "_"));
         o.map.remove("imageSize");
         o.map.remove("imageName");
         let device = self.string(&mut o, "device");
@@ -777,7 +842,7 @@ impl Walker {
         let size = self.required_string(&mut o, "size");
         let lvm_type = self.string(&mut o, "lvm_type");
         let pool = self.string(&mut o, "pool");
-        let extra_args = self.args(&mut o, "extraArgs");
+        let extra_args = self.args(&mut o, "extraArgs", ArgList::ShellWords);
         o.map.remove("priority");
         let content = o
             .map
@@ -1046,17 +1111,105 @@ impl Walker {
     }
 }
 
-fn default_label(disk: &str, part: &str) -> String {
+/// How disko hands a layout's argument list to its tool. Both kinds are `listOf str` in disko;
+/// what differs is how its generated shell script puts them on the command line (disko
+/// lib/types/*.nix, `_create`):
+///
+/// | field | disko writes | semantics | provision |
+/// |---|---|---|---|
+/// | `filesystem.extraArgs` (mkfs) | `lib.escapeShellArgs` | [`ArgList::Single`] | yes |
+/// | `mdadm.extraArgs` (mdadm --create) | `map lib.escapeShellArg` | [`ArgList::Single`] | type rejected |
+/// | `zfs_volume.extraArgs` (zfs create) | `map lib.escapeShellArg` | [`ArgList::Single`] | type rejected |
+/// | `swap.extraArgs` (mkswap) | `toString` | [`ArgList::ShellWords`] | yes |
+/// | `lvm_vg.lvs.<lv>.extraArgs` (lvcreate) | `toString` | [`ArgList::ShellWords`] | yes |
+/// | `btrfs.extraArgs`, subvolumes' `extraArgs` | `toString` | [`ArgList::ShellWords`] | type rejected |
+/// | `luks.extraFormatArgs`, `luks.extraOpenArgs` | `toString` | [`ArgList::ShellWords`] | type rejected |
+///
+/// So `extraArgs: ["-L", "my data"]` on a filesystem gives mkfs the two arguments `-L` and
+/// `my data`, while on an LV `extraArgs: ["--stripes 2"]` gives lvcreate `--stripes` and `2`
+/// (disko's own examples rely on both: `"-d raid1"`, `"--pbkdf argon2id"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgList {
+    /// Each list entry is one argument, exactly as written.
+    Single,
+    /// The entries are joined with single spaces and split into words as a POSIX shell does
+    /// (quotes and backslashes, via the `shlex` crate). provision runs no shell, so what a shell
+    /// would expand or treat as syntax — `$`, `` ` ``, `;`, `&`, `|`, `<`, `>`, `(`, `)`, globs
+    /// `*` `?` `[` `{`, a leading `~` or `#`, a newline — is an error unless quoted.
+    ShellWords,
+}
+
+/// Split argument-list entries as disko's shell would ([`ArgList::ShellWords`]): joined with
+/// spaces, then shell words. Errors say what is wrong in words (unterminated quote, a character
+/// a shell would expand).
+pub fn shell_words(entries: &[String]) -> Result<Vec<String>, String> {
+    let joined = entries.join(" ");
+    if let Some(c) = shell_special(&joined) {
+        return Err(format!(
+            "{joined:?}: {c:?} would be expanded or interpreted by disko's shell, and provision runs no shell — quote it ('…') to pass it literally"
+        ));
+    }
+    shlex::split(&joined).ok_or_else(|| {
+        format!("{joined:?}: unterminated quote or trailing backslash (these entries are split as shell words)")
+    })
+}
+
+/// The first character of `s` that a POSIX shell would not take literally where it stands
+/// (outside quotes: expansions, control operators, globs, a word-leading `~` or `#`; inside
+/// double quotes: `$` and `` ` ``). Quote state follows sh(1): `'…'` is literal, `\` escapes
+/// the next character outside single quotes.
+fn shell_special(s: &str) -> Option<char> {
+    let mut chars = s.chars().peekable();
+    let (mut single, mut double) = (false, false);
+    let mut word_start = true;
+    while let Some(c) = chars.next() {
+        if single {
+            single = c != '\'';
+            continue;
+        }
+        if c == '\\' {
+            chars.next();
+            word_start = false;
+            continue;
+        }
+        if double {
+            match c {
+                '"' => double = false,
+                '$' | '`' => return Some(c),
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '\'' => single = true,
+            '"' => double = true,
+            ' ' | '\t' => {
+                word_start = true;
+                continue;
+            }
+            '$' | '`' | ';' | '&' | '|' | '<' | '>' | '(' | ')' | '*' | '?' | '[' | '{' | '\n' => {
+                return Some(c)
+            }
+            '~' | '#' if word_start => return Some(c),
+            _ => {}
+        }
+        word_start = false;
+    }
+    None
+}
+
+/// disko's default GPT partition name (gpt.nix `label`): `disk-<disk name>-<partition name>`,
+/// or, when that is longer than 36 bytes (Nix `stringLength` counts bytes), the first 36 hex
+/// digits of its sha256.
+pub fn default_label(disk: &str, part: &str) -> String {
     let base = format!("disk-{disk}-{part}");
-    if base.encode_utf16().count() <= 36 {
+    if base.len() <= 36 {
         return base;
     }
     use sha2::{Digest, Sha256};
-    let h = hex::encode(&Sha256::digest(base.as_bytes())[..4]);
-    let mut cut: String = base.chars().take(27).collect();
-    cut.push('-');
-    cut.push_str(&h);
-    cut
+    let mut h = hex::encode(Sha256::digest(base.as_bytes()));
+    h.truncate(36);
+    h
 }
 
 /// LVM names: letters, digits and `+_.-`, not starting with `-`, not `.` or `..`.
@@ -1125,6 +1278,7 @@ fn walk_map<'a>(
 pub fn from_value(file: &str, v: &Value) -> Result<Layout, LayoutErrors> {
     let mut w = Walker {
         problems: Vec::new(),
+        disk_name: String::new(),
     };
     let mut layout = Layout::default();
     let Value::Object(root) = v else {
@@ -1217,4 +1371,302 @@ pub fn load(path: &Path) -> anyhow::Result<Layout> {
         )
     })?;
     parse_str(&path.display().to_string(), &text).map_err(|e| coded(Code::BadInput, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(text: &str) -> Result<Layout, LayoutErrors> {
+        parse_str("t.yaml", text)
+    }
+
+    /// A disk `d` (/dev/sda) with one gpt partition `p` holding `content`, plus an LV `v/l`
+    /// with `lv` (its own fields) — enough to reach every argument field provision reads.
+    fn with(content: &str, lv: &str) -> Result<Layout, LayoutErrors> {
+        one(&format!(
+            "disk:\n  d:\n    type: disk\n    device: /dev/sda\n    content:\n      type: gpt\n      partitions:\n        p:\n          size: 10M\n          content: {content}\n        pv:\n          size: 100%\n          content: {{ type: lvm_pv, vg: v }}\nlvm_vg:\n  v:\n    type: lvm_vg\n    lvs:\n      l: {lv}\n"
+        ))
+    }
+
+    fn fs_args(l: &Layout) -> Vec<String> {
+        let Some(Content::Gpt(g)) = &l.disks[0].content else {
+            panic!()
+        };
+        match g.partitions[0].content.as_deref() {
+            Some(Content::Filesystem(f)) => f.extra_args.clone(),
+            Some(Content::Swap(s)) => s.extra_args.clone(),
+            c => panic!("{c:?}"),
+        }
+    }
+
+    #[test]
+    fn filesystem_extra_args_are_one_argument_per_entry() {
+        let l = with(
+            r#"{ type: filesystem, format: ext4, extraArgs: ["-L", "my data", "-E", "a b"] }"#,
+            "{ size: 1G }",
+        )
+        .unwrap();
+        assert_eq!(fs_args(&l), ["-L", "my data", "-E", "a b"]);
+        // No shell between the layout and mkfs: quotes and $ are the argument's own characters.
+        let l = with(
+            r#"{ type: filesystem, format: ext4, extraArgs: ["-L", "it's $HOME"] }"#,
+            "{ size: 1G }",
+        )
+        .unwrap();
+        assert_eq!(fs_args(&l), ["-L", "it's $HOME"]);
+    }
+
+    #[test]
+    fn swap_and_lv_extra_args_are_joined_and_split_as_shell_words() {
+        let l = with(
+            r#"{ type: swap, extraArgs: ["-L 'my swap'", "--pagesize", "4096"] }"#,
+            r#"{ size: 1G, extraArgs: ["--stripes 2", "--addtag \"a b\""] }"#,
+        )
+        .unwrap();
+        assert_eq!(fs_args(&l), ["-L", "my swap", "--pagesize", "4096"]);
+        assert_eq!(
+            l.vgs[0].lvs[0].extra_args,
+            ["--stripes", "2", "--addtag", "a b"]
+        );
+        // Joined first, as disko's `toString` does: a quote may span entries.
+        let l = with(
+            r#"{ type: swap, extraArgs: ["-L 'my", "swap'"] }"#,
+            "{ size: 1G }",
+        )
+        .unwrap();
+        assert_eq!(fs_args(&l), ["-L", "my swap"]);
+    }
+
+    #[test]
+    fn unterminated_quotes_and_shell_syntax_are_layout_errors_naming_the_field() {
+        let cases = [
+            (
+                r#"{ type: swap, extraArgs: ["-L 'my swap"] }"#,
+                "{ size: 1G }",
+                "disk.d.content.partitions.p.content: field \"extraArgs\"",
+                "unterminated quote",
+            ),
+            (
+                r#"{ type: swap }"#,
+                r#"{ size: 1G, extraArgs: ["--addtag \"x"] }"#,
+                "lvm_vg.v.lvs.l: field \"extraArgs\"",
+                "unterminated quote",
+            ),
+            (
+                r#"{ type: swap }"#,
+                r#"{ size: 1G, extraArgs: ["--addtag", "x\\"] }"#,
+                "lvm_vg.v.lvs.l: field \"extraArgs\"",
+                "trailing backslash",
+            ),
+            (
+                r#"{ type: swap, extraArgs: ["-L $HOSTNAME"] }"#,
+                "{ size: 1G }",
+                "field \"extraArgs\"",
+                "'$' would be expanded",
+            ),
+            (
+                r#"{ type: swap, extraArgs: ["-L \"$(hostname)\""] }"#,
+                "{ size: 1G }",
+                "field \"extraArgs\"",
+                "'$' would be expanded",
+            ),
+            (
+                r#"{ type: swap }"#,
+                r#"{ size: 1G, extraArgs: ["--addtag a;b"] }"#,
+                "field \"extraArgs\"",
+                "';' would be",
+            ),
+            (
+                r#"{ type: swap }"#,
+                r#"{ size: 1G, extraArgs: ["--addtag", "~x"] }"#,
+                "field \"extraArgs\"",
+                "'~' would be",
+            ),
+            (
+                r#"{ type: swap }"#,
+                r#"{ size: 1G, extraArgs: ["--addtag", "x*"] }"#,
+                "field \"extraArgs\"",
+                "'*' would be",
+            ),
+        ];
+        for (fs, lv, at, what) in cases {
+            let e = with(fs, lv).unwrap_err().to_string();
+            assert!(e.contains(at) && e.contains(what), "{fs} {lv}:\n{e}");
+        }
+        // Quoted, the same characters pass literally.
+        let l = with(
+            r#"{ type: swap, extraArgs: ["-L '$x;*~'"] }"#,
+            r#"{ size: 1G, extraArgs: ["--addtag", "a\\;b", "--addtag", "c~d#e"] }"#,
+        )
+        .unwrap();
+        assert_eq!(fs_args(&l), ["-L", "$x;*~"]);
+        assert_eq!(
+            l.vgs[0].lvs[0].extra_args,
+            ["--addtag", "a;b", "--addtag", "c~d#e"]
+        );
+    }
+
+    #[test]
+    fn a_lone_string_where_disko_declares_a_list_is_an_error() {
+        let e = with(
+            r#"{ type: filesystem, format: ext4, extraArgs: "-L data" }"#,
+            "{ size: 1G }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("disk.d.content.partitions.p.content: field \"extraArgs\": expected a list of strings (disko's type is listOf str)")
+                && e.contains(r#"["-L", "data"]"#),
+            "{e}"
+        );
+        let e = with(
+            r#"{ type: filesystem, format: ext4, mountOptions: "noatime" }"#,
+            "{ size: 1G }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("field \"mountOptions\": expected a list"), "{e}");
+    }
+
+    #[test]
+    fn shell_words_splits_like_sh() {
+        let w = |x: &[&str]| shell_words(&x.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            w(&["-d raid1", "/dev/mapper/p1"]).unwrap(),
+            ["-d", "raid1", "/dev/mapper/p1"]
+        );
+        assert_eq!(w(&["--pbkdf argon2id"]).unwrap(), ["--pbkdf", "argon2id"]);
+        assert_eq!(w(&[r#"a\ b "c d" 'e f'"#]).unwrap(), ["a b", "c d", "e f"]);
+        assert_eq!(w(&["x=\"\\$y\""]).unwrap(), ["x=$y"]);
+        assert_eq!(w(&[]).unwrap(), Vec::<String>::new());
+        assert!(w(&["\"a"]).is_err());
+        assert!(w(&["a`b`"]).is_err());
+        assert!(w(&["\"a`b`\""]).is_err());
+        assert!(w(&["a\nb"]).is_err());
+        assert!(w(&["#c"]).is_err());
+        assert_eq!(w(&["a#c"]).unwrap(), ["a#c"]);
+    }
+
+    fn gpt(l: &Layout, disk: usize) -> &Gpt {
+        match &l.disks[disk].content {
+            Some(Content::Gpt(g)) => g,
+            c => panic!("{c:?}"),
+        }
+    }
+
+    #[test]
+    fn default_labels_are_diskos_sha256_form_past_36_bytes() {
+        assert_eq!(default_label("main", "ESP"), "disk-main-ESP");
+        // 36 bytes exactly: kept.
+        let b36 = "disk-data-a-partition-name-thats-lo";
+        assert_eq!(b36.len(), 35);
+        assert_eq!(
+            default_label("data", "a-partition-name-thats-lon"),
+            format!("{b36}n")
+        );
+        // 37 bytes: the first 36 hex digits of sha256("disk-data-a-partition-name-thats-long")
+        // (as `printf %s … | sha256sum | cut -c1-36`).
+        assert_eq!(
+            default_label("data", "a-partition-name-thats-long"),
+            "a24ec733a09cb6f405da9c6c5a4a69d51443"
+        );
+        // disko's own example: the disk's `name` field, not its key, is hashed.
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/testdata/disko-examples/long-device-name.json"
+        ))
+        .unwrap();
+        let l = parse_str("long-device-name.json", &text).unwrap();
+        let labels: Vec<&str> = gpt(&l, 0)
+            .partitions
+            .iter()
+            .map(|p| p.label.as_str())
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "36601cdc461d3589a280204a4b674b3cad5d",
+                "bf3cfbd77a309f330b322e19e5a8377852b1"
+            ]
+        );
+        // A key with '/' becomes '_' in disko's default disk name.
+        let l = one("disk:\n  a/b:\n    type: disk\n    device: /dev/sda\n    content:\n      type: gpt\n      partitions:\n        p: { size: 100% }\n").unwrap();
+        assert_eq!(gpt(&l, 0).partitions[0].label, "disk-a_b-p");
+    }
+
+    #[test]
+    fn default_priorities_are_diskos() {
+        let l = one("disk:\n  d:\n    type: disk\n    device: /dev/sda\n    content:\n      type: gpt\n      partitions:\n        a_rest: { size: 100% }\n        b_esp: { size: 512M, type: EF00 }\n        c_bios: { size: 1M, type: EF02 }\n        d_data: { size: 1G }\n").unwrap();
+        let order: Vec<(&str, i64)> = gpt(&l, 0)
+            .partitions
+            .iter()
+            .map(|p| (p.name.as_str(), p.priority))
+            .collect();
+        // EF00 is no longer pulled first (it was 500): 1000 like any other, then by name.
+        assert_eq!(
+            order,
+            [
+                ("c_bios", 100),
+                ("b_esp", 1000),
+                ("d_data", 1000),
+                ("a_rest", 9001)
+            ]
+        );
+        // Only `size: 100%` goes last by default; a partition that takes the rest some other
+        // way sits at 1000 as in disko, and is refused when something would follow it.
+        let e = one("disk:\n  d:\n    type: disk\n    device: /dev/sda\n    content:\n      type: gpt\n      partitions:\n        a: { end: \"-0\" }\n        b: { size: 1G }\n").unwrap_err().to_string();
+        assert!(
+            e.contains("disk.d.content.partitions.a: takes the rest of the disk")
+                && e.contains("puts b after it"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hybrid_mbr_fields_are_read_and_checked() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/testdata/disko-examples/hybrid-mbr.json"
+        ))
+        .unwrap();
+        let l = parse_str("hybrid-mbr.json", &text).unwrap();
+        let g = gpt(&l, 0);
+        assert!(!g.efi_gpt_partition_first);
+        let parts: Vec<(&str, Option<Hybrid>)> = g
+            .partitions
+            .iter()
+            .map(|p| (p.name.as_str(), p.hybrid))
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                (
+                    "TOW-BOOT-FI",
+                    Some(Hybrid {
+                        mbr_type: Some(0x0c),
+                        bootable: false
+                    })
+                ),
+                ("ESP", None),
+                ("root", None)
+            ]
+        );
+        let bad = |h: &str| {
+            one(&format!("disk:\n  d:\n    type: disk\n    device: /dev/sda\n    content:\n      type: gpt\n      partitions:\n        a: {{ size: 1M, hybrid: {h} }}\n        b: {{ size: 1M, hybrid: {{}} }}\n        c: {{ size: 1M, hybrid: {{}} }}\n"))
+                .unwrap_err()
+                .to_string()
+        };
+        for t in ["\"0x00\"", "ee", "\"0x100\"", "zz", "\"\""] {
+            let e = bad(&format!("{{ mbrPartitionType: {t} }}"));
+            assert!(
+                e.contains("disk.d.content.partitions.a.hybrid: mbrPartitionType"),
+                "{t}: {e}"
+            );
+        }
+        let e = bad("{ mbrBootable: true }");
+        assert!(e.contains("unknown field \"mbrBootable\""), "{e}");
+        let e = one("disk:\n  d:\n    type: disk\n    device: /dev/sda\n    content:\n      type: gpt\n      partitions:\n        a: { size: 1M, hybrid: {} }\n        b: { size: 1M, hybrid: {} }\n        c: { size: 1M, hybrid: {} }\n        e: { size: 1M, hybrid: {} }\n").unwrap_err().to_string();
+        assert!(e.contains("4 partitions have \"hybrid\""), "{e}");
+    }
 }
