@@ -722,6 +722,44 @@ fn vg_reaching_beyond_the_layout_is_refused() {
     );
 }
 
+/// Issue 14: blank target disks, but a VG named like one of the layout's already lives whole on
+/// a disk the layout does not name (disks swapped, or another node's disk here): refused before
+/// anything is planned.
+#[test]
+fn a_layout_vg_name_taken_by_a_disk_outside_the_layout_is_refused() {
+    let mut st = blank_node();
+    st.disks.push(disk("sdc", "8:32", 100 * GIB));
+    st.disks[2].fs_type = Some("LVM2_member".into());
+    st.pvs.push(Pv {
+        pv_name: "/dev/sdc".into(),
+        vg_name: "pool_gnt".into(),
+        pv_size: 100 * GIB,
+        ..Default::default()
+    });
+    st.vgs.push(Vg {
+        vg_name: "pool_gnt".into(),
+        pv_count: 1,
+        ..Default::default()
+    });
+    let p = run(&ganeti(), &st, "homelab.provision_disks=true");
+    assert_eq!(p.mode, Mode::Refused);
+    assert!(p.actions.is_empty());
+    assert!(
+        p.refusals.iter().any(|r| r.disk == "lvm_vg.pool_gnt"
+            && r.reason
+                .contains("a VG named pool_gnt already exists on /dev/sdc")),
+        "{:?}",
+        p.refusals
+    );
+    // The same VG on a target disk is ours to replace: no such refusal.
+    let p = run(
+        &ganeti(),
+        &provisioned_node(&[]),
+        "homelab.provision_disks=true",
+    );
+    assert_eq!(p.mode, Mode::Provision, "{:?}", p.refusals);
+}
+
 #[test]
 fn md_holder_and_duplicate_disks_are_refused() {
     let mut st = provisioned_node(&[]);

@@ -44,6 +44,7 @@ fn failpoint(step: usize, after: bool) {
 /// would find them). After a failure in a group the other chains finish; the first error in plan
 /// order is returned.
 pub fn execute(ctx: &Context, plan: &Plan) -> Result<Vec<String>> {
+    tools_present(ctx, plan)?;
     let n = plan.actions.len();
     let groups = concurrent_groups(&plan.actions);
     let probes = Probes::default();
@@ -70,6 +71,36 @@ pub fn execute(ctx: &Context, plan: &Plan) -> Result<Vec<String>> {
         i += 1;
     }
     Ok(done.into_iter().flatten().collect())
+}
+
+/// A plan that would destroy anything runs only when every tool it calls is on this node: a
+/// missing `mkfs.xfs` is found before the first wipe, not after it (exit 4, nothing changed).
+fn tools_present(ctx: &Context, plan: &Plan) -> Result<()> {
+    if !plan.actions.iter().any(|a| a.destructive) {
+        return Ok(());
+    }
+    let mut missing: Vec<String> = Vec::new();
+    for (i, a) in plan.actions.iter().enumerate() {
+        let Some(tool) = a.argv.as_ref().and_then(|v| v.first()) else {
+            continue;
+        };
+        if !ctx.runner.has_tool(tool)
+            && !missing.iter().any(|m| m.starts_with(&format!("{tool} (")))
+        {
+            missing.push(format!("{tool} (step {}: {})", i + 1, a.description));
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(coded(
+            Code::Refused,
+            format!(
+                "not installed on this node, needed by the plan: {}; nothing was changed",
+                missing.join(", ")
+            ),
+        ))
+    }
 }
 
 /// Formatting runs at most this many devices at once, and never more than there are CPUs: mkfs
@@ -623,6 +654,33 @@ fn ensure_dir(ctx: &Context, a: &Action) -> Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plan_that_calls_a_missing_tool_changes_nothing() {
+        let layout = crate::layout::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("layouts/ganeti-node.yaml"),
+        )
+        .unwrap();
+        let st = crate::disks::state::SystemState::blank_for(&layout, 1 << 40);
+        let mut plan = crate::disks::plan::plan(
+            &layout,
+            &st,
+            &crate::cmdline::settings("homelab.provision_disks=true", "homelab"),
+            &crate::disks::plan::PlanOptions::default(),
+        )
+        .unwrap();
+        let mkfs = plan.actions.iter_mut().find(|a| a.op == Op::Mkfs).unwrap();
+        mkfs.argv.as_mut().unwrap()[0] = "mkfs.provision-test-absent".into();
+        let root = tempfile::tempdir().unwrap();
+        let mut ctx = Context::for_root(root.path(), root.path(), "", false);
+        ctx.runner = std::sync::Arc::new(crate::system::RealRunner);
+        let e = execute(&ctx, &plan).unwrap_err();
+        assert_eq!(crate::exit::code_of(&e), Code::Refused);
+        let msg = format!("{e:#}");
+        assert!(msg.contains("mkfs.provision-test-absent (step "), "{msg}");
+        // Not even the first, harmless step (the LVM filter file) ran.
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+    }
 
     #[test]
     fn swapon_names_the_device_and_says_why_the_kernel_refused_an_area() {

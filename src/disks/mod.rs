@@ -2,6 +2,7 @@
 
 pub mod discover;
 pub mod execute;
+pub mod fits;
 pub mod geometry;
 pub mod plan;
 pub mod state;

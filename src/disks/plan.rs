@@ -893,6 +893,9 @@ pub fn plan(
             ));
         }
     }
+    if mode == Mode::Provision {
+        refusals.extend(vg_names_taken_elsewhere(layout, state, &target_paths));
+    }
     if !refusals.is_empty() && mode == Mode::Provision {
         mode = Mode::Refused;
     }
@@ -1023,6 +1026,46 @@ fn format_action(c: &Content, dev: &str, what: &str, actions: &mut Vec<Action>) 
         ),
         _ => {}
     }
+}
+
+/// A VG the layout would create whose name an existing VG already has entirely on disks the
+/// layout does not name: the disks were swapped, or another node's disk is here. A second VG of
+/// that name would leave both unusable by name, so refuse (vgcreate(8) itself only refuses when
+/// it sees the other VG, which a device filter may hide).
+fn vg_names_taken_elsewhere(
+    layout: &Layout,
+    state: &SystemState,
+    targets: &[String],
+) -> Vec<Refusal> {
+    let on_target = |pv: &str| {
+        targets.iter().any(|t| {
+            state
+                .disks
+                .iter()
+                .find(|x| &x.path == t)
+                .is_some_and(|x| x.path == pv || x.partitions.iter().any(|p| p.path == pv))
+        })
+    };
+    let mut out = Vec::new();
+    for vg in &layout.vgs {
+        let pvs: Vec<&str> = state
+            .pvs
+            .iter()
+            .filter(|p| p.vg_name == vg.name)
+            .map(|p| p.pv_name.as_str())
+            .collect();
+        if !pvs.is_empty() && !pvs.iter().any(|p| on_target(p)) {
+            out.push(Refusal {
+                disk: format!("lvm_vg.{}", vg.name),
+                reason: format!(
+                    "a VG named {} already exists on {}, which the layout does not name: disks may have been swapped or another node's disk is here; creating a second VG of that name would make both unusable by name",
+                    vg.name,
+                    pvs.join(", ")
+                ),
+            });
+        }
+    }
+    out
 }
 
 /// Tell the kernel about the new partitions (BLKPG per partition: works where a whole-table
@@ -1362,6 +1405,16 @@ fn provision_actions(
     cmdline: &Settings,
     actions: &mut Vec<Action>,
 ) -> anyhow::Result<()> {
+    let problems = super::fits::check(layout, resolved);
+    if !problems.is_empty() {
+        return Err(crate::exit::coded(
+            crate::exit::Code::BadInput,
+            format!(
+                "the layout does not fit these disks (nothing was changed): {}",
+                problems.join("; ")
+            ),
+        ));
+    }
     // Take down what is on the disks now.
     for vg in deactivate {
         actions.push(

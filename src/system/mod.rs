@@ -67,6 +67,12 @@ pub trait Runner: Send + Sync {
         }
         Ok(out)
     }
+
+    /// Whether `tool` can be run on this node (resolved as `run_raw` resolves it). A recording
+    /// runner says yes to everything.
+    fn has_tool(&self, tool: &str) -> bool {
+        resolve_tool(tool).is_some()
+    }
 }
 
 /// Quote an argv for display the way a shell would accept it.
@@ -187,6 +193,10 @@ impl Runner for RecordingRunner {
             }
         }
         Ok(Output::default())
+    }
+
+    fn has_tool(&self, _tool: &str) -> bool {
+        true
     }
 }
 
