@@ -14,7 +14,8 @@
 //!
 //! Needs root, losetup, sgdisk, parted, sfdisk, partx, wipefs, mkfs.ext4; skips (saying why)
 //! where the machine cannot. A failure prints the seed and the case; `PROVISION_GEOMETRY_SEED=N`
-//! runs other cases, `PROVISION_GEOMETRY_CASES=N` scales how many.
+//! runs other cases, `PROVISION_GEOMETRY_CASES=P` P% as many (the default counts keep the file
+//! under a minute on two cores; `=500` and a few seeds is a deeper search).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -403,17 +404,20 @@ fn judge(
             e.reason,
             sectors_of(got, ss)
         )),
+        // The model refuses an earlier partition on purpose: what follows cannot compare.
+        (Err(e), Some((j, _))) if e.index < j && deliberate(&e.reason) => {
+            Verdict::OurRefusal(format!(
+                "model refuses partition {}: {}; the tool made {} and refused partition {}",
+                e.index + 1,
+                e.reason,
+                sectors_of(got, ss),
+                j + 1
+            ))
+        }
         (Err(e), Some((j, msg))) => {
             let before = prefix(j);
             match before {
                 Ok(b) if e.index == j && b.as_slice() == got => Verdict::BothRefused,
-                Ok(_) if e.index < j && deliberate(&e.reason) => Verdict::OurRefusal(format!(
-                    "model refuses partition {}: {}; the tool made {} and refused partition {}",
-                    e.index + 1,
-                    e.reason,
-                    sectors_of(got, ss),
-                    j + 1
-                )),
                 Ok(b) => Verdict::Differs(format!(
                     "the model refuses partition {} ({}), the tool partition {} ({}); before it the model places {}, the tool made {}",
                     e.index + 1,
@@ -458,7 +462,7 @@ impl Tally {
 
     fn report(&self, what: &str, tool: &str) {
         let mut s = format!(
-            "{what} (seed {}): {} cases: {} placed alike, {} refused by both, {} refused by us on purpose and accepted by {tool}, {} differences, {} not run\n",
+            "{what} (seed {}): {} cases: {} placed alike, {} refused by both, {} refused by us on purpose where {tool} accepted the partition, {} differences, {} not run\n",
             seed(),
             self.same + self.both_refused + self.ours.len() + self.differs.len() + self.skipped.len(),
             self.same,
@@ -742,7 +746,7 @@ fn gpt_geometry_matches_sgdisk_as_disko_runs_it() {
         eprintln!("SKIP gpt_geometry_matches_sgdisk_as_disko_runs_it: {why}");
         return;
     }
-    let all: Vec<GptCase> = (0..cases(96)).map(gen_gpt_case).collect();
+    let all: Vec<GptCase> = (0..cases(64)).map(gen_gpt_case).collect();
     let verdicts = parallel(&all, 16, gpt_oracle_case);
     let mut t = Tally::default();
     for (c, v) in all.iter().zip(verdicts) {
@@ -992,7 +996,7 @@ fn table_geometry_matches_parted_as_disko_runs_it() {
         eprintln!("SKIP table_geometry_matches_parted_as_disko_runs_it: {why}");
         return;
     }
-    let all: Vec<TableCase> = (0..cases(240)).map(gen_table_case).collect();
+    let all: Vec<TableCase> = (0..cases(120)).map(gen_table_case).collect();
     let verdicts = parallel(&all, 6, table_oracle_case);
     let mut t = Tally::default();
     for (c, v) in all.iter().zip(verdicts) {
@@ -1282,7 +1286,7 @@ fn generated_layouts_through_the_binary_are_exact_or_refused_untouched() {
         );
         return;
     }
-    let all: Vec<PropCase> = (0..cases(96)).map(gen_prop_case).collect();
+    let all: Vec<PropCase> = (0..cases(64)).map(gen_prop_case).collect();
     let outcomes = parallel(&all, 8, prop_case);
     let (mut made, mut parts, mut refused, mut failed, mut skipped) =
         (0, 0, Vec::new(), Vec::new(), Vec::new());

@@ -384,7 +384,7 @@ fn parted_locate(geo: &DiskGeometry, p: &PartedPos) -> Result<(i64, Range), Stri
         PartedUnit::Sector => ss,
         PartedUnit::Byte => 1,
         PartedUnit::Si(u) | PartedUnit::Iec(u) => u as i64,
-        PartedUnit::Percent => len * ss / 100,
+        PartedUnit::Percent => (geo.sectors() * geo.logical / 100) as i64,
     };
     let radius = match p.unit {
         PartedUnit::Iec(_) => 0,
@@ -396,7 +396,7 @@ fn parted_locate(geo: &DiskGeometry, p: &PartedPos) -> Result<(i64, Range), Stri
     if p.negative {
         sector = sector.saturating_add(len);
     }
-    let clip = |s: i64| s.clamp(0, len - 1);
+    let clip = |s: i64| s.clamp(0, (len - 1).max(0));
     let range = (
         clip(sector.saturating_sub(radius)),
         clip(sector.saturating_add(radius)),
@@ -686,6 +686,9 @@ fn parted_mkpart(
 ) -> Result<Extent, String> {
     let len = geo.sectors() as i64;
     let ss = geo.logical;
+    if len < 2 {
+        return Err(format!("a {}-byte disk holds no partition table", geo.size));
+    }
     let (s, rs) = parted_locate(geo, start).map_err(|e| format!("start {e}"))?;
     let (mut e, mut re) = parted_locate(geo, end).map_err(|e| format!("end {e}"))?;
     if parted_iec_end(&end.text) && s != e {
@@ -944,6 +947,12 @@ mod tests {
             gpt_sectors(&g, &[("0s", "+88M"), ("0", "+122M")]),
             [(34, 180257), (180258, 430113)]
         );
+        // On a disk of 585937500 sectors or more, never below 8 (a sparse 300 GiB image).
+        let g = geo(300 * GIB, 512);
+        assert_eq!(
+            gpt_sectors(&g, &[("2047s", "+1M"), ("0", "+1M")]),
+            [(2047, 4094), (4096, 6143)]
+        );
         // sgdisk refused partition 4 ("Could not create partition 4 from 327673 to 364800")
         // after placing the first three so.
         let g = geo(1363 * MIB, 4096);
@@ -1160,6 +1169,13 @@ mod tests {
         assert!(err.reason.contains("2^32"), "{}", err.reason);
         let big4k = geo(3 * 1024 * GIB, 4096);
         assert!(table(&big4k, TableFormat::Msdos, &[("1MiB", "100%")]).is_ok());
+        // No disk to speak of (the fuzzer's blank state): refused, not a panic.
+        for size in [0, 512] {
+            for f in [TableFormat::Msdos, TableFormat::Gpt] {
+                assert!(table(&geo(size, 512), f, &[("0", "0")]).is_err(), "{size}");
+            }
+            assert!(gpt(&geo(size, 512), &[("0", "0")]).is_err(), "{size}");
+        }
     }
 
     #[test]
