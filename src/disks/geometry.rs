@@ -3,15 +3,26 @@
 //! partition is known to fit before anything is wiped, and the table written can be read back
 //! and compared.
 //!
-//! Two grammars, as disko uses them:
-//! - `gpt` partitions (disko runs `sgdisk --align-end --new=N:START:END`): sgdisk's rules
-//!   (gptfdisk `IeeeToInt`, `FindFirstInLargest`, `Align`, `FindLastInFree`). One deliberate
-//!   difference: an end `+SIZE` counts from the start *after* it was aligned, so a partition is
-//!   exactly SIZE (sgdisk counts from the unaligned start and the partition shrinks).
-//! - `table` partitions (disko runs `parted mkpart START END`): parted's rules (libparted
-//!   `ped_unit_parse_custom`: SI units with a fuzz of half a unit, exact IEC units, an IEC end
-//!   is exclusive; `mkpart` with optimal alignment picks the aligned sector nearest the asked one
-//!   within the fuzz).
+//! Two grammars, each placed as disko's tool calls place it, one call per partition:
+//! - `gpt` partitions (disko runs `sgdisk --align-end [--set-alignment=1] --new=N:START:END`,
+//!   the alignment 1 when START or END ends in `s`): sgdisk's rules (gptfdisk `IeeeToInt`,
+//!   `FindFirstInLargest`, `Align`, `FindLastInFree`, and `ComputeAlignment` as each call loads
+//!   the table, so that after a partition at an odd sector the later ones align to less). One
+//!   deliberate difference: an end `+SIZE` counts from the start *after* it was aligned, so a
+//!   partition is exactly SIZE (sgdisk counts from the start as asked, then moves the start, and
+//!   the partition grows or shrinks by the move).
+//! - `table` partitions (disko runs `parted -s DEV -- mkpart … START END`): parted's rules
+//!   (parted.c `do_mkpart`, libparted `ped_unit_parse_custom`, `snap_to_boundaries`,
+//!   `ped_constraint_solve_nearest`): `s`, `B`, SI units and `%` carry a range of half a unit
+//!   either side, IEC units none; an IEC end moves back a sector; start and end snap to the
+//!   edges of the partition, metadata or free space they fall in when those are within range;
+//!   then the placement nearest that with both ends aligned within the ranges, else the nearest
+//!   at all, which must lie within them.
+//!
+//! Also deliberate, for both: the alignment grain is 1 MiB, or a trusted optimal I/O size (see
+//! [`DiskGeometry::grain`]); sgdisk always takes 1 MiB, parted takes any optimal I/O size that
+//! does not divide 1 MiB and honours the alignment offset, which is not read here. Loop devices
+//! report neither, so tests/geometry_loop.rs checks the rest against the real tools.
 //!
 //! Sectors here are logical sectors of the disk (`queue/logical_block_size`); ranges are
 //! inclusive, as in partition tables.
@@ -157,9 +168,47 @@ fn amount(index: usize, a: Amount, ss: u64, what: &str, text: &str) -> Result<u6
     )
 }
 
+/// sgdisk's alignment for a partition that a later call adds (gptfdisk `ComputeAlignment`, run
+/// as sgdisk loads the table, as disko's one call per partition has it do): the grain, halved
+/// until it divides the first sector of every partition already there; at least 8 sectors on a
+/// disk of 585937500 sectors or more (gptfdisk `MIN_AF_ALIGNMENT`, `SMALLEST_ADVANCED_FORMAT`).
+fn sgdisk_alignment(geo: &DiskGeometry, used: &[Extent]) -> u64 {
+    let mut a = geo.grain();
+    for e in used {
+        while a > 1 && e.first % a != 0 {
+            a /= 2;
+        }
+    }
+    if a < 8 && geo.sectors() >= 585_937_500 {
+        a = 8;
+    }
+    a
+}
+
+/// gptfdisk's `FindLastInFree`: the sector before the first partition that starts after `s`
+/// (or the last usable one); with `--align-end`, rounded down so that the sector after it is
+/// aligned, when that stays after `s`.
+fn last_in_free(s: u64, a: u64, lo: u64, hi: u64, used: &[Extent]) -> u64 {
+    let mut nearest = hi;
+    for e in used {
+        if nearest > e.first && e.first > s {
+            nearest = e.first - 1;
+        }
+    }
+    let plus = nearest + 1;
+    let aligned = align(plus, a, lo, hi, used);
+    if aligned != plus && is_free(aligned - 1, lo, hi, used) && aligned > s {
+        aligned - 1
+    } else {
+        nearest
+    }
+}
+
 /// Resolve a gpt's partitions, `(start, end)` in creation (priority) order, to extents on
-/// `geo`, as `sgdisk --align-end` would place them (see the module doc for the one difference).
-/// Errors name the partition by its index and say why it does not fit.
+/// `geo`, as disko's calls `sgdisk --align-end [--set-alignment=1] --new=N:START:END`, one per
+/// partition, would place them (gptfdisk `gptcl.cc` `-n`: `FindFirstInLargest`, `Align`,
+/// `FindLastInFree`, `IeeeToInt`, `CreatePartition`; see the module doc for the one
+/// difference). Errors name the partition by its index and say why it does not fit.
 pub fn gpt_extents(
     geo: &DiskGeometry,
     parts: &[(&GptPos, &GptPos)],
@@ -168,11 +217,12 @@ pub fn gpt_extents(
     let (lo, hi) = geo.gpt_usable();
     let mut used: Vec<Extent> = Vec::new();
     for (i, (start, end)) in parts.iter().enumerate() {
-        // disko sets sgdisk's alignment to 1 sector when a boundary is given in sectors.
+        // disko sets sgdisk's alignment to 1 sector when a boundary is given in sectors;
+        // otherwise sgdisk computes it from the partitions already on the disk.
         let a = if start.in_sectors() || end.in_sectors() {
             1
         } else {
-            geo.grain()
+            sgdisk_alignment(geo, &used)
         };
         let blocks = free_blocks(lo, hi, &used);
         let Some(largest) =
@@ -183,25 +233,22 @@ pub fn gpt_extents(
         else {
             return fail(i, "no free space is left on the disk for it");
         };
+        // The defaults of both boundaries: the largest free block, its start aligned, its end
+        // as --align-end leaves it. sgdisk resolves `-N` ends against this block too.
         let low = align(largest.first, a, lo, hi, &used);
-        let last_in = |s: u64| -> u64 {
-            let b = blocks
-                .iter()
-                .find(|b| s >= b.first && s <= b.last)
-                .map_or(s, |b| b.last);
-            // --align-end: the block's end rounded down so the next sector is aligned.
-            let aligned = ((b + 1) / a) * a;
-            if aligned > s {
-                aligned - 1
-            } else {
-                b
-            }
-        };
-        let high = last_in(low);
+        let high = last_in_free(low, a, lo, hi, &used);
         let st = match start.kind {
             GptPosKind::Default => low,
             GptPosKind::Absolute(x) => amount(i, x, ss, "start", &start.text)?,
-            GptPosKind::Plus(x) => low + amount(i, x, ss, "start", &start.text)?,
+            GptPosKind::Plus(x) => {
+                let n = amount(i, x, ss, "start", &start.text)?;
+                // IeeeToInt: in a free block smaller than the alignment, `+N` counts N-1.
+                if high.saturating_sub(low) < a {
+                    low + n - 1
+                } else {
+                    low + n
+                }
+            }
             GptPosKind::Minus(x) => {
                 let n = amount(i, x, ss, "start", &start.text)?;
                 if n > high {
@@ -213,6 +260,7 @@ pub fn gpt_extents(
                 high - n
             }
         };
+        let st = align(st, a, lo, hi, &used);
         if !is_free(st, lo, hi, &used) {
             return fail(
                 i,
@@ -230,18 +278,23 @@ pub fn gpt_extents(
                 },
             );
         }
-        let st = align(st, a, lo, hi, &used);
-        let high = last_in(st);
         let en = match end.kind {
             GptPosKind::Default => high,
             GptPosKind::Absolute(x) => amount(i, x, ss, "end", &end.text)?,
+            // Deliberately from the aligned start (sgdisk: from the start as asked).
             GptPosKind::Plus(x) => {
                 let n = amount(i, x, ss, "size", &end.text)?;
                 st.checked_add(n).map_or(u64::MAX, |e| e - 1)
             }
             GptPosKind::Minus(x) => {
                 let n = amount(i, x, ss, "end", &end.text)?;
-                high.saturating_sub(n)
+                if n > high {
+                    return fail(
+                        i,
+                        format!("end {:?} lies before the disk's start", end.text),
+                    );
+                }
+                high - n
             }
         };
         if en < st {
@@ -281,8 +334,8 @@ pub fn gpt_extents(
     Ok(used)
 }
 
-/// gptfdisk's `Align`: the earlier aligned sector if every sector up to `s` is free, else the
-/// later one if free, else `s` as it is.
+/// gptfdisk's `Align`: the earlier aligned sector if every sector from it up to `s` is free,
+/// else the later one if every sector after `s` up to it is free, else `s` as it is.
 fn align(s: u64, a: u64, lo: u64, hi: u64, used: &[Extent]) -> u64 {
     if a <= 1 || s % a == 0 {
         return s;
@@ -292,7 +345,7 @@ fn align(s: u64, a: u64, lo: u64, hi: u64, used: &[Extent]) -> u64 {
         return earlier;
     }
     let later = earlier + a;
-    if later + a <= hi && (s..=later).all(|x| is_free(x, lo, hi, used)) {
+    if later <= hi && (s + 1..=later).all(|x| is_free(x, lo, hi, used)) {
         return later;
     }
     s
@@ -308,149 +361,434 @@ pub enum TableFormat {
 /// The largest sector number and count an msdos entry holds (32 bits).
 const MSDOS_MAX: u64 = u32::MAX as u64;
 
-/// One parted position resolved: the sector asked for and the fuzz around it (parted's
-/// "range").
-fn parted_sector(geo: &DiskGeometry, p: &PartedPos) -> Result<(u64, u64, u64), String> {
-    let ss = geo.logical as u128;
-    let len = geo.sectors();
-    let unit: u128 = match p.unit {
+/// A range of sectors, inclusive, in parted's signed arithmetic.
+type Range = (i64, i64);
+
+fn intersect(a: Range, b: Range) -> Option<Range> {
+    let r = (a.0.max(b.0), a.1.min(b.1));
+    (r.0 <= r.1).then_some(r)
+}
+
+fn inside(r: Range, x: i64) -> bool {
+    r.0 <= x && x <= r.1
+}
+
+/// One parted position resolved (libparted `ped_unit_parse_custom`): the sector asked for,
+/// clipped to the disk, and the range parted may move it within: half a unit either side for
+/// `s`, `B`, SI units and `%` (of the disk), none for IEC units. parted computes the sector in
+/// floating point and truncates it; a negative position counts back from the disk's end.
+fn parted_locate(geo: &DiskGeometry, p: &PartedPos) -> Result<(i64, Range), String> {
+    let ss = geo.logical as i64;
+    let len = geo.sectors() as i64;
+    let unit: i64 = match p.unit {
         PartedUnit::Sector => ss,
         PartedUnit::Byte => 1,
-        PartedUnit::Si(u) | PartedUnit::Iec(u) => u as u128,
-        PartedUnit::Percent => len as u128 * ss / 100,
+        PartedUnit::Si(u) | PartedUnit::Iec(u) => u as i64,
+        PartedUnit::Percent => (geo.sectors() * geo.logical / 100) as i64,
     };
-    let radius = if unit.is_power_of_two() {
-        0
-    } else {
-        (unit.div_ceil(ss) / 2).saturating_sub(1) as u64
+    let radius = match p.unit {
+        PartedUnit::Iec(_) => 0,
+        _ => ((unit + ss - 1) / ss / 2 - 1).max(0),
     };
-    let outside = || format!("{:?} is outside the disk", p.text);
-    let x = p.mantissa.checked_mul(unit).ok_or_else(outside)? / (10u128.pow(p.scale) * ss);
-    let x = u64::try_from(x).map_err(|_| outside())?;
-    let sector = if p.negative {
-        len.checked_sub(x)
-            .ok_or_else(|| format!("{:?} counts back past the disk's start", p.text))?
-    } else {
-        x
-    };
-    let last = len.saturating_sub(1);
-    if sector > last + radius {
+    let num = p.mantissa as f64 / 10f64.powi(p.scale as i32);
+    let num = if p.negative { -num } else { num };
+    let mut sector = (num * unit as f64 / ss as f64) as i64;
+    if p.negative {
+        sector = sector.saturating_add(len);
+    }
+    let clip = |s: i64| s.clamp(0, (len - 1).max(0));
+    let range = (
+        clip(sector.saturating_sub(radius)),
+        clip(sector.saturating_add(radius)),
+    );
+    if sector.saturating_sub(range.1) > radius || range.0.saturating_sub(sector) > radius {
         return Err(format!(
-            "{:?} (sector {sector}) is outside the disk ({} sectors of {ss} bytes)",
-            p.text, len
+            "{:?} (sector {sector}) is outside the disk ({len} sectors of {ss} bytes)",
+            p.text
         ));
     }
-    let lo = sector.saturating_sub(radius);
-    let hi = (sector + radius).min(last);
-    Ok((sector.min(last), lo, hi))
+    Ok((clip(sector), range))
 }
 
-/// The sector nearest `want` in `[lo, hi]` that is aligned to `grain` (for an end: the sector
-/// before an aligned one, `(x + 1) % grain == 0`).
-fn nearest_aligned(want: u64, lo: u64, hi: u64, grain: u64, end: bool) -> Option<u64> {
-    if lo > hi {
-        return None;
-    }
-    let shift = u64::from(end);
-    let w = want.clamp(lo, hi) + shift;
-    let down = w / grain * grain;
-    [down.checked_sub(shift), (down + grain).checked_sub(shift)]
-        .into_iter()
-        .flatten()
-        .filter(|c| *c >= lo && *c <= hi)
-        .min_by_key(|c| c.abs_diff(want))
+/// parted moves an end given in IEC units one sector back, so that the next partition can
+/// start there (parted.c `_adjust_end_if_iec`) — as parted recognises them: `[kMGTPEZY]iB`,
+/// the `iB` in any case (so not `KiB` or `mib`).
+fn parted_iec_end(text: &str) -> bool {
+    let t = text.trim_end();
+    t.len() >= 4
+        && t.get(t.len() - 3..)
+            .is_some_and(|u| "kMGTPEZY".contains(&u[..1]) && u[1..].eq_ignore_ascii_case("iB"))
 }
 
-/// parted's choice for one partition: within the fuzz of the start and of the end and inside
-/// one free block, the placement nearest what was asked with both ends aligned; failing that,
-/// the nearest placement at all (parted then warns "not properly aligned").
-fn parted_solve(
-    free: &[Extent],
-    (s, s_lo, s_hi): (u64, u64, u64),
-    (e, e_lo, e_hi): (u64, u64, u64),
-    grain: u64,
-) -> Option<Extent> {
-    for g in [grain, 1] {
-        let mut best: Option<(u64, Extent)> = None;
-        for b in free {
-            let Some(first) = nearest_aligned(s, s_lo.max(b.first), s_hi.min(b.last), g, false)
-            else {
-                continue;
+/// The partition list parted sees (libparted `disk.c`, `_disk_alloc_freespace`): the
+/// partitions, the label's metadata and the free space between them, covering the disk. gpt's
+/// metadata are its tables at both ends (`gpt_alloc_metadata`); msdos's the sectors before the
+/// first partition, at most `1 + sector size / 512` of them (`add_startend_metadata`, with the
+/// BIOS track parted assumes on Linux).
+fn parted_regions(geo: &DiskGeometry, format: TableFormat, used: &[Extent]) -> Vec<Range> {
+    let len = geo.sectors() as i64;
+    let mut taken: Vec<Range> = used
+        .iter()
+        .map(|e| (e.first as i64, e.last as i64))
+        .collect();
+    match format {
+        TableFormat::Gpt => {
+            let (lo, hi) = geo.gpt_usable();
+            taken.push((0, lo as i64 - 1));
+            taken.push((hi as i64 + 1, len - 1));
+        }
+        TableFormat::Msdos => {
+            let track = 1 + geo.logical as i64 / 512;
+            let end = match used.iter().map(|e| e.first as i64).min() {
+                Some(f) => (track - 1).min(f - 1),
+                None => track - 1,
             };
-            let Some(last) = nearest_aligned(e, e_lo.max(first), e_hi.min(b.last), g, true) else {
-                continue;
-            };
-            let cost = first.abs_diff(s) + last.abs_diff(e);
-            if best.map_or(true, |(c, _)| cost < c) {
-                best = Some((cost, Extent { first, last }));
+            if end > 0 && end <= len {
+                taken.push((0, end));
             }
         }
-        if let Some((_, x)) = best {
-            return Some(x);
-        }
     }
-    None
+    taken.sort();
+    let mut out = Vec::new();
+    let mut next = 0;
+    for t in taken {
+        if t.0 > next {
+            out.push((next, t.0 - 1));
+        }
+        out.push(t);
+        next = next.max(t.1 + 1);
+    }
+    if next < len {
+        out.push((next, len - 1));
+    }
+    out
 }
 
-/// Resolve a `table`'s partitions, `(start, end)` in order, to extents on `geo` as
-/// `parted -s DEV -- mkpart … START END` would place them (optimal alignment). An end in IEC
-/// units (`129MiB`) is exclusive, as parted treats it. Errors name the partition's index.
+/// parted's `snap_to_boundaries`: the start moves to the first sector of the region it falls
+/// in or of the next one, the end to the last sector of its region or of the one before,
+/// whichever is nearer, when that is within its range (a start and an end in one region do not
+/// cross it; a start and an end in adjacent regions do not both cross into the other's).
+fn parted_snap(regions: &[Range], s: i64, e: i64, rs: Range, re: Range) -> (i64, i64) {
+    const UP: u8 = 2;
+    const DOWN: u8 = 4;
+    let find = |x: i64| {
+        regions
+            .iter()
+            .copied()
+            .find(|r| inside(*r, x))
+            .unwrap_or((x, x))
+    };
+    let (sp, ep) = (find(s), find(e));
+    let adjacent = sp.1 + 1 == ep.0;
+    let (mut s_allow, mut e_allow) = (UP | DOWN, UP | DOWN);
+    if sp == ep {
+        s_allow &= !UP;
+        e_allow &= !DOWN;
+    }
+    // `what` is 0 for a start, -1 for an end (parted's SECT_START, SECT_END).
+    let prefer = |x: i64, what: i64, range: Range, allow: &mut u8, part: Range| -> (u8, i64) {
+        if *allow & (UP | DOWN) == 0 {
+            return (0, 0);
+        }
+        let (mut up, mut down) = (-1, -1);
+        if *allow & UP != 0 {
+            let n = part.1 + 1 + what;
+            if inside(range, n) {
+                up = n - x;
+            } else {
+                *allow &= !UP;
+            }
+        }
+        if *allow & DOWN != 0 {
+            let n = part.0 + what;
+            if inside(range, n) {
+                down = x - n;
+            } else {
+                *allow &= !DOWN;
+            }
+        }
+        let mv = match (*allow & UP != 0, *allow & DOWN != 0) {
+            (true, true) if down < up || (down == up && what == 0) => DOWN,
+            (true, _) => UP,
+            (false, true) => DOWN,
+            (false, false) => 0,
+        };
+        (
+            mv,
+            match mv {
+                UP => up,
+                DOWN => down,
+                _ => 0,
+            },
+        )
+    };
+    let (mut s_want, s_dist) = prefer(s, 0, rs, &mut s_allow, sp);
+    let (mut e_want, e_dist) = prefer(e, -1, re, &mut e_allow, ep);
+    if adjacent && s_want == UP && e_want == DOWN {
+        if e_dist < s_dist {
+            s_allow &= !UP;
+            s_want = prefer(s, 0, rs, &mut s_allow, sp).0;
+        } else {
+            e_allow &= !DOWN;
+            e_want = prefer(e, -1, re, &mut e_allow, ep).0;
+        }
+    }
+    (
+        match s_want {
+            DOWN => sp.0,
+            UP => sp.1 + 1,
+            _ => s,
+        },
+        match e_want {
+            DOWN => ep.0 - 1,
+            UP => ep.1,
+            _ => e,
+        },
+    )
+}
+
+/// The free gap a new partition must stay in (libparted `_partition_get_overlap_constraint`):
+/// after the last partition starting before `s`, up to the next one; None when it is narrower
+/// than two sectors.
+fn parted_gap(used: &[Extent], s: i64) -> Option<Range> {
+    let mut parts: Vec<Range> = used
+        .iter()
+        .map(|e| (e.first as i64, e.last as i64))
+        .collect();
+    parts.sort();
+    let mut min_start = 0;
+    let mut rest = parts.iter().peekable();
+    while let Some(w) = rest.next_if(|w| w.0 < s || min_start >= w.0) {
+        min_start = w.1 + 1;
+    }
+    let max_end = rest.peek().map_or(i64::MAX - 1, |w| w.0 - 1);
+    (min_start < max_end).then_some((min_start, max_end))
+}
+
+/// A libparted alignment: the sectors `offset + k * grain`.
+#[derive(Clone, Copy)]
+struct Alignment {
+    offset: i64,
+    grain: i64,
+}
+
+/// libparted natmath.c's rounding, as it is for negative numbers too.
+fn abs_mod(a: i64, b: i64) -> i64 {
+    if a < 0 {
+        a % b + b
+    } else {
+        a % b
+    }
+}
+
+fn round_down_to(x: i64, g: i64) -> i64 {
+    x - abs_mod(x, g)
+}
+
+fn round_up_to(x: i64, g: i64) -> i64 {
+    if x % g != 0 {
+        round_down_to(x, g) + g
+    } else {
+        x
+    }
+}
+
+impl Alignment {
+    const ANY: Alignment = Alignment {
+        offset: 0,
+        grain: 1,
+    };
+
+    fn new(offset: i64, grain: i64) -> Alignment {
+        Alignment {
+            offset: abs_mod(offset, grain),
+            grain,
+        }
+    }
+
+    fn inside(&self, g: Range, mut r: i64) -> Option<i64> {
+        if r < g.0 {
+            r += round_up_to(g.0 - r, self.grain);
+        }
+        if r > g.1 {
+            r -= round_up_to(r - g.1, self.grain);
+        }
+        inside(g, r).then_some(r)
+    }
+
+    fn up(&self, g: Range, x: i64) -> Option<i64> {
+        self.inside(g, round_up_to(x - self.offset, self.grain) + self.offset)
+    }
+
+    fn down(&self, g: Range, x: i64) -> Option<i64> {
+        self.inside(g, round_down_to(x - self.offset, self.grain) + self.offset)
+    }
+
+    /// The aligned sector in `g` nearest `x`; the lower one of two as near.
+    fn nearest(&self, g: Range, x: i64) -> Option<i64> {
+        match (self.up(g, x), self.down(g, x)) {
+            (Some(u), Some(d)) => Some(if (x - u).abs() < (x - d).abs() { u } else { d }),
+            (u, d) => u.or(d),
+        }
+    }
+}
+
+/// A libparted constraint on a partition: aligned start and end within ranges, and a size.
+struct Constraint {
+    start_align: Alignment,
+    end_align: Alignment,
+    start_range: Range,
+    end_range: Range,
+    min: i64,
+    max: i64,
+}
+
+/// libparted's `ped_constraint_solve_nearest`: the start nearest `s` that leaves some end, then
+/// the end nearest `e` for that start.
+fn solve_nearest(c: &Constraint, len: i64, s: i64, e: i64) -> Option<Extent> {
+    if c.min > c.max {
+        return None;
+    }
+    let first_end = c.end_align.down(c.end_range, c.end_range.0)?;
+    let last_end = c.end_align.up(c.end_range, c.end_range.1)?;
+    if first_end > last_end || last_end < c.min {
+        return None;
+    }
+    let min_start = (first_end - c.max + 1).max(0);
+    let max_start = last_end - c.min + 1;
+    let starts = intersect((min_start, max_start), c.start_range)?;
+    let start = c.start_align.nearest(starts, s)?;
+    if start + c.min - 1 > len - 1 {
+        return None;
+    }
+    let ends = (
+        start + c.min - 1,
+        start.saturating_add(c.max - 1).min(len - 1),
+    );
+    let end = c.end_align.nearest(intersect(ends, c.end_range)?, e)?;
+    Some(Extent {
+        first: start as u64,
+        last: end as u64,
+    })
+}
+
+/// One `parted -s DEV -- mkpart … START END` on a disk holding `used` (parted.c `do_mkpart`):
+/// the positions parsed with their ranges, an IEC end moved back a sector, both snapped to
+/// nearby boundaries, then the placement nearest that with the start and the end aligned
+/// (`--align optimal`, parted's default) within the ranges; failing that, the placement nearest
+/// it at all, which must lie within the ranges.
+fn parted_mkpart(
+    geo: &DiskGeometry,
+    format: TableFormat,
+    used: &[Extent],
+    start: &PartedPos,
+    end: &PartedPos,
+) -> Result<Extent, String> {
+    let len = geo.sectors() as i64;
+    let ss = geo.logical;
+    if len < 2 {
+        return Err(format!("a {}-byte disk holds no partition table", geo.size));
+    }
+    let (s, rs) = parted_locate(geo, start).map_err(|e| format!("start {e}"))?;
+    let (mut e, mut re) = parted_locate(geo, end).map_err(|e| format!("end {e}"))?;
+    if parted_iec_end(&end.text) && s != e {
+        e -= 1;
+        re = (re.0 - 1, re.1 - 1);
+    }
+    if e < s {
+        return Err(format!(
+            "end {:?} (sector {e}) is not after its start {:?} (sector {s}) on a {} disk",
+            end.text,
+            start.text,
+            human(geo.size)
+        ));
+    }
+    let area: Range = match format {
+        TableFormat::Gpt => {
+            let (lo, hi) = geo.gpt_usable();
+            (lo as i64, hi as i64)
+        }
+        TableFormat::Msdos => (1, len - 1),
+    };
+    let refusal = |why: &str| {
+        let asked = Extent {
+            first: s as u64,
+            last: e as u64,
+        };
+        match overlap(asked, used) {
+            Some(j) => format!(
+                "from {:?} to {:?} (sectors {s}–{e}) it would overlap partition {} ({})",
+                start.text,
+                end.text,
+                j + 1,
+                used[j].describe(ss)
+            ),
+            None => format!(
+                "from {:?} to {:?} (sectors {s}–{e}) does not fit the usable area (sectors {}–{} of a {} disk with {ss}-byte sectors){why}",
+                start.text,
+                end.text,
+                area.0,
+                area.1,
+                human(geo.size)
+            ),
+        }
+    };
+    let (s2, e2) = parted_snap(&parted_regions(geo, format, used), s, e, rs, re);
+    if s2 > e2 {
+        return Err(refusal(""));
+    }
+    let gap = parted_gap(used, s2).ok_or_else(|| refusal(""))?;
+    let max = len.min(gap.1 - gap.0 + 1).min(area.1 - area.0 + 1);
+    let within = |r: Range| {
+        intersect(r, (0, len - 1))
+            .and_then(|r| intersect(r, gap))
+            .and_then(|r| intersect(r, area))
+    };
+    if let (Some(start_range), Some(end_range)) = (within(rs), within(re)) {
+        let grain = geo.grain() as i64;
+        let c = Constraint {
+            start_align: Alignment::new(0, grain),
+            end_align: Alignment::new(-1, grain),
+            start_range,
+            end_range,
+            min: 1,
+            max,
+        };
+        if let Some(x) = solve_nearest(&c, len, s2, e2) {
+            return Ok(x);
+        }
+    }
+    let all = within((0, len - 1)).ok_or_else(|| refusal(""))?;
+    let c = Constraint {
+        start_align: Alignment::ANY,
+        end_align: Alignment::ANY,
+        start_range: all,
+        end_range: all,
+        min: 1,
+        max,
+    };
+    let x = solve_nearest(&c, len, s2, e2).ok_or_else(|| refusal(""))?;
+    if !inside(rs, x.first as i64) || !inside(re, x.last as i64) {
+        return Err(refusal(&format!(
+            ": the nearest place parted finds, sectors {}–{}, is not within what was asked",
+            x.first, x.last
+        )));
+    }
+    Ok(x)
+}
+
+/// Resolve a `table`'s partitions, `(start, end)` in order, to extents on `geo` as disko's
+/// calls `parted -s DEV -- mkpart … START END`, one per partition, would place them (see
+/// [`parted_mkpart`]). Errors name the partition's index.
 pub fn table_extents(
     geo: &DiskGeometry,
     format: TableFormat,
     parts: &[(&PartedPos, &PartedPos)],
 ) -> Result<Vec<Extent>, GeometryError> {
     let ss = geo.logical;
-    let (lo, hi) = match format {
-        TableFormat::Gpt => geo.gpt_usable(),
-        TableFormat::Msdos => (1, geo.sectors().saturating_sub(1)),
-    };
-    let grain = geo.grain();
     let mut used: Vec<Extent> = Vec::new();
     for (i, (start, end)) in parts.iter().enumerate() {
-        let st = parted_sector(geo, start).or_else(|e| fail(i, format!("start {e}")))?;
-        let mut en = parted_sector(geo, end).or_else(|e| fail(i, format!("end {e}")))?;
-        if matches!(end.unit, PartedUnit::Iec(_)) && en.0 > 0 {
-            let e = en.0 - 1;
-            en = (e, e, e);
-        }
-        let free = free_blocks(lo, hi, &used);
-        let Some(ext) = parted_solve(&free, st, en, grain) else {
-            let asked = Extent {
-                first: st.1,
-                last: en.2.max(st.1),
-            };
-            return fail(
-                i,
-                match overlap(asked, &used) {
-                    Some(j) if en.0 >= st.0 => format!(
-                        "from {:?} to {:?} (sectors {}–{}) it would overlap partition {} ({})",
-                        start.text,
-                        end.text,
-                        st.0,
-                        en.0,
-                        j + 1,
-                        used[j].describe(ss)
-                    ),
-                    _ if en.0 < st.0 => format!(
-                        "end {:?} (sector {}) is not after its start {:?} (sector {}) on a {} disk",
-                        end.text,
-                        en.0,
-                        start.text,
-                        st.0,
-                        human(geo.size)
-                    ),
-                    _ => format!(
-                        "from {:?} to {:?} (sectors {}–{}) does not fit the usable area (sectors {lo}–{hi} of a {} disk with {ss}-byte sectors)",
-                        start.text,
-                        end.text,
-                        st.0,
-                        en.0,
-                        human(geo.size)
-                    ),
-                },
-            );
-        };
+        let ext = parted_mkpart(geo, format, &used, start, end).or_else(|e| fail(i, e))?;
         if format == TableFormat::Msdos && (ext.first > MSDOS_MAX || ext.sectors() > MSDOS_MAX) {
             return fail(
                 i,
@@ -566,12 +904,83 @@ mod tests {
         assert_eq!(sectors, [(256, 511), (512, 32768), (33024, 261887)]);
     }
 
+    fn gpt_sectors(g: &DiskGeometry, parts: &[(&str, &str)]) -> Vec<(u64, u64)> {
+        gpt(g, parts)
+            .unwrap()
+            .iter()
+            .map(|(s, n)| (s / g.logical, (s + n) / g.logical - 1))
+            .collect()
+    }
+
+    #[test]
+    fn gpt_matches_sgdisk_called_once_per_partition() {
+        // tests/geometry_loop.rs found these, sgdisk 1.0.9 as disko calls it (one call per
+        // partition, --set-alignment=1 when start or end ends in `s`). Each call aligns to the
+        // largest power of two dividing the starts already there (ComputeAlignment): after a
+        // partition at sector 3828, to 4 sectors.
+        let g = geo(1174 * MIB, 512);
+        assert_eq!(
+            gpt_sectors(&g, &[("3828s", "392M"), ("0", "+147M")]),
+            [(3828, 802816), (802820, 1103875)]
+        );
+        let g = geo(1288 * MIB, 4096);
+        assert_eq!(
+            gpt_sectors(
+                &g,
+                &[
+                    ("1232s", "+431M"),
+                    ("-611M", "747M"),
+                    ("0", "312220s"),
+                    ("-142M", "-140M")
+                ]
+            ),
+            [
+                (1232, 111567),
+                (173280, 191232),
+                (191233, 312220),
+                (136927, 137439)
+            ]
+        );
+        // `0s` is the default start, but disko sets the alignment to 1: sgdisk starts at 34.
+        let g = geo(312 * MIB, 512);
+        assert_eq!(
+            gpt_sectors(&g, &[("0s", "+88M"), ("0", "+122M")]),
+            [(34, 180257), (180258, 430113)]
+        );
+        // On a disk of 585937500 sectors or more, never below 8 (a sparse 300 GiB image).
+        let g = geo(300 * GIB, 512);
+        assert_eq!(
+            gpt_sectors(&g, &[("2047s", "+1M"), ("0", "+1M")]),
+            [(2047, 4094), (4096, 6143)]
+        );
+        // sgdisk refused partition 4 ("Could not create partition 4 from 327673 to 364800")
+        // after placing the first three so.
+        let g = geo(1363 * MIB, 4096);
+        assert_eq!(
+            gpt_sectors(&g, &[("0", "+88108s"), ("0", "171259s"), ("0", "+487M")]),
+            [(6, 88113), (88114, 171259), (171260, 295931)]
+        );
+        let err = gpt(
+            &g,
+            &[
+                ("0", "+88108s"),
+                ("0", "171259s"),
+                ("0", "+487M"),
+                ("-83M", "1425M"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(err.index, 3, "{}", err.reason);
+    }
+
     #[test]
     fn gpt_sector_units_are_not_aligned() {
         let g = geo(GIB, 512);
         let e = gpt(&g, &[("34s", "+1000s"), ("0", "+1M")]).unwrap();
         assert_eq!(e[0], (34 * 512, 1000 * 512));
-        assert_eq!(e[1], (MIB, MIB));
+        // The next call aligns to 2 sectors, the largest power of two dividing 34 (sgdisk
+        // 1.0.9: 1034–3081), not to 1 MiB.
+        assert_eq!(e[1], (1034 * 512, MIB));
     }
 
     #[test]
@@ -652,6 +1061,94 @@ mod tests {
         }
     }
 
+    fn table_sectors(
+        g: &DiskGeometry,
+        f: TableFormat,
+        parts: &[(&str, &str)],
+    ) -> Result<Vec<(u64, u64)>, GeometryError> {
+        table(g, f, parts).map(|v| {
+            v.iter()
+                .map(|(s, n)| (s / g.logical, (s + n) / g.logical - 1))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn table_matches_parted_calls_found_by_the_oracle() {
+        // tests/geometry_loop.rs found these, parted 3.5 as disko calls it (one mkpart each).
+        use TableFormat::*;
+        // A start snaps to the end of the partition before it when that is within its range
+        // (snap_to_boundaries), and the aligned placement is sought nearest the snapped one:
+        // `58%` (sector 244695, ± 2108) starts at 244224, right after partition 1.
+        let g = geo(1648 * MIB, 4096);
+        assert_eq!(
+            table_sectors(&g, Msdos, &[("5M", "1.0GB"), ("58%", "1275MB")]).unwrap(),
+            [(1280, 244223), (244224, 311295)]
+        );
+        // An end snaps to the end of the free space it is in: `1.7GB` (± half a GB) ends at the
+        // disk's last aligned sector.
+        let g = geo(2024 * MIB + 419840, 512);
+        assert_eq!(
+            table_sectors(&g, Msdos, &[("0%", "1.7GB")]).unwrap(),
+            [(2048, 4145151)]
+        );
+        // No aligned end within an exact (sector) end: parted places the partition unaligned,
+        // nearest the snapped start.
+        let g = geo(1161 * MIB, 512);
+        assert_eq!(
+            table_sectors(
+                &g,
+                Gpt,
+                &[
+                    ("1M", "128521s"),
+                    ("29%", "991M"),
+                    ("1941566s", "1110MiB"),
+                    ("1164M", "2344442s")
+                ]
+            )
+            .unwrap(),
+            [
+                (1953, 128521),
+                (690176, 1935359),
+                (1941566, 2273279),
+                (2273280, 2344442)
+            ]
+        );
+        let g = geo(1762 * MIB + 36864, 512);
+        let four = [
+            ("1MiB", "-1665MiB"),
+            ("-1665MiB", "737MB"),
+            ("40%", "-599MiB"),
+            ("1219M", "-1s"),
+        ];
+        assert_eq!(
+            table_sectors(&g, Msdos, &four[..3]).unwrap(),
+            [(2048, 198727), (198728, 1439453), (1439454, 2381895)]
+        );
+        // parted: "The closest location we can manage is 1220MB to 1848MB".
+        assert_eq!(table_sectors(&g, Msdos, &four).unwrap_err().index, 3);
+        // parted compares the positions asked before any range: `29%` (sector 72161) before
+        // `282MiB` (72192) is "the end before the start" however near.
+        let g = geo(972 * MIB, 4096);
+        let err = table_sectors(&g, Msdos, &[("-967MiB", "294M"), ("282MiB", "29%")]).unwrap_err();
+        assert_eq!(err.index, 1);
+        assert!(err.reason.contains("not after its start"), "{}", err.reason);
+        // Only `[kMGTPEZY]iB` ends are moved back a sector: `20mib` ends at sector 40960, and
+        // `20KiB` (sector 40) is before the start.
+        let g = geo(256 * MIB, 512);
+        assert_eq!(
+            table_sectors(&g, Msdos, &[("1MiB", "20mib")]).unwrap(),
+            [(2048, 40960)]
+        );
+        assert!(table_sectors(&g, Msdos, &[("1MiB", "20KiB")]).is_err());
+        // A percent is fuzzy even when 1% of the disk is a power of two (100 MiB: 1 MiB).
+        let g = geo(100 * MIB, 512);
+        assert_eq!(
+            table_sectors(&g, Msdos, &[("1MiB", "50%")]).unwrap(),
+            [(2048, 102399)]
+        );
+    }
+
     #[test]
     fn table_refusals() {
         let g = geo(GIB, 512);
@@ -672,6 +1169,13 @@ mod tests {
         assert!(err.reason.contains("2^32"), "{}", err.reason);
         let big4k = geo(3 * 1024 * GIB, 4096);
         assert!(table(&big4k, TableFormat::Msdos, &[("1MiB", "100%")]).is_ok());
+        // No disk to speak of (the fuzzer's blank state): refused, not a panic.
+        for size in [0, 512] {
+            for f in [TableFormat::Msdos, TableFormat::Gpt] {
+                assert!(table(&geo(size, 512), f, &[("0", "0")]).is_err(), "{size}");
+            }
+            assert!(gpt(&geo(size, 512), &[("0", "0")]).is_err(), "{size}");
+        }
     }
 
     #[test]

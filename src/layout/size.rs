@@ -298,14 +298,11 @@ impl GptPos {
         })
     }
 
-    /// Uses sector units (disko then sets sgdisk's alignment to 1 sector for the partition).
+    /// Written in sectors, as disko tells: the text ends in `s` (gpt.nix `alignment`), so disko
+    /// sets sgdisk's alignment to 1 sector for the partition. `0s` counts too, though sgdisk
+    /// reads it as the default.
     pub fn in_sectors(&self) -> bool {
-        matches!(
-            self.kind,
-            GptPosKind::Absolute(Amount::Sectors(_))
-                | GptPosKind::Plus(Amount::Sectors(_))
-                | GptPosKind::Minus(Amount::Sectors(_))
-        )
+        self.text.ends_with('s')
     }
 }
 
@@ -328,10 +325,14 @@ pub fn gpt_size(s: &str) -> Result<GptPos, String> {
             "{s:?}: disko's gpt size is [0-9]+[KMGTP] or 100% (give start/end for sectors)"
         ));
     }
-    GptPos::parse(&format!("+{t}")).map(|p| GptPos {
-        text: p.text[1..].to_string(),
-        ..p
-    })
+    let plus = format!("+{t}");
+    GptPos::parse(&plus)
+        .map(|p| GptPos {
+            text: p.text[1..].to_string(),
+            ..p
+        })
+        // Name the value as the layout wrote it, not as handed to sgdisk.
+        .map_err(|e| e.replacen(&format!("{plus:?}"), &format!("{s:?}"), 1))
 }
 
 impl fmt::Display for GptPos {
@@ -381,6 +382,13 @@ impl fmt::Display for PartedPos {
 impl PartedPos {
     pub fn parse(s: &str) -> Result<PartedPos, String> {
         let t = s.trim();
+        // libparted `is_chs`: a position with exactly two punctuation marks is read as
+        // cylinder,head,sector, so `12.5%` and `-1.5GB` fail under parted.
+        if t.chars().filter(|c| c.is_ascii_punctuation()).count() == 2 {
+            return Err(format!(
+                "{s:?}: parted reads a position with two punctuation marks as cylinder,head,sector and refuses it; write it without the fraction or in a smaller unit"
+            ));
+        }
         let (negative, body) = match t.strip_prefix('-') {
             Some(b) => (true, b),
             None => (false, t),
@@ -421,7 +429,7 @@ impl PartedPos {
             }
         };
         let ten = 10u128.pow(scale);
-        if mantissa != 0 && mantissa < ten {
+        if !negative && mantissa != 0 && mantissa < ten {
             return Err(format!(
                 "{s:?}: parted refuses a value below 1; use a smaller unit"
             ));
@@ -542,6 +550,8 @@ mod tests {
         for bad in ["1.5G", "50%", "2048s", "+1M", "-1M", "512", "1MB"] {
             assert!(gpt_size(bad).is_err(), "{bad}");
         }
+        let e = gpt_size("1.5G").unwrap_err();
+        assert!(e.starts_with("\"1.5G\": ") && e.contains("1536M"), "{e}");
     }
 
     #[test]
@@ -557,5 +567,12 @@ mod tests {
         for bad in ["", "abc", "0.5M", "101%", "1.5s", "1X", "1c", "1..2M"] {
             assert!(PartedPos::parse(bad).is_err(), "{bad}");
         }
+        // parted 3.5 refuses these as cylinder,head,sector; with three marks it reads them.
+        for chs in ["12.5%", "-10%", "-1.5GB", "-0.5GB"] {
+            let e = PartedPos::parse(chs).unwrap_err();
+            assert!(e.contains("cylinder,head,sector"), "{chs}: {e}");
+        }
+        assert!(PartedPos::parse("-12.5%").unwrap().negative);
+        assert_eq!(PartedPos::parse("1.5GB").unwrap().scale, 1);
     }
 }
