@@ -253,6 +253,13 @@ pub fn parse_private_key(data: &[u8]) -> std::result::Result<KeyInfo, String> {
         );
     }
     let key = PrivateKey::from_openssh(text.trim())
+        .or_else(|e| {
+            // ssh-key 0.6 refuses an ECDSA scalar that OpenSSH wrote without its leading zero
+            // byte (an mpint is minimal: one key in 256); give it the fixed width and retry.
+            ecdsa_scalar_padded(text.trim())
+                .and_then(|t| PrivateKey::from_openssh(t).ok())
+                .ok_or(e)
+        })
         .map_err(|e| format!("not a parseable OpenSSH private key ({e})"))?;
     if key.is_encrypted() {
         return Err("the key is passphrase-protected; sshd cannot use it".into());
@@ -267,6 +274,87 @@ pub fn parse_private_key(data: &[u8]) -> std::result::Result<KeyInfo, String> {
         }
     }
     Ok(describe(&key))
+}
+
+/// An unencrypted openssh-key-v1 ECDSA key (OpenSSH PROTOCOL.key) re-encoded with its private
+/// scalar left-padded to the curve's width (32, 48 or 66 bytes) when OpenSSH wrote it shorter.
+/// None when the text is anything else or needs no change.
+fn ecdsa_scalar_padded(text: &str) -> Option<String> {
+    use base64ct::{Base64, Encoding};
+    let body: String = text
+        .strip_prefix("-----BEGIN OPENSSH PRIVATE KEY-----")?
+        .trim_end()
+        .strip_suffix("-----END OPENSSH PRIVATE KEY-----")?
+        .split_whitespace()
+        .collect();
+    let blob = Base64::decode_vec(&body).ok()?;
+    let mut r = blob.strip_prefix(b"openssh-key-v1\0")?;
+    fn take<'a>(r: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let n = u32::from_be_bytes(r.get(..4)?.try_into().ok()?) as usize;
+        let v = r.get(4..4 + n)?;
+        *r = &r[4 + n..];
+        Some(v)
+    }
+    if take(&mut r)? != b"none" {
+        return None; // encrypted: the scalar cannot be reached (and is refused anyway)
+    }
+    take(&mut r)?; // kdfname
+    take(&mut r)?; // kdfoptions
+    if r.get(..4)? != [0, 0, 0, 1] {
+        return None;
+    }
+    r = &r[4..];
+    take(&mut r)?; // public key
+    let head = &blob[..blob.len() - r.len()];
+    let mut p = take(&mut r)?;
+    let checks = p.get(..8)?;
+    p = &p[8..];
+    let kt = take(&mut p)?;
+    let width = match kt {
+        b"ecdsa-sha2-nistp256" => 32,
+        b"ecdsa-sha2-nistp384" => 48,
+        b"ecdsa-sha2-nistp521" => 66,
+        _ => return None,
+    };
+    let curve = take(&mut p)?;
+    let q = take(&mut p)?;
+    let d = take(&mut p)?;
+    let rest = p; // comment and padding
+    if d.len() >= width || d.first().is_some_and(|b| *b >= 0x80) {
+        return None;
+    }
+    let put = |out: &mut Vec<u8>, v: &[u8]| {
+        out.extend((v.len() as u32).to_be_bytes());
+        out.extend(v);
+    };
+    let mut scalar = vec![0u8; width - d.len()];
+    scalar.extend(d);
+    if scalar[0] >= 0x80 {
+        scalar.insert(0, 0);
+    }
+    let mut priv_ = checks.to_vec();
+    put(&mut priv_, kt);
+    put(&mut priv_, curve);
+    put(&mut priv_, q);
+    put(&mut priv_, &scalar);
+    // Comment, then the 1, 2, 3… padding to the 8-byte block, recomputed for the new length.
+    let comment_len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    priv_.extend(rest.get(..4 + comment_len)?);
+    let mut i = 1u8;
+    while priv_.len() % 8 != 0 {
+        priv_.push(i);
+        i += 1;
+    }
+    let mut out = head.to_vec();
+    put(&mut out, &priv_);
+    let b64 = Base64::encode_string(&out);
+    let mut pem = String::from("-----BEGIN OPENSSH PRIVATE KEY-----\n");
+    for chunk in b64.as_bytes().chunks(70) {
+        pem.push_str(std::str::from_utf8(chunk).ok()?);
+        pem.push('\n');
+    }
+    pem.push_str("-----END OPENSSH PRIVATE KEY-----\n");
+    Some(pem)
 }
 
 /// The shareable facts about a parsed private key.
@@ -290,6 +378,77 @@ fn encode_private_key(key: &PrivateKey) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An ECDSA key as OpenSSH writes it when the scalar's first byte is 0 (one key in 256):
+    /// the mpint is 31 bytes. ssh-keygen itself reads the file (so it is what OpenSSH makes), and
+    /// the bundle check accepts it with the right fingerprint.
+    #[test]
+    fn ecdsa_key_with_a_short_scalar_is_accepted() {
+        let mut d = [0u8; 32];
+        for (i, b) in d.iter_mut().enumerate().skip(1) {
+            *b = i as u8 * 7 + 1;
+        }
+        let sk = p256::SecretKey::from_slice(&d).unwrap();
+        let q = sk.public_key().to_sec1_bytes();
+        let put = |out: &mut Vec<u8>, v: &[u8]| {
+            out.extend((v.len() as u32).to_be_bytes());
+            out.extend(v);
+        };
+        let mut public = Vec::new();
+        put(&mut public, b"ecdsa-sha2-nistp256");
+        put(&mut public, b"nistp256");
+        put(&mut public, &q);
+        let mut private = vec![1, 2, 3, 4, 1, 2, 3, 4];
+        put(&mut private, b"ecdsa-sha2-nistp256");
+        put(&mut private, b"nistp256");
+        put(&mut private, &q);
+        put(&mut private, &d[1..]); // minimal mpint: 31 bytes
+        put(&mut private, b"short@test");
+        let mut i = 1u8;
+        while private.len() % 8 != 0 {
+            private.push(i);
+            i += 1;
+        }
+        let mut blob = b"openssh-key-v1\0".to_vec();
+        put(&mut blob, b"none");
+        put(&mut blob, b"none");
+        put(&mut blob, b"");
+        blob.extend(1u32.to_be_bytes());
+        put(&mut blob, &public);
+        put(&mut blob, &private);
+        use base64ct::{Base64, Encoding};
+        let pem = format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
+            Base64::encode_string(&blob)
+        );
+        assert!(
+            PrivateKey::from_openssh(&pem).is_err(),
+            "ssh-key fixed upstream?"
+        );
+        let info = parse_private_key(pem.as_bytes()).unwrap();
+        assert_eq!(info.algorithm, "ecdsa-sha2-nistp256");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("k");
+        std::fs::write(&f, &pem).unwrap();
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-l", "-E", "sha256", "-f"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        let line = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            line.contains(&info.fingerprint),
+            "{line} vs {}",
+            info.fingerprint
+        );
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-y", "-f"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ssh-keygen reads it: {out:?}");
+    }
 
     fn key(comment: &str) -> Vec<u8> {
         let mut k = PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&[7u8; 32]));
