@@ -196,7 +196,7 @@ pub fn load_ca(path: &Path) -> Result<Vec<reqwest::Certificate>> {
     Ok(certs)
 }
 
-/// Build the blocking client (rustls). With a CA file, only that CA is trusted.
+/// Build the blocking client (rustls with AWS-LC). With a CA file, only that CA is trusted.
 pub fn client(opts: &ClientOptions<'_>) -> Result<Client> {
     // reqwest is built without a crypto provider of its own (it would bring ring): TLS uses
     // AWS-LC, as ssh-rsa secrets do. An Err only says a provider is already installed.
