@@ -196,8 +196,11 @@ pub fn load_ca(path: &Path) -> Result<Vec<reqwest::Certificate>> {
     Ok(certs)
 }
 
-/// Build the blocking client (rustls). With a CA file, only that CA is trusted.
+/// Build the blocking client (rustls with AWS-LC). With a CA file, only that CA is trusted.
 pub fn client(opts: &ClientOptions<'_>) -> Result<Client> {
+    // reqwest is built without a crypto provider of its own (it would bring ring): TLS uses
+    // AWS-LC, as ssh-rsa secrets do. An Err only says a provider is already installed.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut b = Client::builder()
         .user_agent(concat!("provision/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(opts.connect_timeout)

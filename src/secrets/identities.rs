@@ -9,6 +9,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use super::ssh_rsa::SshRsa;
+
 /// Largest identity file we read (an OpenSSH RSA-16384 key is ~13 KiB).
 const MAX_IDENTITY_SIZE: u64 = 1 << 20;
 
@@ -54,6 +56,8 @@ pub struct Identity {
     pub kind: Kind,
     /// Public fingerprint (`SHA256:…` for SSH keys, the `age1…` recipient for X25519).
     pub public: String,
+    /// What unwraps its stanzas: `aws-lc` (ssh-rsa, see [`SshRsa`]) or `age` (the age crate).
+    pub engine: &'static str,
     inner: Box<dyn age::Identity + Send + Sync>,
 }
 
@@ -63,6 +67,7 @@ impl fmt::Debug for Identity {
             .field("path", &self.path)
             .field("kind", &self.kind)
             .field("public", &self.public)
+            .field("engine", &self.engine)
             .finish_non_exhaustive()
     }
 }
@@ -225,9 +230,10 @@ fn parse_ssh(path: &Path, text: &str) -> Result<Identity, IdentityError> {
             return Err(err(path, what));
         }
     }
-    // The algorithm and fingerprint, for the report (age does not expose them). PEM-encoded RSA
-    // keys (`BEGIN RSA PRIVATE KEY`) are not OpenSSH format: age reads them, ssh-key does not.
-    let (kind, public) = match ssh_key::PrivateKey::from_openssh(text) {
+    // The algorithm and fingerprint, for the report (age does not expose them), and for RSA the
+    // AWS-LC key. PEM-encoded RSA keys (`BEGIN RSA PRIVATE KEY`) are not OpenSSH format: age
+    // reads them, ssh-key does not.
+    let (kind, public, rsa) = match ssh_key::PrivateKey::from_openssh(text) {
         Ok(k) => {
             let kind = match k.algorithm() {
                 ssh_key::Algorithm::Ed25519 => Kind::SshEd25519,
@@ -236,21 +242,38 @@ fn parse_ssh(path: &Path, text: &str) -> Result<Identity, IdentityError> {
                     return Err(err(path, format!("unsupported SSH key type {other}")));
                 }
             };
-            (
-                kind,
-                k.public_key().fingerprint(Default::default()).to_string(),
-            )
+            let public = k.public_key().fingerprint(Default::default()).to_string();
+            (kind, public, k.key_data().rsa().map(SshRsa::from_openssh))
         }
         Err(_) if text.contains("BEGIN RSA PRIVATE KEY") => {
-            (Kind::SshRsa, "(PEM RSA key)".to_string())
+            let rsa = SshRsa::from_pkcs1_pem(text);
+            let public = match &rsa {
+                Ok(k) => k.fingerprint(),
+                Err(_) => "(PEM RSA key)".to_string(),
+            };
+            (Kind::SshRsa, public, Some(rsa))
         }
         Err(e) => return Err(err(path, format!("not a usable SSH private key: {e}"))),
+    };
+    let (engine, inner): (_, Box<dyn age::Identity + Send + Sync>) = match rsa {
+        Some(Ok(k)) => ("aws-lc", Box::new(k)),
+        Some(Err(why)) => {
+            // age parsed the key, so it can still unwrap with its own (slower) RSA.
+            tracing::info!(
+                stage = "secrets",
+                "identity {}: {why}; its ssh-rsa stanzas are unwrapped by the age crate instead",
+                path.display()
+            );
+            ("age", Box::new(parsed))
+        }
+        None => ("age", Box::new(parsed)),
     };
     Ok(Identity {
         path: path.to_path_buf(),
         kind,
         public,
-        inner: Box::new(parsed),
+        engine,
+        inner,
     })
 }
 
@@ -282,6 +305,7 @@ fn parse_age(path: &Path, text: &str) -> Result<Vec<Identity>, IdentityError> {
                     path: path.to_path_buf(),
                     kind: Kind::X25519,
                     public,
+                    engine: "age",
                     inner: Box::new(id),
                 });
             }

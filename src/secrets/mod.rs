@@ -14,6 +14,7 @@
 pub mod decrypt;
 pub mod generation;
 pub mod identities;
+pub mod ssh_rsa;
 
 use anyhow::{Context as _, Result};
 use serde::Deserialize;
@@ -444,7 +445,7 @@ pub fn run(ctx: &Context, cfg: &SecretsConfig) -> Result<StageOutput> {
 
     let ids = load_identities(ctx, cfg, &planned)?;
     for i in &ids.list {
-        tracing::info!(stage = "secrets", identity = %i.path.display(), kind = i.kind.as_str(), public = %i.public, "identity loaded");
+        tracing::info!(stage = "secrets", identity = %i.path.display(), kind = i.kind.as_str(), public = %i.public, engine = i.engine, "identity loaded");
     }
     let mut actions = Vec::new();
     match generation::ensure_ramfs(&mount_host).context("secrets: preparing the ramfs")? {
