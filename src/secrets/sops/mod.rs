@@ -13,10 +13,12 @@
 
 pub mod cipher;
 pub mod dotenv;
+pub mod emit;
 pub mod ini;
 pub mod keys;
 pub mod metadata;
 pub mod shamir;
+pub mod stage;
 pub mod tree;
 pub mod walk;
 pub mod yaml_json;
