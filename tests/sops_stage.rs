@@ -238,6 +238,31 @@ secrets:
     );
     assert_eq!(root.read("/run/secrets/str"), b"hello");
 
+    // The default host keys: an unusable one is skipped, the other used (native ssh-ed25519).
+    let ssh = root.dir.path().join("etc/ssh");
+    fs::create_dir_all(&ssh).unwrap();
+    fs::copy(
+        gen.path().join("host_ed25519"),
+        ssh.join("ssh_host_ed25519_key"),
+    )
+    .unwrap();
+    fs::write(ssh.join("ssh_host_rsa_key"), "not a key\n").unwrap();
+    root.run(
+        gen.path(),
+        "secrets:\n  str: {sopsFile: rich.json, format: json}\n",
+    )
+    .unwrap();
+    assert_eq!(root.read("/run/secrets/str"), b"hello");
+    assert_eq!(root.generations(), ["1", "2"]);
+    // …but a configured one must load.
+    let e = root
+        .run(
+            gen.path(),
+            "age:\n  sshKeyPaths: [/etc/ssh/ssh_host_rsa_key]\nsecrets:\n  str: {sopsFile: rich.json, format: json}\n",
+        )
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("ssh_host_rsa_key"), "{e:#}");
+
     // One flipped byte in one file: that secret is named, nothing is written or switched.
     let bad = format!("{cfg}  int: {{sopsFile: flipped.yaml}}\n");
     let e = root.run(gen.path(), &bad).unwrap_err();
@@ -248,7 +273,7 @@ secrets:
             && msg.contains("authentication failed"),
         "{msg}"
     );
-    assert_eq!(root.generations(), ["1"]);
+    assert_eq!(root.generations(), ["1", "2"]);
 }
 
 /// Through the binary: `provision secrets` runs the sops side beside the agenix side (an

@@ -77,6 +77,12 @@ impl SopsKeys {
         self.ids.is_empty()
     }
 
+    /// Add the identities of `other`.
+    pub fn extend(&mut self, other: SopsKeys) {
+        self.ids.list.extend(other.ids.list);
+        self.derived.extend(other.derived);
+    }
+
     /// One line per identity (public parts only): `X25519 age1… (path)`,
     /// `ssh-ed25519 SHA256:… (path)`, `X25519 age1… (ssh-to-age of path)`.
     pub fn describe(&self) -> Vec<String> {

@@ -412,25 +412,57 @@ fn plan(ctx: &Context, cfg: &SopsConfig) -> Result<(Vec<PlannedSecret>, Vec<Plan
     }
 }
 
-/// The identity files: `age.keyFile` (must exist) and the SSH keys (configured: must exist;
-/// default: whichever exist).
-fn identity_files(ctx: &Context, cfg: &SopsConfig) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = cfg
+/// The identity files: `age.keyFile` and configured `age.sshKeyPaths` (each must load), and
+/// the default host keys that exist (each may be skipped, see [`load_keys`]).
+fn identity_files(ctx: &Context, cfg: &SopsConfig) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut strict: Vec<PathBuf> = cfg
         .age
         .key_file
         .iter()
         .map(|p| ctx.config_path(p))
         .collect();
+    let mut defaults = Vec::new();
     match &cfg.age.ssh_key_paths {
-        Some(list) => v.extend(list.iter().map(|p| ctx.config_path(p))),
-        None => v.extend(
+        Some(list) => strict.extend(list.iter().map(|p| ctx.config_path(p))),
+        None => defaults.extend(
             DEFAULT_SSH_KEY_PATHS
                 .iter()
                 .map(|p| ctx.path(p))
                 .filter(|p| p.exists()),
         ),
     }
-    v
+    (strict, defaults)
+}
+
+/// Load the identities. A default host key that cannot be used (passphrase, unknown type) is
+/// skipped with a warning naming it, as the agenix side and sops-nix (which prints "Cannot
+/// read ssh key" and goes on) do; a configured file that fails is an error.
+fn load_keys(ctx: &Context, cfg: &SopsConfig) -> Result<SopsKeys> {
+    let (strict, defaults) = identity_files(ctx, cfg);
+    let mut keys = SopsKeys::load(&strict).map_err(|errs| {
+        coded(
+            Code::Decrypt,
+            format!(
+                "sops: {}; nothing decrypted, {} not switched",
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                cfg.secrets_dir.display()
+            ),
+        )
+    })?;
+    for p in defaults {
+        match SopsKeys::load(std::slice::from_ref(&p)) {
+            Ok(k) => keys.extend(k),
+            Err(errs) => {
+                for e in errs {
+                    tracing::warn!(stage = "sops", "{e} (default host key, skipped)");
+                }
+            }
+        }
+    }
+    Ok(keys)
 }
 
 /// What one secret or template became: its bytes, or why not.
@@ -581,20 +613,7 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
             details: json!({"generation": previous, "secrets": [], "text": "sops: no secrets configured; nothing to do\n"}),
         });
     }
-    let files = identity_files(ctx, cfg);
-    let keys = SopsKeys::load(&files).map_err(|errs| {
-        coded(
-            Code::Decrypt,
-            format!(
-                "sops: {}; nothing decrypted, {} not switched",
-                errs.iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                cfg.secrets_dir.display()
-            ),
-        )
-    })?;
+    let keys = load_keys(ctx, cfg)?;
     if keys.is_empty() && !secrets.is_empty() {
         return Err(coded(
             Code::Decrypt,
@@ -796,13 +815,13 @@ fn dry_run(
 ) -> StageOutput {
     let mut actions = Vec::new();
     let mut problems = Vec::new();
-    let ids = identity_files(ctx, cfg);
-    for p in &ids {
+    let (strict, defaults) = identity_files(ctx, cfg);
+    for p in &strict {
         if !p.is_file() {
             problems.push(format!("identity {}: missing", p.display()));
         }
     }
-    if ids.is_empty() && !secrets.is_empty() {
+    if strict.is_empty() && defaults.is_empty() && !secrets.is_empty() {
         problems.push("no identity file present".into());
     }
     let gen = cfg.secrets_mount_point.join(next.to_string());
