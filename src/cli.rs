@@ -69,7 +69,7 @@ pub enum Command {
     Disks,
     /// Fetch, verify and install the SSH keys.
     Keys,
-    /// Decrypt age secrets into /run/agenix.
+    /// Decrypt age secrets into /run/agenix and sops-nix secrets into /run/secrets.
     Secrets,
     /// disks, keys and secrets, in that order.
     All,
