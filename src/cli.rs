@@ -69,7 +69,7 @@ pub enum Command {
     Disks,
     /// Fetch, verify and install the SSH keys.
     Keys,
-    /// Decrypt age secrets into /run/agenix.
+    /// Decrypt age secrets into /run/agenix and sops-nix secrets into /run/secrets.
     Secrets,
     /// disks, keys and secrets, in that order.
     All,
@@ -431,6 +431,11 @@ fn status(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<
         text.push_str(&format!("secrets: {}\n", serde_json::to_string(&v)?));
         out.insert("secrets".into(), v);
     }
+    if let Some(sc) = &cfg.sops {
+        let v = crate::secrets::sops::stage::status(ctx, sc);
+        text.push_str(&format!("sops: {}\n", serde_json::to_string(&v)?));
+        out.insert("sops".into(), v);
+    }
     let rep = report::load_current(report_path);
     if let Some(r) = &rep {
         for st in &r.stages {
@@ -527,14 +532,23 @@ fn run_keys(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Resul
 }
 
 fn run_secrets(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<()> {
-    let Some(s) = &cfg.secrets else {
+    if cfg.secrets.is_none() && cfg.sops.is_none() {
         tracing::info!(
             stage = "secrets",
-            "no secrets section in the config: nothing to do"
+            "no secrets or sops section in the config: nothing to do"
         );
         return Ok(());
-    };
-    run_stage(cli, ctx, report_path, "secrets", || {
-        crate::secrets::run(ctx, s)
-    })
+    }
+    // The agenix and the sops-nix side each run (and fail) on their own; the first error wins.
+    let agenix = cfg.secrets.as_ref().map_or(Ok(()), |s| {
+        run_stage(cli, ctx, report_path, "secrets", || {
+            crate::secrets::run(ctx, s)
+        })
+    });
+    let sops = cfg.sops.as_ref().map_or(Ok(()), |s| {
+        run_stage(cli, ctx, report_path, "sops", || {
+            crate::secrets::sops::stage::run(ctx, s)
+        })
+    });
+    agenix.and(sops)
 }

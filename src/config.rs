@@ -27,6 +27,9 @@ pub struct Config {
     /// Secrets stage; absent = the stage has nothing to do.
     #[serde(default)]
     pub secrets: Option<crate::secrets::SecretsConfig>,
+    /// sops-nix secrets (part of the secrets stage); absent = none.
+    #[serde(default)]
+    pub sops: Option<crate::secrets::sops::stage::SopsConfig>,
     /// Where the per-boot report goes (default `/run/provision/report.json`).
     #[serde(default)]
     pub report: Option<PathBuf>,

@@ -11,6 +11,8 @@
 //! is logged, put in an error, in the report, or written outside the ramfs (a `symlink: false`
 //! secret is written at its `path` only if that is on ramfs or tmpfs).
 
+pub mod sops;
+
 pub mod decrypt;
 pub mod generation;
 pub mod identities;

@@ -1,0 +1,955 @@
+//! The sops-nix side of the secrets stage (DESIGN §8): the config's `sops:` section, with
+//! sops-nix's option names, installed as sops-install-secrets does (Mic92/sops-nix
+//! `pkgs/sops-install-secrets/main.go`, `modules/sops`).
+//!
+//! - one file per secret at `/run/secrets/<name>`: the value at its `key` (`a/b` walks nested
+//!   mappings; `""` is the whole file), or the whole file for `binary`, `dotenv` and `ini`;
+//! - templates rendered to `/run/secrets/rendered/<name>`, every
+//!   `<SOPS:<sha256 of the secret's name>:PLACEHOLDER>` replaced by that secret's value;
+//! - a custom `path` becomes a symlink to `/run/secrets/<name>` (or `…/rendered/<name>`);
+//! - generations `/run/secrets.d/<N>/` on ramfs, `/run/secrets` switched to the new one by
+//!   renaming a symlink over it, as the agenix side ([`crate::secrets::generation`]).
+//!
+//! Fail closed, and earlier than sops-nix: every file is decrypted and MAC-checked, every value
+//! found and every template rendered in memory before anything is written; one failure and
+//! nothing is written, `/run/secrets` keeps pointing where it did, and the error lists every
+//! failed secret and why (exit 8).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::keys::SopsKeys;
+use super::{emit, Document, Format};
+use crate::context::{Context, StageOutput};
+use crate::exit::{coded, Code};
+use crate::secrets::identities::wipe;
+use crate::secrets::{check_name, generation, parse_mode, IdSpec, ModeSpec, DEFAULT_MODE};
+use crate::system::users::Users;
+
+/// Where the live generation is linked (sops-nix's `/run/secrets`).
+pub const DEFAULT_SECRETS_DIR: &str = "/run/secrets";
+/// Where generations live on ramfs (sops-nix's `/run/secrets.d`).
+pub const DEFAULT_MOUNT_POINT: &str = "/run/secrets.d";
+/// Host keys used when `age.sshKeyPaths` is not given: whichever exist. sops-nix defaults to
+/// the ed25519 host keys (for ssh-to-age); the RSA key is added for native `ssh-rsa` recipients.
+pub const DEFAULT_SSH_KEY_PATHS: &[&str] =
+    &["/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key"];
+/// Templates' subdirectory of a generation (sops-nix `RenderedSubdir`).
+pub const RENDERED: &str = "rendered";
+
+/// The `sops:` section (sops-nix's `sops.*` options).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SopsConfig {
+    /// The sops file of every secret that names none. Relative = next to the config.
+    #[serde(default)]
+    pub default_sops_file: Option<PathBuf>,
+    /// Default `format` (default `yaml`).
+    #[serde(default = "yaml")]
+    pub default_sops_format: Format,
+    /// Default `key` (default: the secret's name).
+    #[serde(default)]
+    pub default_sops_key: Option<String>,
+    #[serde(default)]
+    pub age: AgeConfig,
+    /// `secrets.<name>`.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SopsSecret>,
+    /// `templates.<name>`.
+    #[serde(default)]
+    pub templates: BTreeMap<String, SopsTemplate>,
+    /// Older generations kept besides the live one (sops-nix `keepGenerations`, default 1;
+    /// 0 keeps all).
+    #[serde(default = "one")]
+    pub keep_generations: u64,
+    /// The symlink to the live generation (an extension; sops-nix's is fixed). Default
+    /// `/run/secrets`.
+    #[serde(default = "default_secrets_dir")]
+    pub secrets_dir: PathBuf,
+    /// Where generations live (an extension). Default `/run/secrets.d`.
+    #[serde(default = "default_mount_point")]
+    pub secrets_mount_point: PathBuf,
+}
+
+fn yaml() -> Format {
+    Format::Yaml
+}
+fn one() -> u64 {
+    1
+}
+fn default_secrets_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_SECRETS_DIR)
+}
+fn default_mount_point() -> PathBuf {
+    PathBuf::from(DEFAULT_MOUNT_POINT)
+}
+
+/// `sops.age`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AgeConfig {
+    /// An age key file (`AGE-SECRET-KEY-1…` lines). Must exist when given.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// SSH private keys: ed25519 keys are used as ssh-to-age X25519 identities and for native
+    /// `ssh-ed25519` recipients, RSA keys for native `ssh-rsa` recipients. Given: each must
+    /// exist and load. Default: [`DEFAULT_SSH_KEY_PATHS`], whichever exist.
+    #[serde(default)]
+    pub ssh_key_paths: Option<Vec<PathBuf>>,
+}
+
+/// `sops.secrets.<name>`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SopsSecret {
+    /// File name under `/run/secrets` (default: the attribute name; may contain `/`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Key in the file, `a/b` for nested mappings; `""` = the whole file. Ignored for
+    /// binary, dotenv and ini, which are installed whole. Default: `defaultSopsKey`, else the
+    /// name.
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// Where the secret appears (absolute); another path than `/run/secrets/<name>` is a
+    /// symlink to it.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// User name or uid (default root).
+    #[serde(default)]
+    pub owner: Option<IdSpec>,
+    /// Group name or gid (default: the owner's primary group).
+    #[serde(default)]
+    pub group: Option<IdSpec>,
+    /// Octal string, default `"0400"`.
+    #[serde(default)]
+    pub mode: Option<ModeSpec>,
+    /// The sops file (default `defaultSopsFile`). Relative = next to the config.
+    #[serde(default)]
+    pub sops_file: Option<PathBuf>,
+}
+
+/// `sops.templates.<name>`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SopsTemplate {
+    /// File name under `/run/secrets/rendered` (default: the attribute name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The text, with `<SOPS:…:PLACEHOLDER>` placeholders (sops-nix `config.sops.placeholder`).
+    #[serde(default)]
+    pub content: Option<String>,
+    /// Or a file holding it (relative = next to the config).
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    #[serde(default)]
+    pub owner: Option<IdSpec>,
+    #[serde(default)]
+    pub group: Option<IdSpec>,
+    #[serde(default)]
+    pub mode: Option<ModeSpec>,
+}
+
+/// sops-nix's placeholder for a secret: `<SOPS:` + hex SHA-256 of its name + `:PLACEHOLDER>`.
+pub fn placeholder(name: &str) -> String {
+    format!("<SOPS:{}:PLACEHOLDER>", hex::encode(Sha256::digest(name)))
+}
+
+/// Owner, group and mode, resolved.
+#[derive(Debug, Clone)]
+struct Own {
+    owner: String,
+    group: String,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+}
+
+#[derive(Debug, Clone)]
+struct PlannedSecret {
+    name: String,
+    /// The attribute name (placeholders hash it).
+    attr: String,
+    file_cfg: PathBuf,
+    file: PathBuf,
+    format: Format,
+    /// `""` = the whole file.
+    key: String,
+    path: PathBuf,
+    link: bool,
+    own: Own,
+}
+
+#[derive(Debug, Clone)]
+struct PlannedTemplate {
+    name: String,
+    content: Option<String>,
+    file: Option<PathBuf>,
+    path: PathBuf,
+    link: bool,
+    own: Own,
+}
+
+fn resolve_own(
+    users: &Users,
+    owner: &Option<IdSpec>,
+    group: &Option<IdSpec>,
+    mode: &Option<ModeSpec>,
+) -> Result<Own, String> {
+    let spec = |s: &IdSpec| match s {
+        IdSpec::Id(n) => n.to_string(),
+        IdSpec::Name(s) => s.clone(),
+    };
+    let mode = mode.as_ref().map(parse_mode).unwrap_or(Ok(DEFAULT_MODE))?;
+    let owner = owner.as_ref().map(spec).unwrap_or_else(|| "root".into());
+    let uid = users.uid(&owner).map_err(|e| format!("{e:#}"))?;
+    let (group, gid) = match group {
+        Some(g) => {
+            let g = spec(g);
+            let id = users.gid(&g).map_err(|e| format!("{e:#}"))?;
+            (g, id)
+        }
+        None => {
+            let id = users.primary_gid(&owner).map_err(|e| format!("{e:#}"))?;
+            (id.to_string(), id)
+        }
+    };
+    Ok(Own {
+        owner,
+        group,
+        uid,
+        gid,
+        mode,
+    })
+}
+
+/// Check the section and resolve everything; every problem is listed (exit 3).
+fn plan(ctx: &Context, cfg: &SopsConfig) -> Result<(Vec<PlannedSecret>, Vec<PlannedTemplate>)> {
+    let mut problems = Vec::new();
+    for (what, p) in [
+        ("secretsDir", &cfg.secrets_dir),
+        ("secretsMountPoint", &cfg.secrets_mount_point),
+    ] {
+        if !p.is_absolute() || p.parent().is_none() {
+            problems.push(format!(
+                "{what} {}: must be an absolute path below /",
+                p.display()
+            ));
+        }
+    }
+    if cfg.secrets_dir.starts_with(&cfg.secrets_mount_point)
+        || cfg.secrets_mount_point.starts_with(&cfg.secrets_dir)
+    {
+        problems.push("secretsDir and secretsMountPoint must not contain each other".into());
+    }
+    let users = Users::load(&ctx.root);
+    let inside =
+        |p: &Path| p.starts_with(&cfg.secrets_dir) || p.starts_with(&cfg.secrets_mount_point);
+    let mut secrets: Vec<PlannedSecret> = Vec::new();
+    let mut formats: BTreeMap<PathBuf, (Format, String)> = BTreeMap::new();
+    for (attr, s) in &cfg.secrets {
+        let who = format!("sops.secrets.{attr:?}");
+        let name = s.name.clone().unwrap_or_else(|| attr.clone());
+        if let Err(e) = check_name(&name) {
+            problems.push(format!("{who}: {e}"));
+            continue;
+        }
+        if name == RENDERED || name.starts_with(&format!("{RENDERED}/")) {
+            problems.push(format!(
+                "{who}: name {name:?}: {RENDERED}/ holds the templates"
+            ));
+            continue;
+        }
+        if secrets.iter().any(|p| p.name == name) {
+            problems.push(format!("{who}: name {name:?} is used by another secret"));
+            continue;
+        }
+        let format = s.format.unwrap_or(cfg.default_sops_format);
+        let Some(file_cfg) = s
+            .sops_file
+            .clone()
+            .or_else(|| cfg.default_sops_file.clone())
+        else {
+            problems.push(format!("{who}: no sopsFile and no defaultSopsFile"));
+            continue;
+        };
+        let file = ctx.config_path(&file_cfg);
+        match formats.get(&file) {
+            Some((f, first)) if *f != format => {
+                problems.push(format!(
+                    "{who}: {} is read as {} here but as {} by secret {first:?}",
+                    file_cfg.display(),
+                    format.as_str(),
+                    f.as_str()
+                ));
+                continue;
+            }
+            Some(_) => {}
+            None => {
+                formats.insert(file.clone(), (format, name.clone()));
+            }
+        }
+        let key = match format {
+            Format::Binary | Format::Dotenv | Format::Ini => String::new(),
+            Format::Yaml | Format::Json => s
+                .key
+                .clone()
+                .or_else(|| cfg.default_sops_key.clone())
+                .unwrap_or_else(|| attr.clone()),
+        };
+        let default_path = cfg.secrets_dir.join(&name);
+        let path = s.path.clone().unwrap_or_else(|| default_path.clone());
+        if !path.is_absolute() {
+            problems.push(format!("{who}: path {} must be absolute", path.display()));
+            continue;
+        }
+        if path != default_path && inside(&path) {
+            problems.push(format!(
+                "{who}: path {} lies inside {} or {}",
+                path.display(),
+                cfg.secrets_dir.display(),
+                cfg.secrets_mount_point.display()
+            ));
+            continue;
+        }
+        let own = match resolve_own(&users, &s.owner, &s.group, &s.mode) {
+            Ok(o) => o,
+            Err(e) => {
+                problems.push(format!("{who}: {e}"));
+                continue;
+            }
+        };
+        secrets.push(PlannedSecret {
+            name,
+            attr: attr.clone(),
+            file_cfg,
+            file,
+            format,
+            key,
+            link: path != default_path,
+            path,
+            own,
+        });
+    }
+    let mut templates: Vec<PlannedTemplate> = Vec::new();
+    for (attr, t) in &cfg.templates {
+        let who = format!("sops.templates.{attr:?}");
+        let name = t.name.clone().unwrap_or_else(|| attr.clone());
+        if let Err(e) = check_name(&name) {
+            problems.push(format!("{who}: {e}"));
+            continue;
+        }
+        if templates.iter().any(|p| p.name == name) {
+            problems.push(format!("{who}: name {name:?} is used by another template"));
+            continue;
+        }
+        if t.content.is_some() == t.file.is_some() {
+            problems.push(format!("{who}: give exactly one of content and file"));
+            continue;
+        }
+        let default_path = cfg.secrets_dir.join(RENDERED).join(&name);
+        let path = t.path.clone().unwrap_or_else(|| default_path.clone());
+        if !path.is_absolute() || (path != default_path && inside(&path)) {
+            problems.push(format!(
+                "{who}: path {} must be absolute and outside {} and {}",
+                path.display(),
+                cfg.secrets_dir.display(),
+                cfg.secrets_mount_point.display()
+            ));
+            continue;
+        }
+        let own = match resolve_own(&users, &t.owner, &t.group, &t.mode) {
+            Ok(o) => o,
+            Err(e) => {
+                problems.push(format!("{who}: {e}"));
+                continue;
+            }
+        };
+        templates.push(PlannedTemplate {
+            name,
+            content: t.content.clone(),
+            file: t.file.as_ref().map(|f| ctx.config_path(f)),
+            link: path != default_path,
+            path,
+            own,
+        });
+    }
+    let mut all_paths: Vec<&Path> = secrets.iter().map(|s| s.path.as_path()).collect();
+    all_paths.extend(templates.iter().map(|t| t.path.as_path()));
+    for (i, p) in all_paths.iter().enumerate() {
+        if all_paths[..i].contains(p) {
+            problems.push(format!("path {} is used twice", p.display()));
+        }
+    }
+    for p in &secrets {
+        for q in &secrets {
+            if q.name.starts_with(&format!("{}/", p.name)) {
+                problems.push(format!(
+                    "sops secret {:?}: its name is a directory of secret {:?}",
+                    p.name, q.name
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok((secrets, templates))
+    } else {
+        Err(coded(
+            Code::BadInput,
+            format!("sops config: {}", problems.join("; ")),
+        ))
+    }
+}
+
+/// The identity files: `age.keyFile` and configured `age.sshKeyPaths` (each must load), and
+/// the default host keys that exist (each may be skipped, see [`load_keys`]).
+fn identity_files(ctx: &Context, cfg: &SopsConfig) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut strict: Vec<PathBuf> = cfg
+        .age
+        .key_file
+        .iter()
+        .map(|p| ctx.config_path(p))
+        .collect();
+    let mut defaults = Vec::new();
+    match &cfg.age.ssh_key_paths {
+        Some(list) => strict.extend(list.iter().map(|p| ctx.config_path(p))),
+        None => defaults.extend(
+            DEFAULT_SSH_KEY_PATHS
+                .iter()
+                .map(|p| ctx.path(p))
+                .filter(|p| p.exists()),
+        ),
+    }
+    (strict, defaults)
+}
+
+/// Load the identities. A default host key that cannot be used (passphrase, unknown type) is
+/// skipped with a warning naming it, as the agenix side and sops-nix (which prints "Cannot
+/// read ssh key" and goes on) do; a configured file that fails is an error.
+fn load_keys(ctx: &Context, cfg: &SopsConfig) -> Result<SopsKeys> {
+    let (strict, defaults) = identity_files(ctx, cfg);
+    let mut keys = SopsKeys::load(&strict).map_err(|errs| {
+        coded(
+            Code::Decrypt,
+            format!(
+                "sops: {}; nothing decrypted, {} not switched",
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                cfg.secrets_dir.display()
+            ),
+        )
+    })?;
+    for p in defaults {
+        match SopsKeys::load(std::slice::from_ref(&p)) {
+            Ok(k) => keys.extend(k),
+            Err(errs) => {
+                for e in errs {
+                    tracing::warn!(stage = "sops", "{e} (default host key, skipped)");
+                }
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// What one secret or template became: its bytes, or why not.
+type Made = Result<Vec<u8>, String>;
+
+/// Decrypt every file once and take each secret's value out of it.
+fn make_secrets(planned: &[PlannedSecret], keys: &SopsKeys) -> Vec<Made> {
+    let mut docs: BTreeMap<PathBuf, Result<Document, String>> = BTreeMap::new();
+    for p in planned {
+        docs.entry(p.file.clone()).or_insert_with(|| {
+            super::decrypt_file(&p.file, p.format, keys).map_err(|e| e.to_string())
+        });
+    }
+    planned
+        .iter()
+        .map(|p| {
+            let doc = docs[&p.file].as_ref().map_err(Clone::clone)?;
+            if p.key.is_empty() {
+                return emit::whole_file(doc).map_err(|e| {
+                    format!(
+                        "sops file {}: cannot write it whole: {e}",
+                        p.file_cfg.display()
+                    )
+                });
+            }
+            match doc.get(&p.key) {
+                Ok(super::tree::Value::Str(s)) => Ok(s.as_bytes().to_vec()),
+                Ok(super::tree::Value::Bytes(b)) => Ok(b.clone()),
+                Ok(other) => Err(format!(
+                    "sops file {}: the value of key '{}' is a {}, not a string",
+                    p.file_cfg.display(),
+                    p.key,
+                    other.type_name()
+                )),
+                Err(e) => Err(format!("sops file {}: {e}", p.file_cfg.display())),
+            }
+        })
+        .collect()
+}
+
+/// Render every template: each secret's placeholder replaced by its value.
+fn make_templates(
+    templates: &[PlannedTemplate],
+    secrets: &[PlannedSecret],
+    values: &[Made],
+) -> Vec<Made> {
+    templates
+        .iter()
+        .map(|t| {
+            let text = match (&t.content, &t.file) {
+                (Some(c), _) => c.clone(),
+                (None, Some(f)) => fs::read_to_string(f)
+                    .map_err(|e| format!("cannot read template file {}: {e}", f.display()))?,
+                (None, None) => unreachable!("checked in plan"),
+            };
+            let mut out = text.into_bytes();
+            for (s, v) in secrets.iter().zip(values) {
+                let ph = placeholder(&s.attr);
+                if let Ok(v) = v {
+                    out = replace_all(&out, ph.as_bytes(), v);
+                }
+            }
+            Ok(out)
+        })
+        .collect()
+}
+
+fn replace_all(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(hay.len());
+    let mut i = 0;
+    while i < hay.len() {
+        if hay[i..].starts_with(needle) {
+            out.extend_from_slice(with);
+            i += needle.len();
+        } else {
+            out.push(hay[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Create `dest` with owner, group and mode set before the content is written.
+fn write_file(dest: &Path, own: &Own, data: &[u8]) -> Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o000)
+        .open(dest)
+        .with_context(|| format!("creating {}", dest.display()))?;
+    let res = std::os::unix::fs::fchown(&f, Some(own.uid), Some(own.gid))
+        .with_context(|| format!("chown {}:{} {}", own.uid, own.gid, dest.display()))
+        .and_then(|()| {
+            f.set_permissions(fs::Permissions::from_mode(own.mode))
+                .with_context(|| format!("chmod {:04o} {}", own.mode, dest.display()))
+        })
+        .and_then(|()| {
+            f.write_all(data)
+                .with_context(|| format!("writing {}", dest.display()))
+        });
+    if res.is_err() {
+        drop(f);
+        let _ = fs::remove_file(dest);
+    }
+    res
+}
+
+/// Directories of a generation: 0751, root and (as sops-nix) the `keys` group when it exists.
+fn make_dirs(base: &Path, name: &str, keys_gid: Option<u32>) -> Result<()> {
+    let mut dir = base.to_path_buf();
+    let parts: Vec<&str> = name.split('/').collect();
+    for part in &parts[..parts.len() - 1] {
+        dir.push(part);
+        if !dir.exists() {
+            generation::make_dir(&dir, generation::DIR_MODE)?;
+            if let Some(g) = keys_gid {
+                std::os::unix::fs::chown(&dir, Some(0), Some(g))
+                    .with_context(|| format!("chown 0:{g} {}", dir.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn secret_json(p: &PlannedSecret, outcome: &str, error: Option<&str>) -> serde_json::Value {
+    json!({
+        "name": p.name, "sops_file": p.file_cfg, "format": p.format, "key": p.key,
+        "path": p.path, "owner": p.own.owner, "group": p.own.group,
+        "mode": format!("{:04o}", p.own.mode), "outcome": outcome, "error": error,
+    })
+}
+
+/// Run the sops side of the secrets stage.
+pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
+    let (secrets, templates) = plan(ctx, cfg)?;
+    let mount_host = ctx.path(&cfg.secrets_mount_point);
+    let link_host = ctx.path(&cfg.secrets_dir);
+    let previous = generation::current_generation(&link_host, &cfg.secrets_mount_point);
+    let existing = generation::generations(&mount_host);
+    let next = existing.iter().copied().chain(previous).max().unwrap_or(0) + 1;
+    let next_target = cfg.secrets_mount_point.join(next.to_string());
+    if ctx.dry_run {
+        return Ok(dry_run(ctx, cfg, &secrets, &templates, next));
+    }
+    if secrets.is_empty() && templates.is_empty() {
+        return Ok(StageOutput {
+            actions: vec![],
+            details: json!({"generation": previous, "secrets": [], "text": "sops: no secrets configured; nothing to do\n"}),
+        });
+    }
+    let keys = load_keys(ctx, cfg)?;
+    if keys.is_empty() && !secrets.is_empty() {
+        return Err(coded(
+            Code::Decrypt,
+            format!(
+                "sops: no identity: set age.keyFile or age.sshKeyPaths (none of {} exists); \
+                 nothing decrypted, {} not switched",
+                DEFAULT_SSH_KEY_PATHS.join(", "),
+                cfg.secrets_dir.display()
+            ),
+        ));
+    }
+    for d in keys.describe() {
+        tracing::info!(stage = "sops", identity = %d, "identity loaded");
+    }
+
+    // Everything in memory first: decrypt, check, look up, render.
+    let mut values = make_secrets(&secrets, &keys);
+    let mut rendered = make_templates(&templates, &secrets, &values);
+    let mut failed: Vec<String> = Vec::new();
+    for (p, v) in secrets.iter().zip(&values) {
+        if let Err(e) = v {
+            failed.push(format!("secret {}: {e}", p.name));
+        }
+    }
+    for (t, v) in templates.iter().zip(&rendered) {
+        if let Err(e) = v {
+            failed.push(format!("template {}: {e}", t.name));
+        }
+    }
+    let wipe_all = |values: &mut Vec<Made>, rendered: &mut Vec<Made>| {
+        for v in values.iter_mut().chain(rendered.iter_mut()).flatten() {
+            wipe(v);
+        }
+    };
+    if !failed.is_empty() {
+        wipe_all(&mut values, &mut rendered);
+        let live = match previous {
+            Some(g) => format!(
+                "{} still points at generation {g}",
+                cfg.secrets_dir.display()
+            ),
+            None => format!("{} not created", cfg.secrets_dir.display()),
+        };
+        return Err(coded(
+            Code::Decrypt,
+            format!(
+                "sops: {} of {} secret(s)/template(s) failed, nothing written, {live}: {}",
+                failed.len(),
+                secrets.len() + templates.len(),
+                failed.join("; ")
+            ),
+        ));
+    }
+
+    let mut actions = Vec::new();
+    match generation::ensure_ramfs(&mount_host).context("sops: preparing the ramfs")? {
+        generation::MountAction::Mounted => actions.push(format!(
+            "mounted ramfs on {} (nodev,nosuid,mode=0751)",
+            cfg.secrets_mount_point.display()
+        )),
+        generation::MountAction::AlreadyMounted(_) => {}
+    }
+    let keys_gid = Users::load(&ctx.root).gid("keys").ok();
+    let gen_host = mount_host.join(next.to_string());
+    let written = (|| -> Result<()> {
+        generation::make_dir(&gen_host, generation::DIR_MODE)?;
+        if let Some(g) = keys_gid {
+            std::os::unix::fs::chown(&gen_host, Some(0), Some(g))
+                .with_context(|| format!("chown 0:{g} {}", gen_host.display()))?;
+        }
+        for (p, v) in secrets.iter().zip(&values) {
+            make_dirs(&gen_host, &p.name, keys_gid)?;
+            write_file(
+                &gen_host.join(&p.name),
+                &p.own,
+                v.as_ref().expect("checked"),
+            )?;
+        }
+        for (t, v) in templates.iter().zip(&rendered) {
+            let name = format!("{RENDERED}/{}", t.name);
+            make_dirs(&gen_host, &name, keys_gid)?;
+            write_file(&gen_host.join(&name), &t.own, v.as_ref().expect("checked"))?;
+        }
+        Ok(())
+    })();
+    wipe_all(&mut values, &mut rendered);
+    if let Err(e) = written {
+        let _ = fs::remove_dir_all(&gen_host);
+        return Err(e.context(format!(
+            "sops: writing generation {next} (discarded; {} not switched)",
+            cfg.secrets_dir.display()
+        )));
+    }
+    generation::swap_symlink(&link_host, &next_target, true).with_context(|| {
+        format!(
+            "switching {} to generation {next}",
+            cfg.secrets_dir.display()
+        )
+    })?;
+    actions.push(format!(
+        "switched {} -> {}",
+        cfg.secrets_dir.display(),
+        next_target.display()
+    ));
+    let mut link_errors = Vec::new();
+    let links = secrets
+        .iter()
+        .filter(|p| p.link)
+        .map(|p| (&p.name, &p.path, cfg.secrets_dir.join(&p.name)))
+        .chain(templates.iter().filter(|t| t.link).map(|t| {
+            (
+                &t.name,
+                &t.path,
+                cfg.secrets_dir.join(RENDERED).join(&t.name),
+            )
+        }));
+    for (name, path, target) in links {
+        match generation::swap_symlink(&ctx.path(path), &target, false) {
+            Ok(()) => actions.push(format!("linked {} -> {}", path.display(), target.display())),
+            Err(e) => link_errors.push(format!("{name}: {e:#}")),
+        }
+    }
+    let mut keep: Vec<u64> = existing
+        .iter()
+        .copied()
+        .chain(previous)
+        .filter(|g| *g < next)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let pruned = if cfg.keep_generations == 0 {
+        Vec::new()
+    } else {
+        let old = keep.len().saturating_sub(cfg.keep_generations as usize);
+        let keep: Vec<u64> = keep[old..].iter().copied().chain([next]).collect();
+        generation::prune(&mount_host, &keep).unwrap_or_else(|e| {
+            tracing::warn!(stage = "sops", "pruning old generations: {e:#}");
+            Vec::new()
+        })
+    };
+    for g in &pruned {
+        actions.push(format!("removed old generation {g}"));
+    }
+    let mut text = format!(
+        "sops: generation {next} live ({} -> {}), {} secret(s), {} template(s)\n",
+        cfg.secrets_dir.display(),
+        next_target.display(),
+        secrets.len(),
+        templates.len()
+    );
+    for p in &secrets {
+        text.push_str(&format!(
+            "  ok      {}  {}  {}:{} {:04o}\n",
+            p.name,
+            p.path.display(),
+            p.own.owner,
+            p.own.group,
+            p.own.mode
+        ));
+    }
+    for t in &templates {
+        text.push_str(&format!(
+            "  ok      template {}  {}\n",
+            t.name,
+            t.path.display()
+        ));
+    }
+    if !link_errors.is_empty() {
+        return Err(coded(
+            Code::Failure,
+            format!(
+                "sops: generation {next} is live but some path symlinks could not be made: {}",
+                link_errors.join("; ")
+            ),
+        ));
+    }
+    Ok(StageOutput {
+        actions,
+        details: json!({
+            "generation": next,
+            "previous": previous,
+            "pruned": pruned,
+            "secrets_dir": cfg.secrets_dir,
+            "secrets_mount_point": cfg.secrets_mount_point,
+            "identities": keys.describe(),
+            "secrets": secrets.iter().map(|p| secret_json(p, "ok", None)).collect::<Vec<_>>(),
+            "templates": templates.iter().map(|t| json!({"name": t.name, "path": t.path})).collect::<Vec<_>>(),
+            "text": text,
+        }),
+    })
+}
+
+fn dry_run(
+    ctx: &Context,
+    cfg: &SopsConfig,
+    secrets: &[PlannedSecret],
+    templates: &[PlannedTemplate],
+    next: u64,
+) -> StageOutput {
+    let mut actions = Vec::new();
+    let mut problems = Vec::new();
+    let (strict, defaults) = identity_files(ctx, cfg);
+    for p in &strict {
+        if !p.is_file() {
+            problems.push(format!("identity {}: missing", p.display()));
+        }
+    }
+    if strict.is_empty() && defaults.is_empty() && !secrets.is_empty() {
+        problems.push("no identity file present".into());
+    }
+    let gen = cfg.secrets_mount_point.join(next.to_string());
+    let mut files: Vec<&PathBuf> = secrets.iter().map(|p| &p.file).collect();
+    files.sort();
+    files.dedup();
+    for f in files {
+        if !f.is_file() {
+            problems.push(format!("sops file {} does not exist", f.display()));
+        }
+    }
+    for p in secrets {
+        actions.push(format!(
+            "decrypt {} ({}{}) -> {} ({}:{} {:04o})",
+            p.file_cfg.display(),
+            p.format.as_str(),
+            if p.key.is_empty() {
+                String::new()
+            } else {
+                format!(", key {}", p.key)
+            },
+            gen.join(&p.name).display(),
+            p.own.owner,
+            p.own.group,
+            p.own.mode
+        ));
+    }
+    for t in templates {
+        actions.push(format!(
+            "render template {} -> {}",
+            t.name,
+            gen.join(RENDERED).join(&t.name).display()
+        ));
+    }
+    if !secrets.is_empty() || !templates.is_empty() {
+        actions.push(format!(
+            "switch {} -> {}",
+            cfg.secrets_dir.display(),
+            gen.display()
+        ));
+    }
+    let mut text = String::from("sops (dry run, nothing changed):\n");
+    for a in &actions {
+        text.push_str(&format!("  would {a}\n"));
+    }
+    for p in &problems {
+        text.push_str(&format!("  PROBLEM: {p}\n"));
+    }
+    StageOutput {
+        actions: actions.iter().map(|a| format!("would {a}")).collect(),
+        details: json!({
+            "dry_run": true, "next_generation": next,
+            "secrets": secrets.iter().map(|p| secret_json(p, "planned", None)).collect::<Vec<_>>(),
+            "problems": problems, "text": text,
+        }),
+    }
+}
+
+/// What is there now: the live generation and whether each secret and template is present.
+pub fn status(ctx: &Context, cfg: &SopsConfig) -> serde_json::Value {
+    let mount_host = ctx.path(&cfg.secrets_mount_point);
+    let link_host = ctx.path(&cfg.secrets_dir);
+    let current = generation::current_generation(&link_host, &cfg.secrets_mount_point);
+    let present = |rel: &str| {
+        current.is_some_and(|g| {
+            mount_host
+                .join(g.to_string())
+                .join(rel)
+                .symlink_metadata()
+                .is_ok_and(|m| m.is_file())
+        })
+    };
+    json!({
+        "secrets_dir": cfg.secrets_dir,
+        "generation": current,
+        "generations": generation::generations(&mount_host),
+        "secrets": cfg.secrets.iter().map(|(attr, s)| {
+            let name = s.name.clone().unwrap_or_else(|| attr.clone());
+            json!({"name": name, "present": present(&name)})
+        }).collect::<Vec<_>>(),
+        "templates": cfg.templates.iter().map(|(attr, t)| {
+            let name = t.name.clone().unwrap_or_else(|| attr.clone());
+            json!({"name": name, "present": present(&format!("{RENDERED}/{name}"))})
+        }).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<SopsConfig, String> {
+        serde_norway::from_str(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn sops_nix_option_names() {
+        let c = parse(
+            "defaultSopsFile: s.yaml\nage:\n  keyFile: /k.txt\n  sshKeyPaths: [/etc/ssh/h]\n\
+             secrets:\n  db/pw: {key: db/password, owner: 1000, mode: \"0440\"}\n  \
+             bin: {format: binary, sopsFile: b.bin, path: /etc/b}\n\
+             templates:\n  app.env: {content: \"X=<SOPS:x:PLACEHOLDER>\"}\n",
+        )
+        .unwrap();
+        assert_eq!(c.default_sops_format, Format::Yaml);
+        assert_eq!(c.keep_generations, 1);
+        assert_eq!(c.secrets_dir, PathBuf::from("/run/secrets"));
+        assert_eq!(c.age.key_file, Some(PathBuf::from("/k.txt")));
+        assert_eq!(c.secrets["bin"].format, Some(Format::Binary));
+        assert_eq!(c.secrets["db/pw"].key.as_deref(), Some("db/password"));
+        assert!(parse("secrets:\n  a: {neededForUsers: true}\n")
+            .unwrap_err()
+            .contains("neededForUsers"));
+        assert!(parse("defaultSopsFormat: toml\n")
+            .unwrap_err()
+            .contains("toml"));
+    }
+
+    #[test]
+    fn placeholders_as_sops_nix() {
+        // sha256("db-password")
+        assert_eq!(
+            placeholder("db-password"),
+            format!(
+                "<SOPS:{}:PLACEHOLDER>",
+                hex::encode(Sha256::digest(b"db-password"))
+            )
+        );
+        assert_eq!(replace_all(b"a<P>b<P>", b"<P>", b"xy"), b"axybxy".to_vec());
+    }
+}
