@@ -3,8 +3,9 @@
 //! file (`UPDATE_GOLDEN=1 cargo test` rewrites it after a reviewed change).
 
 use provision::cmdline::settings;
-use provision::disks::plan::{plan, Mode, Op, Plan, PlanOptions};
+use provision::disks::plan::{plan, Mode, Plan, PlanOptions};
 use provision::disks::state::*;
+use provision::disks::step::Op;
 use provision::layout::Layout;
 use std::path::PathBuf;
 
@@ -834,7 +835,7 @@ fn mount_only_without_reading_lvm_plans_the_same_actions() {
 /// runs each device's "wait, then mkfs" chain beside the others'. Nothing else overlaps.
 #[test]
 fn formatting_runs_concurrently_and_nothing_else_does() {
-    use provision::disks::plan::concurrent_groups;
+    use provision::disks::step::concurrent_groups;
     let p = run(&ganeti(), &blank_node(), "homelab.provision_disks=true");
     let g = concurrent_groups(&p.actions);
     assert_eq!(g.len(), 1, "{g:?}");

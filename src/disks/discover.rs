@@ -623,7 +623,7 @@ pub fn probe_lvs(state: &mut SystemState, wanted: &[(&str, &str)]) {
         }
         let path = PathBuf::from(format!(
             "/dev/mapper/{}",
-            super::plan::dm_name(&lv.vg_name, &lv.lv_name)
+            super::lvm::dm_name(&lv.vg_name, &lv.lv_name)
         ));
         if fs::metadata(&path).is_ok_and(|m| m.file_type().is_block_device()) {
             lv.fs_type = probe_type(&path);

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::discover::parse_mountinfo;
-use super::plan::{concurrent_groups, type_matches, Action, Op, Plan};
+use super::plan::{type_matches, Plan};
+use super::step::{concurrent_groups, Action, Op};
 use crate::context::Context;
 use crate::exit::{coded, Code};
 use crate::report::notify_status;
@@ -285,7 +286,7 @@ fn run_action(ctx: &Context, a: &Action, probes: &Probes) -> Result<Option<Strin
 /// anything is formatted (exit 5), naming each difference.
 pub fn compare_table(
     dev: &str,
-    want: &super::plan::PlannedTable,
+    want: &super::step::PlannedTable,
     got: &(String, Vec<super::discover::TableEntry>),
 ) -> Result<()> {
     let (kind, entries) = got;
