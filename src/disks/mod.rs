@@ -292,7 +292,10 @@ pub fn plan_error(p: &Plan) -> Option<anyhow::Error> {
             .iter()
             .map(|r| format!("{}: {}", r.disk, r.reason))
             .collect();
-        let code = if p.refusals.iter().all(|r| r.disk == "cmdline") && p.reason.contains("cmdline")
+        // Bad input (3) only when every refusal is: a bad cmdline value beside a disk that is
+        // not found is still a refusal (4).
+        let code = if !p.refusals.is_empty()
+            && p.refusals.iter().all(|r| r.kind.code() == Code::BadInput)
         {
             Code::BadInput
         } else {

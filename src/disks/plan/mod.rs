@@ -25,6 +25,7 @@ use super::resolve::resolve;
 use super::state::{BlockDevice, SystemState};
 use super::step::Action;
 use crate::cmdline::Settings;
+use crate::exit::Code;
 use crate::layout::Layout;
 
 pub use mode::Mode;
@@ -33,9 +34,46 @@ pub use render::render_text;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Refusal {
-    /// Layout disk name (or `cmdline`).
+    /// What is refused: a layout disk's name, `lvm_vg.<name>`, or `cmdline`.
     pub disk: String,
     pub reason: String,
+    /// Why, as a kind: it chooses the exit code. Not serialised, so neither the report's JSON nor
+    /// the plan hash changes with it.
+    #[serde(skip)]
+    pub kind: RefusalKind,
+}
+
+/// The kinds of refusal. Only [`RefusalKind::BadCmdlineValue`] is bad input (exit 3); every
+/// other kind is a safety refusal (exit 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// An unparseable value for a disk-wiping kernel cmdline key (`provision_disks`,
+    /// `wipe_foreign`).
+    BadCmdlineValue,
+    /// Token mode asked for a layout with no VG to record the token on.
+    TokenWithoutVg,
+    /// A layout disk matches no disk or several, is a partition, or is the same disk as another
+    /// layout disk.
+    Resolution,
+    /// A VG on a target disk has a PV on a disk the layout does not name.
+    Span,
+    /// A target (or what sits on it) is mounted, swap, an open LV, or held by another device.
+    Busy,
+    /// Foreign data on a disk named by a reference that does not identify one physical disk,
+    /// without `wipe_foreign`.
+    ForeignUnstable,
+    /// A layout VG's name is taken by a VG entirely on disks the layout does not name.
+    VgNameTaken,
+}
+
+impl RefusalKind {
+    /// The exit code of a plan refused for this reason.
+    pub fn code(self) -> Code {
+        match self {
+            RefusalKind::BadCmdlineValue => Code::BadInput,
+            _ => Code::Refused,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -176,7 +214,7 @@ pub fn plan(
     }
     if mode == Mode::MountOnly {
         // refusals from resolution matter only where mount-only needs the disk
-        refusals.retain(|r| r.disk == "cmdline");
+        refusals.retain(|r| r.kind != RefusalKind::Resolution);
     }
     let mut plan = Plan {
         mode,
@@ -225,6 +263,7 @@ fn resolve_disks<'s>(
                 refusals.push(Refusal {
                     disk: d.name.clone(),
                     reason: e,
+                    kind: RefusalKind::Resolution,
                 });
                 resolved.push(None);
             }
@@ -241,6 +280,7 @@ fn resolve_disks<'s>(
                             "resolves to {}, which is also disk {}",
                             a.path, layout.disks[j].name
                         ),
+                        kind: RefusalKind::Resolution,
                     });
                 }
             }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::Refusal;
+use super::{Refusal, RefusalKind};
 use crate::cmdline::{ProvisionRequest, Settings};
 use crate::disks::lvm::TAG_TOKEN;
 use crate::disks::state::SystemState;
@@ -47,6 +47,7 @@ pub(super) fn decide(layout: &Layout, state: &SystemState, cmdline: &Settings) -
             refusals.push(Refusal {
                 disk: "cmdline".into(),
                 reason: format!("{b}: nothing will be wiped"),
+                kind: RefusalKind::BadCmdlineValue,
             });
         }
         (
@@ -62,7 +63,11 @@ pub(super) fn decide(layout: &Layout, state: &SystemState, cmdline: &Settings) -
             }
             ProvisionRequest::Token(t) => {
                 if layout.vgs.is_empty() {
-                    refusals.push(Refusal { disk: "cmdline".into(), reason: format!("{key}={t}: token mode records the token as an LVM VG tag, and this layout has no VG") });
+                    refusals.push(Refusal {
+                        disk: "cmdline".into(),
+                        reason: format!("{key}={t}: token mode records the token as an LVM VG tag, and this layout has no VG"),
+                        kind: RefusalKind::TokenWithoutVg,
+                    });
                     (Mode::Refused, "token mode needs an LVM VG".into())
                 } else {
                     let tag = format!("{TAG_TOKEN}{t}");

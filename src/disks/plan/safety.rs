@@ -2,7 +2,7 @@
 //! stop a provisioning run before any step — a VG reaching beyond the targets, anything busy,
 //! foreign data on a disk named by an unstable name, a layout VG name taken elsewhere.
 
-use super::{DiskClass, Refusal};
+use super::{DiskClass, Refusal, RefusalKind};
 use crate::cmdline::Settings;
 use crate::disks::lvm::dm_name;
 use crate::disks::resolve::expected_labels;
@@ -83,51 +83,46 @@ pub(super) fn check(
                     })
                 });
                 if !on_target {
-                    reasons.push(format!("VG {vg} also has PV {} on a disk the layout does not name: wiping {} would break it", pv.pv_name, dev.path));
+                    reasons.push((RefusalKind::Span, format!("VG {vg} also has PV {} on a disk the layout does not name: wiping {} would break it", pv.pv_name, dev.path)));
                 }
             }
             if !out.deactivate.contains(vg) {
                 out.deactivate.push(vg.clone());
             }
         }
+        let mut busy = Vec::new();
         busy_reasons(
             &dev.name,
             &dev.path,
             &dev.maj_min,
             &vgs_here,
             state,
-            &mut reasons,
+            &mut busy,
             0,
         );
         for p in &dev.partitions {
-            busy_reasons(
-                &p.name,
-                &p.path,
-                &p.maj_min,
-                &vgs_here,
-                state,
-                &mut reasons,
-                0,
-            );
+            busy_reasons(&p.name, &p.path, &p.maj_min, &vgs_here, state, &mut busy, 0);
         }
+        reasons.extend(busy.into_iter().map(|r| (RefusalKind::Busy, r)));
         if class == DiskClass::Foreign
             && !d.reference.is_stable()
             && !cmdline.wipe_foreign.allows(&d.name, &dev.path)
         {
-            reasons.push(format!(
+            reasons.push((RefusalKind::ForeignUnstable, format!(
                 "holds data that is not this layout's ({}) and is named by {}, which does not identify one physical disk: name it by /dev/disk/by-id/… or a serial/wwn selector, or allow it with {}.wipe_foreign={}",
                 f.foreign.join("; "),
                 d.reference.describe(),
                 cmdline.prefix,
                 d.name
-            ));
+            )));
         }
         let mut seen = std::collections::HashSet::new();
-        reasons.retain(|r| seen.insert(r.clone()));
-        for r in reasons {
+        reasons.retain(|(_, r)| seen.insert(r.clone()));
+        for (kind, reason) in reasons {
             out.refusals.push(Refusal {
                 disk: d.name.clone(),
-                reason: r,
+                reason,
+                kind,
             });
         }
         if class != DiskClass::Blank {
@@ -414,6 +409,7 @@ fn vg_names_taken_elsewhere(
                     vg.name,
                     pvs.join(", ")
                 ),
+                kind: RefusalKind::VgNameTaken,
             });
         }
     }
