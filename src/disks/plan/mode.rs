@@ -1,31 +1,11 @@
 //! The mode decision: mount-only unless the kernel cmdline asks; `true` provisions every boot; a
 //! token provisions until every layout VG carries it; an unparseable value refuses.
 
-use serde::Serialize;
-
-use super::{Refusal, RefusalKind};
+use super::model::{Mode, Refusal, RefusalKind};
 use crate::cmdline::{ProvisionRequest, Settings};
 use crate::disks::lvm::TAG_TOKEN;
 use crate::disks::state::SystemState;
 use crate::layout::Layout;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    MountOnly,
-    Provision,
-    Refused,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::MountOnly => "mount-only",
-            Mode::Provision => "provision",
-            Mode::Refused => "refused",
-        }
-    }
-}
 
 /// The mode, why, and the refusals and warnings of the cmdline's request.
 pub(super) struct Decision {

@@ -2,7 +2,7 @@
 //! device, fsck, mount parents first, swap on, ensure directories; and, in mount-only mode, what
 //! the layout needs that is not there.
 
-use super::{Mode, PlanCx};
+use super::model::{Mode, PlanCx};
 use crate::disks::lvm::{self, dm_name};
 use crate::disks::resolve::{partition_path, partitions};
 use crate::disks::state::{BlockDevice, SystemState};

@@ -2,8 +2,8 @@
 //! its table (see `table`), wait for the new partitions, create PVs, VGs and LVs, format, and
 //! record completion (VG tags) last.
 
+use super::model::PlanCx;
 use super::table::{gpt_action, hybrid_mbr_actions, reread, table_action, verify_table};
-use super::PlanCx;
 use crate::cmdline::ProvisionRequest;
 use crate::disks::lvm::{self, TAG_LAYOUT, TAG_TOKEN};
 use crate::disks::resolve::{partition_path, partitions};

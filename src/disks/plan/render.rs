@@ -1,6 +1,6 @@
 //! The plan in words: what `--dry-run`, `status` and the logs show.
 
-use super::{DiskClass, Plan};
+use super::model::{DiskClass, Plan};
 use crate::disks::step::{concurrent_groups, Op};
 use crate::layout::size::human;
 

@@ -2,7 +2,7 @@
 //! stop a provisioning run before any step — a VG reaching beyond the targets, anything busy,
 //! foreign data on a disk named by an unstable name, a layout VG name taken elsewhere.
 
-use super::{DiskClass, Refusal, RefusalKind};
+use super::model::{DiskClass, Refusal, RefusalKind};
 use crate::cmdline::Settings;
 use crate::disks::lvm::dm_name;
 use crate::disks::resolve::expected_labels;
