@@ -3,8 +3,9 @@
 //! file (`UPDATE_GOLDEN=1 cargo test` rewrites it after a reviewed change).
 
 use provision::cmdline::settings;
-use provision::disks::plan::{plan, Mode, Op, Plan, PlanOptions};
+use provision::disks::plan::{plan, Mode, Plan, PlanOptions, RefusalKind};
 use provision::disks::state::*;
+use provision::disks::step::Op;
 use provision::layout::Layout;
 use std::path::PathBuf;
 
@@ -332,6 +333,13 @@ fn foreign_disk_by_kernel_name_is_refused_and_nothing_planned() {
     assert_eq!(p.mode, Mode::Refused);
     assert!(p.actions.is_empty(), "a refusal plans nothing for any disk");
     assert!(p.destroys.is_empty());
+    assert!(
+        p.refusals
+            .iter()
+            .all(|r| r.kind == RefusalKind::ForeignUnstable),
+        "{:?}",
+        p.refusals
+    );
     let r: Vec<&str> = p.refusals.iter().map(|r| r.reason.as_str()).collect();
     assert!(
         r.iter()
@@ -487,7 +495,8 @@ fn mounted_or_swapping_target_is_refused() {
     assert!(
         p.refusals
             .iter()
-            .any(|r| r.reason.contains("/dev/sda1 is mounted at /mnt")),
+            .any(|r| r.kind == RefusalKind::Busy
+                && r.reason.contains("/dev/sda1 is mounted at /mnt")),
         "{:?}",
         p.refusals
     );
@@ -595,6 +604,55 @@ fn unparseable_flag_never_wipes() {
         assert!(p.actions.is_empty(), "{cmdline}");
         assert!(p.refusals.iter().any(|r| r.disk == "cmdline"), "{cmdline}");
     }
+}
+
+/// The exit code of a refusal comes from its kind, never from its words (issue 16): a bad
+/// cmdline value alone is bad input (3); token mode without a VG, or a bad value beside a disk
+/// that is not found, is a refusal (4). A layout disk named `cmdline` is a disk like any other.
+#[test]
+fn refusal_exit_codes_come_from_the_refusal_kind() {
+    use provision::exit::Code;
+    let code = |p: &Plan| provision::disks::plan_error(p).map(|e| provision::exit::code_of(&e));
+    let p = run(&ganeti(), &blank_node(), "homelab.provision_disks=maybe");
+    assert!(
+        p.refusals
+            .iter()
+            .all(|r| r.kind == RefusalKind::BadCmdlineValue),
+        "{:?}",
+        p.refusals
+    );
+    assert_eq!(code(&p), Some(Code::BadInput));
+
+    // No VG, and the one disk, named "cmdline", is not on this machine.
+    let l = provision::layout::parse_str(
+        "t.yaml",
+        "disk:\n  cmdline:\n    type: disk\n    device: /dev/sdz\n    content: { type: filesystem, format: ext4, mountpoint: /srv }\n",
+    )
+    .unwrap();
+    let p = run(&l, &blank_node(), "homelab.provision_disks=tok1");
+    let kinds: Vec<RefusalKind> = p.refusals.iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        [RefusalKind::Resolution, RefusalKind::TokenWithoutVg],
+        "{:?}",
+        p.refusals
+    );
+    assert_eq!(code(&p), Some(Code::Refused));
+    let p = run(&l, &blank_node(), "homelab.provision_disks=maybe");
+    assert_eq!(p.mode, Mode::Refused);
+    assert_eq!(code(&p), Some(Code::Refused), "{:?}", p.refusals);
+    // Mount-only: the missing disk is named missing (exit 9), not kept as a refusal.
+    let p = run(&l, &blank_node(), "");
+    assert_eq!(p.mode, Mode::MountOnly);
+    assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+    assert!(
+        p.missing
+            .iter()
+            .any(|m| m.starts_with("disk cmdline (/dev/sdz): not found")),
+        "{:?}",
+        p.missing
+    );
+    assert_eq!(code(&p), Some(Code::Missing));
 }
 
 #[test]
@@ -714,9 +772,9 @@ fn vg_reaching_beyond_the_layout_is_refused() {
     assert_eq!(p.mode, Mode::Refused);
     assert!(p.actions.is_empty());
     assert!(
-        p.refusals
-            .iter()
-            .any(|r| r.disk == "hdd" && r.reason.contains("VG pool_host also has PV /dev/sdc")),
+        p.refusals.iter().any(|r| r.disk == "hdd"
+            && r.kind == RefusalKind::Span
+            && r.reason.contains("VG pool_host also has PV /dev/sdc")),
         "{:?}",
         p.refusals
     );
@@ -746,6 +804,7 @@ fn a_layout_vg_name_taken_by_a_disk_outside_the_layout_is_refused() {
     assert!(p.actions.is_empty());
     assert!(
         p.refusals.iter().any(|r| r.disk == "lvm_vg.pool_gnt"
+            && r.kind == RefusalKind::VgNameTaken
             && r.reason
                 .contains("a VG named pool_gnt already exists on /dev/sdc")),
         "{:?}",
@@ -789,7 +848,7 @@ fn md_holder_and_duplicate_disks_are_refused() {
     assert!(
         p.refusals
             .iter()
-            .any(|r| r.reason.contains("which is also disk")),
+            .any(|r| r.kind == RefusalKind::Resolution && r.reason.contains("which is also disk")),
         "{:?}",
         p.refusals
     );
@@ -834,7 +893,7 @@ fn mount_only_without_reading_lvm_plans_the_same_actions() {
 /// runs each device's "wait, then mkfs" chain beside the others'. Nothing else overlaps.
 #[test]
 fn formatting_runs_concurrently_and_nothing_else_does() {
-    use provision::disks::plan::concurrent_groups;
+    use provision::disks::step::concurrent_groups;
     let p = run(&ganeti(), &blank_node(), "homelab.provision_disks=true");
     let g = concurrent_groups(&p.actions);
     assert_eq!(g.len(), 1, "{g:?}");

@@ -4,8 +4,11 @@ pub mod discover;
 pub mod execute;
 pub mod fits;
 pub mod geometry;
+pub mod lvm;
 pub mod plan;
+pub mod resolve;
 pub mod state;
+pub mod step;
 
 use anyhow::{Context as _, Result};
 use std::path::{Path, PathBuf};
@@ -130,7 +133,7 @@ fn observe_lvm(
     if let Some(p) = state_file {
         return load_state(p);
     }
-    let cfg = |version: Option<&str>| plan::lvm_devices_config(layout, version);
+    let cfg = |version: Option<&str>| lvm::lvm_devices_config(layout, version);
     if what != discover::LvmRead::Full {
         // `lvm version`, if it is asked at all, does not depend on the disks: ask it while they
         // are read.
@@ -231,7 +234,7 @@ fn disks_not_ready(layout: &Layout, st: &SystemState, udev_data: &Path) -> Vec<S
         .disks
         .iter()
         .filter_map(|d| {
-            let found = plan::matching_disks(d, st);
+            let found = resolve::matching_disks(d, st);
             let what = format!("{} ({})", d.name, d.reference.describe());
             if found.is_empty() {
                 Some(what)
@@ -289,7 +292,10 @@ pub fn plan_error(p: &Plan) -> Option<anyhow::Error> {
             .iter()
             .map(|r| format!("{}: {}", r.disk, r.reason))
             .collect();
-        let code = if p.refusals.iter().all(|r| r.disk == "cmdline") && p.reason.contains("cmdline")
+        // Bad input (3) only when every refusal is: a bad cmdline value beside a disk that is
+        // not found is still a refusal (4).
+        let code = if !p.refusals.is_empty()
+            && p.refusals.iter().all(|r| r.kind.code() == Code::BadInput)
         {
             Code::BadInput
         } else {

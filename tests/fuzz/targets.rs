@@ -855,7 +855,7 @@ pub fn check_layout(input: &[u8]) -> &'static str {
         }
         Ok(l) => {
             let _ = l.hash();
-            let _ = plan::lvm_devices_config(&l, Some("2.03.11"));
+            let _ = provision::disks::lvm::lvm_devices_config(&l, Some("2.03.11"));
             let mut word = "ok";
             for size in [0, 1 << 30, u64::MAX] {
                 let st = SystemState::blank_for(&l, size);
@@ -1831,7 +1831,8 @@ pub fn check_lvm(input: &[u8]) -> &'static str {
     } else {
         assert!(r.is_err());
     }
-    let _ = plan::lvm_devices_config(&Layout::default(), st.lvm_version.as_deref());
+    let _ =
+        provision::disks::lvm::lvm_devices_config(&Layout::default(), st.lvm_version.as_deref());
     if rows.is_ok() {
         "ok"
     } else {

@@ -1,16 +1,30 @@
 //! The executor: carries out a plan's actions in order, nothing else. Every external command goes
 //! through the context's [`Runner`](crate::system::Runner); mounts use mount(2).
+//!
+//! This file runs the steps (order, concurrent groups, failpoints, tools present, device waits,
+//! type checks); `mount.rs` does mount(2), `swap.rs` swapon(2), `fsck.rs` reads the ext
+//! superblock that decides whether `e2fsck -p` runs.
 
 use anyhow::{bail, Context as _, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::discover::parse_mountinfo;
-use super::plan::{concurrent_groups, type_matches, Action, Op, Plan};
+use super::plan::{type_matches, Plan};
+use super::step::{concurrent_groups, Action, Op};
 use crate::context::Context;
 use crate::exit::{coded, Code};
 use crate::report::notify_status;
 use crate::system::fsutil;
+use mount::mount;
+use swap::{swap_active, swapon};
+
+mod fsck;
+mod mount;
+mod swap;
+
+pub use fsck::{ext_is_clean, ext_superblock_clean};
+pub use mount::split_options;
 
 /// How long to wait for a device node to appear.
 const DEVICE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -285,7 +299,7 @@ fn run_action(ctx: &Context, a: &Action, probes: &Probes) -> Result<Option<Strin
 /// anything is formatted (exit 5), naming each difference.
 pub fn compare_table(
     dev: &str,
-    want: &super::plan::PlannedTable,
+    want: &super::step::PlannedTable,
     got: &(String, Vec<super::discover::TableEntry>),
 ) -> Result<()> {
     let (kind, entries) = got;
@@ -331,60 +345,6 @@ pub fn compare_table(
         ))
     }
 }
-
-/// Reads an ext2/3/4 superblock and says whether `e2fsck -p` would find nothing to do: it then
-/// only reports the filesystem clean (e2fsck's check_if_skip). Anything else — errors recorded,
-/// not cleanly unmounted, a journal to replay, orphan inodes to release, a mount count or check
-/// interval due, a timestamp in the future (a wrong clock early in boot), an external journal, or
-/// a superblock that cannot be read — says None, and e2fsck -p runs as before.
-pub fn ext_is_clean(dev: &Path, now: u64) -> Option<&'static str> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(dev).ok()?;
-    f.seek(SeekFrom::Start(1024)).ok()?;
-    let mut sb = [0u8; 1024];
-    f.read_exact(&mut sb).ok()?;
-    ext_superblock_clean(&sb, now)
-}
-
-/// [`ext_is_clean`] on the 1024 superblock bytes (offsets from the kernel's ext4.h).
-pub fn ext_superblock_clean(sb: &[u8; 1024], now: u64) -> Option<&'static str> {
-    let u16_at = |o: usize| u16::from_le_bytes([sb[o], sb[o + 1]]);
-    let u32_at = |o: usize| u32::from_le_bytes([sb[o], sb[o + 1], sb[o + 2], sb[o + 3]]);
-    const VALID_FS: u16 = 1;
-    const INCOMPAT_RECOVER: u32 = 0x4;
-    const INCOMPAT_JOURNAL_DEV: u32 = 0x8;
-    if u16_at(0x38) != 0xEF53 {
-        return None; // s_magic
-    }
-    let state = u16_at(0x3A);
-    if state != VALID_FS {
-        return None; // s_state: not cleanly unmounted, errors, orphans being processed
-    }
-    let incompat = u32_at(0x60);
-    if incompat & (INCOMPAT_RECOVER | INCOMPAT_JOURNAL_DEV) != 0 {
-        return None; // a journal to replay, or an external journal device
-    }
-    if u32_at(0xE8) != 0 {
-        return None; // s_last_orphan: orphan inodes to release
-    }
-    let mnt_count = u16_at(0x34);
-    let max_mnt_count = u16_at(0x36) as i16;
-    if max_mnt_count > 0 && mnt_count >= max_mnt_count as u16 {
-        return None; // mount count reached
-    }
-    let lastcheck = u64::from(u32_at(0x40));
-    let interval = u64::from(u32_at(0x44));
-    if interval > 0 && now >= lastcheck + interval {
-        return None; // check interval passed
-    }
-    let (mtime, wtime) = (u64::from(u32_at(0x2C)), u64::from(u32_at(0x30)));
-    // e2fsck fixes timestamps in the future (with a day's grace); let it.
-    if [lastcheck, mtime, wtime].iter().any(|&t| t > now + 86400) {
-        return None;
-    }
-    Some("cleanly unmounted, no errors, no journal to replay")
-}
-
 /// Poll for a block device node (the kernel creates partition nodes itself; LV links come from
 /// udev, which lvcreate waits for).
 pub fn wait_for_device(dev: &Path, timeout: Duration) -> Result<()> {
@@ -436,7 +396,7 @@ fn dm_device_exists(name: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn maj_min(path: &Path) -> Option<String> {
+pub(super) fn maj_min(path: &Path) -> Option<String> {
     let st = rustix::fs::stat(path).ok()?;
     Some(format!(
         "{}:{}",
@@ -447,7 +407,7 @@ fn maj_min(path: &Path) -> Option<String> {
 
 /// Mount-only never formats: a device without the filesystem the layout names is an error that
 /// says so (a provisioning run cut off before its mkfs, or the wrong disk).
-fn expect_type(probes: &Probes, dev: &str, want: &str) -> Result<()> {
+pub(super) fn expect_type(probes: &Probes, dev: &str, want: &str) -> Result<()> {
     let found = probes.get(dev, want);
     if type_matches(want, found.as_deref()) {
         return Ok(());
@@ -469,170 +429,6 @@ fn is_mounted(dev: &str) -> bool {
     parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
         .iter()
         .any(|m| m.maj_min == want)
-}
-
-fn swap_active(dev: &str) -> bool {
-    let real = std::fs::canonicalize(dev).unwrap_or_else(|_| dev.into());
-    let want = maj_min(&real);
-    std::fs::read_to_string("/proc/swaps")
-        .unwrap_or_default()
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().next())
-        .any(|p| Path::new(p) == real || (want.is_some() && maj_min(Path::new(p)) == want))
-}
-
-// linux/swap.h
-const SWAP_FLAG_PREFER: i32 = 0x8000;
-const SWAP_FLAG_PRIO_MASK: i32 = 0x7fff;
-const SWAP_FLAG_DISCARD: i32 = 0x10000;
-const SWAP_FLAG_DISCARD_ONCE: i32 = 0x20000;
-const SWAP_FLAG_DISCARD_PAGES: i32 = 0x40000;
-
-/// swapon(2) flags for fstab-style swap options: `pri=N` (-1: the kernel's default),
-/// `discard` (both), `discard=once`, `discard=pages` — as swapon(8) sets them.
-fn swap_flags(opts: &str) -> Result<i32> {
-    let mut flags = 0;
-    for o in opts.split(',').filter(|o| !o.is_empty()) {
-        match o.split_once('=') {
-            Some(("pri", v)) => {
-                let p: i32 = v
-                    .parse()
-                    .ok()
-                    .filter(|p| (-1..=SWAP_FLAG_PRIO_MASK).contains(p))
-                    .with_context(|| format!("swap option {o:?}: expected pri=-1..32767"))?;
-                if p >= 0 {
-                    flags |= SWAP_FLAG_PREFER | (p & SWAP_FLAG_PRIO_MASK);
-                }
-            }
-            None if o == "discard" => flags |= SWAP_FLAG_DISCARD,
-            Some(("discard", "once")) => flags |= SWAP_FLAG_DISCARD | SWAP_FLAG_DISCARD_ONCE,
-            Some(("discard", "pages")) => flags |= SWAP_FLAG_DISCARD | SWAP_FLAG_DISCARD_PAGES,
-            _ => bail!("swap option {o:?}: expected pri=N, discard, discard=once or discard=pages"),
-        }
-    }
-    Ok(flags)
-}
-
-/// swapon(2) — what swapon(8) does for a block device whose swap signature was just checked.
-/// The crate's one `unsafe`: neither nix nor rustix wraps swapon(2), and swapon(8) would cost a
-/// process (~0.1 s under TCG, a tenth of the every-boot path) for this one call.
-#[allow(unsafe_code)]
-fn swapon(dev: &str, opts: &str) -> Result<()> {
-    let flags = swap_flags(opts)?;
-    let path = std::ffi::CString::new(dev).with_context(|| format!("device path {dev:?}"))?;
-    // SAFETY: a NUL-terminated path that lives across the call; swapon(2) only reads it.
-    if unsafe { nix::libc::swapon(path.as_ptr(), flags) } != 0 {
-        let e = std::io::Error::last_os_error();
-        // What swapon(8) would have said in words: the signature was checked, so EINVAL is the
-        // kernel refusing the area itself.
-        let hint = if e.raw_os_error() == Some(nix::libc::EINVAL) {
-            " — the kernel refused this swap area (made for another page size, or holding a \
-             hibernation image?); a provisioning run makes it anew"
-        } else {
-            ""
-        };
-        return Err(coded(
-            Code::Command,
-            format!(
-                "swapon {dev}{}: {e}{hint}",
-                if opts.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({opts})")
-                }
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Split `mountOptions` into mount(2) flags and the filesystem's data string.
-pub fn split_options(opts: &str) -> (nix::mount::MsFlags, String) {
-    use nix::mount::MsFlags as F;
-    let mut flags = F::empty();
-    let mut data = Vec::new();
-    for o in opts.split(',').map(str::trim).filter(|o| !o.is_empty()) {
-        match o {
-            "defaults" | "rw" | "auto" | "noauto" | "nofail" | "user" | "nouser" | "_netdev" => {}
-            "ro" => flags |= F::MS_RDONLY,
-            "nosuid" => flags |= F::MS_NOSUID,
-            "nodev" => flags |= F::MS_NODEV,
-            "noexec" => flags |= F::MS_NOEXEC,
-            "sync" => flags |= F::MS_SYNCHRONOUS,
-            "dirsync" => flags |= F::MS_DIRSYNC,
-            "noatime" => flags |= F::MS_NOATIME,
-            "nodiratime" => flags |= F::MS_NODIRATIME,
-            "relatime" => flags |= F::MS_RELATIME,
-            "strictatime" => flags |= F::MS_STRICTATIME,
-            "lazytime" => flags |= F::MS_LAZYTIME,
-            "suid" | "dev" | "exec" | "async" | "atime" | "diratime" | "norelatime" => {}
-            o if o.starts_with("x-") || o.starts_with("comment=") => {}
-            other => data.push(other.to_string()),
-        }
-    }
-    (flags, data.join(","))
-}
-
-fn mount(ctx: &Context, a: &Action, probes: &Probes) -> Result<Option<String>> {
-    let target_rel = a.target.as_deref().unwrap_or_default();
-    let target = ctx.path(target_rel);
-    let dev = a.device.as_deref().unwrap_or("none");
-    let fstype = a.fs_type.as_deref().unwrap_or("auto");
-    let mounts =
-        parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
-    let target_s = target.to_string_lossy();
-    let dev_mm = if dev.starts_with('/') {
-        std::fs::canonicalize(dev).ok().and_then(|p| maj_min(&p))
-    } else {
-        None
-    };
-    if let Some(m) = mounts.iter().rev().find(|m| m.target == target_s) {
-        if dev_mm.as_deref() == Some(m.maj_min.as_str())
-            || (dev_mm.is_none() && m.fs_type == fstype)
-        {
-            return Ok(Some("already mounted".into()));
-        }
-        if dev_mm.is_some() {
-            return Err(coded(
-                Code::Command,
-                format!(
-                    "{} is already mounted from {} ({}), not {dev}",
-                    target.display(),
-                    m.source,
-                    m.fs_type
-                ),
-            ));
-        }
-    }
-    if dev.starts_with("/dev/") {
-        expect_type(probes, dev, fstype)?;
-    }
-    std::fs::create_dir_all(&target)
-        .with_context(|| format!("creating mountpoint {}", target.display()))?;
-    let (flags, data) = split_options(a.options.as_deref().unwrap_or(""));
-    nix::mount::mount(
-        Some(dev),
-        &target,
-        Some(fstype),
-        flags,
-        if data.is_empty() {
-            None
-        } else {
-            Some(data.as_str())
-        },
-    )
-    .map_err(|e| {
-        coded(
-            Code::Command,
-            format!(
-                "mount {dev} on {} ({fstype}, \"{}\"): {e}",
-                target.display(),
-                a.options.as_deref().unwrap_or("")
-            ),
-        )
-    })?;
-    Ok(None)
 }
 
 fn ensure_dir(ctx: &Context, a: &Action) -> Result<Option<String>> {
@@ -680,134 +476,6 @@ mod tests {
         assert!(msg.contains("mkfs.provision-test-absent (step "), "{msg}");
         // Not even the first, harmless step (the LVM filter file) ran.
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
-    }
-
-    #[test]
-    fn swapon_names_the_device_and_says_why_the_kernel_refused_an_area() {
-        // A swap area made for 64 KiB pages: libblkid calls it swap, a 4 KiB-page kernel does
-        // not (EINVAL), as swapon(8) would report in words.
-        // (x86_64, the one target: 4 KiB pages.)
-        if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: needs root (swapon(2))");
-            return;
-        }
-        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
-        let img = dir.path().join("swap64k");
-        std::fs::write(&img, vec![0u8; 4 << 20]).unwrap();
-        let made = std::process::Command::new("mkswap")
-            .args(["-q", "-p", "65536"])
-            .arg(&img)
-            .status();
-        if !matches!(made, Ok(s) if s.success()) {
-            eprintln!("skipped: mkswap not found");
-            return;
-        }
-        let dev = img.to_str().unwrap();
-        assert_eq!(
-            super::super::discover::probe_type_expecting(&img, "swap").as_deref(),
-            Some("swap")
-        );
-        let e = swapon(dev, "pri=1").unwrap_err();
-        let msg = format!("{e}");
-        assert!(msg.contains(dev) && msg.contains("(pri=1)"), "{msg}");
-        assert!(msg.contains("refused this swap area"), "{msg}");
-    }
-
-    #[test]
-    fn swap_options_map_to_swapon_flags_as_swapon8_sets_them() {
-        assert_eq!(swap_flags("").unwrap(), 0);
-        assert_eq!(swap_flags("pri=-1").unwrap(), 0);
-        assert_eq!(swap_flags("pri=0").unwrap(), 0x8000);
-        assert_eq!(swap_flags("pri=5,discard").unwrap(), 0x8000 | 5 | 0x10000);
-        assert_eq!(swap_flags("discard=once").unwrap(), 0x30000);
-        assert_eq!(
-            swap_flags("pri=32767,discard=pages").unwrap(),
-            0xffff | 0x50000
-        );
-        for bad in ["pri=32768", "pri=-2", "pri=x", "discard=all", "nofail"] {
-            let e = swap_flags(bad).unwrap_err();
-            assert!(format!("{e}").contains(bad), "{bad}: {e}");
-        }
-    }
-
-    #[test]
-    fn options_split_into_flags_and_data() {
-        use nix::mount::MsFlags as F;
-        let (f, d) = split_options("defaults,noatime,nodev,umask=0077,size=200M");
-        assert_eq!(f, F::MS_NOATIME | F::MS_NODEV);
-        assert_eq!(d, "umask=0077,size=200M");
-        let (f, d) = split_options("");
-        assert!(f.is_empty() && d.is_empty());
-    }
-
-    /// A real ext4 superblock (mkfs.ext4 on a file), then the flags that must send it to e2fsck.
-    #[test]
-    fn ext_superblock_clean_only_when_e2fsck_would_skip() {
-        let Ok(mkfs) = which_mkfs() else {
-            eprintln!("SKIP ext_superblock_clean_only_when_e2fsck_would_skip: no mkfs.ext4");
-            return;
-        };
-        let d = tempfile::tempdir().unwrap();
-        let img = d.path().join("fs.img");
-        std::fs::File::create(&img)
-            .unwrap()
-            .set_len(16 << 20)
-            .unwrap();
-        let ok = std::process::Command::new(mkfs)
-            .args(["-q", "-F"])
-            .arg(&img)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        assert!(ext_is_clean(&img, now).is_some(), "a fresh ext4 is clean");
-        let data = std::fs::read(&img).unwrap();
-        let sb: [u8; 1024] = data[1024..2048].try_into().unwrap();
-        assert!(ext_superblock_clean(&sb, now).is_some());
-        let with = |f: &dyn Fn(&mut [u8; 1024])| {
-            let mut b = sb;
-            f(&mut b);
-            ext_superblock_clean(&b, now)
-        };
-        // not cleanly unmounted; errors recorded
-        assert!(with(&|b| b[0x3A] = 0).is_none());
-        assert!(with(&|b| b[0x3A] = 3).is_none());
-        // a journal to replay (needs_recovery)
-        assert!(with(&|b| b[0x60] |= 0x4).is_none());
-        // an external journal device
-        assert!(with(&|b| b[0x60] |= 0x8).is_none());
-        // orphans being processed (s_state bit 4), no other bit
-        assert!(with(&|b| b[0x3A] = 1 | 4).is_none());
-        // orphan inodes
-        assert!(with(&|b| b[0xE8] = 12).is_none());
-        // mount count reached
-        assert!(with(&|b| {
-            b[0x34..0x36].copy_from_slice(&20u16.to_le_bytes());
-            b[0x36..0x38].copy_from_slice(&20u16.to_le_bytes());
-        })
-        .is_none());
-        // check interval passed (lastcheck 0, interval 1 s)
-        assert!(with(&|b| {
-            b[0x40..0x44].copy_from_slice(&0u32.to_le_bytes());
-            b[0x44..0x48].copy_from_slice(&1u32.to_le_bytes());
-        })
-        .is_none());
-        // last write far in the future (a clock e2fsck would correct)
-        assert!(with(&|b| b[0x30..0x34].copy_from_slice(&u32::MAX.to_le_bytes())).is_none());
-        // not ext at all
-        assert!(with(&|b| b[0x38] = 0).is_none());
-        assert!(ext_is_clean(Path::new("/nonexistent-dev"), now).is_none());
-    }
-
-    fn which_mkfs() -> Result<&'static str, ()> {
-        ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .ok_or(())
     }
 
     #[test]

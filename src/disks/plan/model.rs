@@ -1,0 +1,143 @@
+//! The plan model: what a plan is (mode, disks, refusals and their kinds, what it destroys, what
+//! is missing, steps), the read-only context the step builders share, and the plan hash.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::cmdline::Settings;
+use crate::disks::state::{BlockDevice, SystemState};
+use crate::disks::step::Action;
+use crate::exit::Code;
+use crate::layout::Layout;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    MountOnly,
+    Provision,
+    Refused,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::MountOnly => "mount-only",
+            Mode::Provision => "provision",
+            Mode::Refused => "refused",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// What is refused: a layout disk's name, `lvm_vg.<name>`, or `cmdline`.
+    pub disk: String,
+    pub reason: String,
+    /// Why, as a kind: it chooses the exit code. Not serialised, so neither the report's JSON nor
+    /// the plan hash changes with it.
+    #[serde(skip)]
+    pub kind: RefusalKind,
+}
+
+/// The kinds of refusal. Only [`RefusalKind::BadCmdlineValue`] is bad input (exit 3); every
+/// other kind is a safety refusal (exit 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// An unparseable value for a disk-wiping kernel cmdline key (`provision_disks`,
+    /// `wipe_foreign`).
+    BadCmdlineValue,
+    /// Token mode asked for a layout with no VG to record the token on.
+    TokenWithoutVg,
+    /// A layout disk matches no disk or several, is a partition, or is the same disk as another
+    /// layout disk.
+    Resolution,
+    /// A VG on a target disk has a PV on a disk the layout does not name.
+    Span,
+    /// A target (or what sits on it) is mounted, swap, an open LV, or held by another device.
+    Busy,
+    /// Foreign data on a disk named by a reference that does not identify one physical disk,
+    /// without `wipe_foreign`.
+    ForeignUnstable,
+    /// A layout VG's name is taken by a VG entirely on disks the layout does not name.
+    VgNameTaken,
+}
+
+impl RefusalKind {
+    /// The exit code of a plan refused for this reason.
+    pub fn code(self) -> Code {
+        match self {
+            RefusalKind::BadCmdlineValue => Code::BadInput,
+            _ => Code::Refused,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskClass {
+    Blank,
+    Ours,
+    Foreign,
+}
+
+/// How a layout disk was matched on this machine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiskMatch {
+    pub name: String,
+    pub reference: String,
+    pub stable: bool,
+    /// Kernel path (`/dev/nvme0n1`), None when it could not be resolved.
+    pub device: Option<String>,
+    pub size: Option<u64>,
+    pub class: Option<DiskClass>,
+    /// What is on it now, in words.
+    pub content: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub mode: Mode,
+    /// Why this mode (`homelab.provision_disks=tok1: token not yet consumed`).
+    pub reason: String,
+    pub layout_hash: String,
+    pub disks: Vec<DiskMatch>,
+    pub refusals: Vec<Refusal>,
+    /// In words, what a provision run destroys.
+    pub destroys: Vec<String>,
+    /// Mount-only: things the layout needs that are not there (the run fails naming them).
+    pub missing: Vec<String>,
+    pub warnings: Vec<String>,
+    pub actions: Vec<Action>,
+    pub plan_hash: String,
+}
+
+/// Planner knobs that come from the config rather than the layout.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Where to write the LVM settings (default [`DEFAULT_LVM_CONF`]).
+    pub lvm_conf: Option<String>,
+    /// The target root the layout's mountpoints are under (`--root`; default `/`): a layout
+    /// filesystem already mounted at its place is not checked again by a real run, so neither
+    /// is it here.
+    pub root: Option<std::path::PathBuf>,
+}
+
+/// What the step builders read: the inputs and what was decided before any step, read-only.
+pub(crate) struct PlanCx<'a> {
+    pub layout: &'a Layout,
+    pub state: &'a SystemState,
+    pub cmdline: &'a Settings,
+    /// The machine disk of each layout disk, in layout order (None: not found).
+    pub resolved: &'a [Option<&'a BlockDevice>],
+    pub mode: Mode,
+    /// The `--config` argument every lvm command gets (see [`lvm::lvm_devices_config`]).
+    pub lvm_cfg: &'a str,
+    pub layout_hash: &'a str,
+}
+
+/// Hash of what a run would do: mode + actions (16 hex digits).
+pub fn plan_hash(p: &Plan) -> String {
+    let v = serde_json::json!({ "mode": p.mode, "actions": p.actions, "refusals": p.refusals });
+    let h = Sha256::digest(serde_json::to_vec(&v).unwrap_or_default());
+    hex::encode(&h[..8])
+}

@@ -1,0 +1,367 @@
+//! Mount-only steps (also the tail of a provisioning run): activate the VGs, wait for every
+//! device, fsck, mount parents first, swap on, ensure directories; and, in mount-only mode, what
+//! the layout needs that is not there.
+
+use super::model::{Mode, PlanCx};
+use crate::disks::lvm::{self, dm_name};
+use crate::disks::resolve::{partition_path, partitions};
+use crate::disks::state::{BlockDevice, SystemState};
+use crate::disks::step::{s, wait, Action, Op};
+use crate::layout::{Content, Filesystem, Layout};
+
+/// The steps that bring the layout's filesystems and swap into use, after provisioning or on
+/// their own (mount-only); in mount-only mode also what the layout needs that is not there.
+pub(super) fn actions(cx: &PlanCx, actions: &mut Vec<Action>, missing: &mut Vec<String>) {
+    let PlanCx {
+        layout,
+        state,
+        resolved,
+        mode,
+        lvm_cfg: cfg,
+        ..
+    } = *cx;
+    let prefix = &cx.cmdline.prefix;
+    let provisioning = mode == Mode::Provision;
+    // (device, content, what) of everything to check/mount/swapon.
+    let mut items: Vec<(String, Content, String)> = Vec::new();
+    for (i, d) in layout.disks.iter().enumerate() {
+        let dev = resolved[i];
+        match &d.content {
+            Some(Content::Gpt(_) | Content::Table(_) | Content::LvmPv { .. }) | None => {}
+            Some(c) => match dev {
+                Some(dev) => items.push((dev.path.clone(), c.clone(), d.name.clone())),
+                None => missing.push(format!(
+                    "disk {} ({}): not found, so its {} cannot be used",
+                    d.name,
+                    d.reference.describe(),
+                    content_words(c)
+                )),
+            },
+        }
+        for p in partitions(d) {
+            let (n, pname) = (p.number, p.name);
+            let Some(c) = p.content else { continue };
+            if matches!(c, Content::LvmPv { .. }) {
+                continue;
+            }
+            let Some(dev) = dev else {
+                missing.push(format!(
+                    "disk {} ({}): not found, so partition {pname} cannot be used",
+                    d.name,
+                    d.reference.describe()
+                ));
+                continue;
+            };
+            let pp = partition_path(&dev.path, n);
+            if !provisioning {
+                match dev.partitions.iter().find(|p| p.number as usize == n) {
+                    None => missing.push(format!(
+                        "disk {}: partition {n} ({pname}) does not exist on {}",
+                        d.name, dev.path
+                    )),
+                    Some(op) => {
+                        if let Some(l) = p.label {
+                            if op.part_label.as_deref() != Some(l) {
+                                missing.push(format!("disk {}: partition {} is named {:?}, the layout expects {l:?} — is this the right disk?", d.name, op.path, op.part_label.as_deref().unwrap_or("")));
+                            }
+                        }
+                    }
+                }
+            }
+            items.push((pp, c.clone(), format!("{}/{pname}", d.name)));
+        }
+    }
+    let mut activate: Vec<String> = Vec::new();
+    for vg in &layout.vgs {
+        if !provisioning && !state.lvm_unread {
+            match state.vg(&vg.name) {
+                None => {
+                    missing.push(format!(
+                        "VG {} not found (are the disks provisioned? boot once with {prefix}.provision_disks=<token>)",
+                        vg.name
+                    ));
+                    continue;
+                }
+                Some(_) => {
+                    for lv in &vg.lvs {
+                        if !state
+                            .lvs
+                            .iter()
+                            .any(|l| l.vg_name == vg.name && l.lv_name == lv.name)
+                        {
+                            missing.push(format!("LV {}/{} not found", vg.name, lv.name));
+                        }
+                    }
+                }
+            }
+        }
+        activate.push(vg.name.clone());
+        for lv in &vg.lvs {
+            if let Some(c) = &lv.content {
+                // /dev/mapper/<vg>-<lv>: the name mount(8) and findmnt show for an LV.
+                items.push((
+                    format!("/dev/mapper/{}", dm_name(&vg.name, &lv.name)),
+                    c.clone(),
+                    format!("{}/{}", vg.name, lv.name),
+                ));
+            }
+        }
+    }
+    // A provisioning run's lvcreate leaves each LV active (lvcreate activates what it creates
+    // unless told otherwise: only the layout's extraArgs can say so), so a vgchange -ay after
+    // it would be one more lvm process — a full device scan — that changes nothing. The waits
+    // below still check that every LV's device node is there.
+    let created_active = provisioning
+        && layout
+            .vgs
+            .iter()
+            .all(|vg| vg.lvs.iter().all(|lv| lv.extra_args.is_empty()));
+    if !activate.is_empty() && !created_active {
+        // One vgchange for all of them: every lvm process scans the devices again.
+        let mut args = vec![s("-ay")];
+        args.extend(activate.iter().cloned());
+        actions.push(
+            Action::new(
+                Op::Activate,
+                false,
+                format!(
+                    "activating VG{} {}",
+                    if activate.len() == 1 { "" } else { "s" },
+                    activate.join(", ")
+                ),
+            )
+            .cmd(lvm::argv(cfg, "vgchange", &args)),
+        );
+    }
+    for (dev, _, _) in &items {
+        actions.push(wait(dev));
+    }
+    // fsck (ext*), then mounts parents-first, then swap.
+    let mut mounts: Vec<(String, Filesystem)> = Vec::new();
+    for (dev, c, what) in &items {
+        if let Content::Filesystem(f) = c {
+            if f.format.starts_with("ext") && !provisioning {
+                // The executor reads the superblock first and runs e2fsck -p only when it would
+                // do more than say "clean" (see execute::ext_is_clean).
+                let mut a = Action::new(
+                    Op::Fsck,
+                    false,
+                    format!(
+                        "checking {what} ({}): e2fsck -p unless its superblock is clean",
+                        f.format
+                    ),
+                )
+                .cmd(vec![s("e2fsck"), s("-p"), dev.clone()])
+                .dev(dev);
+                a.fs_type = Some(f.format.clone());
+                actions.push(a);
+            }
+            if f.mountpoint.is_some() {
+                mounts.push((dev.clone(), f.clone()));
+            }
+        }
+    }
+    enum M<'a> {
+        Dev(&'a str, &'a Filesystem),
+        Nodev(&'a crate::layout::Nodev),
+    }
+    let mut all: Vec<(String, M)> = mounts
+        .iter()
+        .map(|(d, f)| (f.mountpoint.clone().unwrap_or_default(), M::Dev(d, f)))
+        .collect();
+    all.extend(
+        layout
+            .nodev
+            .iter()
+            .map(|n| (n.mountpoint.clone(), M::Nodev(n))),
+    );
+    all.sort_by(|a, b| {
+        let depth = |p: &str| p.trim_end_matches('/').matches('/').count();
+        depth(&a.0).cmp(&depth(&b.0)).then(a.0.cmp(&b.0))
+    });
+    for (mp, m) in &all {
+        let mut a = match m {
+            M::Dev(dev, f) => {
+                let mut a =
+                    Action::new(Op::Mount, false, format!("mounting {dev} on {mp}")).dev(dev);
+                a.fs_type = Some(f.format.clone());
+                a.options = Some(f.mount_options.join(","));
+                a
+            }
+            M::Nodev(n) => {
+                let mut a =
+                    Action::new(Op::Mount, false, format!("mounting {} on {mp}", n.fs_type))
+                        .dev(&n.device);
+                a.fs_type = Some(n.fs_type.clone());
+                a.options = Some(n.mount_options.join(","));
+                a
+            }
+        };
+        a.target = Some(mp.clone());
+        actions.push(a);
+    }
+    for (dev, c, what) in &items {
+        if let Content::Swap(sw) = c {
+            // swapon(2) itself, options as fstab writes them (`pri=N`, `discard=once|pages`,
+            // `discard` for both): swapon(8) would cost a process for one system call.
+            let mut opts: Vec<String> = Vec::new();
+            if let Some(p) = sw.priority {
+                opts.push(format!("pri={p}"));
+            }
+            match sw.discard.as_deref() {
+                Some("both") => opts.push(s("discard")),
+                Some(d) => opts.push(format!("discard={d}")),
+                None => {}
+            }
+            let mut a = Action::new(Op::Swapon, false, format!("enabling swap on {what}")).dev(dev);
+            a.options = Some(opts.join(","));
+            actions.push(a);
+        }
+    }
+    for d in &layout.ensure_dirs {
+        let mut a = Action::new(
+            Op::EnsureDir,
+            false,
+            format!(
+                "ensuring directory {} ({}:{} {:04o})",
+                d.path, d.owner, d.group, d.mode
+            ),
+        );
+        a.target = Some(d.path.clone());
+        a.owner = Some(d.owner.clone());
+        a.group = Some(d.group.clone());
+        a.mode = Some(format!("{:04o}", d.mode));
+        actions.push(a);
+    }
+}
+
+/// What a real run's libblkid check says of a device whose type is not the layout's
+/// (execute::expect_type), in the same words: the dry run names it as the real run does.
+pub fn fs_mismatch(dev: &str, found: Option<&str>, want: &str) -> String {
+    format!(
+        "{dev} has {} where the layout expects {want}",
+        found
+            .map(|f| format!("a {f} signature"))
+            .unwrap_or_else(|| "no filesystem".into())
+    )
+}
+
+/// Is `found` (libblkid's TYPE) the filesystem the layout names? vfat may show as msdos.
+pub fn type_matches(want: &str, found: Option<&str>) -> bool {
+    match (want, found) {
+        (w, Some(f)) if w == f => true,
+        ("vfat", Some("vfat" | "msdos")) => true,
+        _ => false,
+    }
+}
+
+/// Mount-only: the layout filesystems and swap areas the real run would find missing or of
+/// another type, from the observed state — so that `--dry-run`, `--state` and `status` name
+/// them and exit as the real run does (exit 9). The real run checks a device's type (libblkid)
+/// before its fsck (ext*, unless the device is mounted anywhere), its mount (unless something
+/// is mounted at the target already) and its swapon (unless it is swap already), and fails at
+/// the first one that does not match; this asks the same of each device the state knows the
+/// type of: partitions and whole disks on a probed read (not the every-boot path's udev
+/// database: there the executor's own check decides), active LVs that were probed. Partitions
+/// already named missing or misnamed are not repeated.
+pub(super) fn wrong_filesystems(
+    layout: &Layout,
+    state: &SystemState,
+    resolved: &[Option<&BlockDevice>],
+    root: &std::path::Path,
+) -> Vec<String> {
+    if state.types_from_udev {
+        return Vec::new();
+    }
+    // (device path, its maj:min, what is on it, the layout content, layout words)
+    let mut devs: Vec<(String, &str, Option<&str>, &Content, String)> = Vec::new();
+    for (i, d) in layout.disks.iter().enumerate() {
+        let Some(dev) = resolved[i] else { continue };
+        if let Some(c @ (Content::Filesystem(_) | Content::Swap(_))) = &d.content {
+            devs.push((
+                dev.path.clone(),
+                &dev.maj_min,
+                dev.fs_type.as_deref(),
+                c,
+                format!("disk {}", d.name),
+            ));
+        }
+        for p in partitions(d) {
+            let Some(c @ (Content::Filesystem(_) | Content::Swap(_))) = p.content else {
+                continue;
+            };
+            let Some(op) = dev
+                .partitions
+                .iter()
+                .find(|o| o.number as usize == p.number)
+            else {
+                continue; // named missing already
+            };
+            if p.label.is_some_and(|l| op.part_label.as_deref() != Some(l)) {
+                continue; // named as another disk's partition already
+            }
+            devs.push((
+                op.path.clone(),
+                &op.maj_min,
+                op.fs_type.as_deref(),
+                c,
+                format!("disk {}: partition {} ({})", d.name, p.number, p.name),
+            ));
+        }
+    }
+    for vg in &layout.vgs {
+        for lv in &vg.lvs {
+            let Some(c) = &lv.content else { continue };
+            let Some(o) = state
+                .lvs
+                .iter()
+                .find(|o| o.vg_name == vg.name && o.lv_name == lv.name && o.fs_probed)
+            else {
+                continue; // missing (named already), inactive or not probed: unknown
+            };
+            let Some(mm) = o.maj_min.as_deref() else {
+                continue;
+            };
+            devs.push((
+                format!("/dev/mapper/{}", dm_name(&vg.name, &lv.name)),
+                mm,
+                o.fs_type.as_deref(),
+                c,
+                format!("LV {}/{}", vg.name, lv.name),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for (path, mm, found, c, what) in devs {
+        let (want, checked) = match c {
+            Content::Filesystem(f) => {
+                let fsck = f.format.starts_with("ext") && state.mount_of(mm).is_none();
+                let mount = f.mountpoint.as_deref().is_some_and(|mp| {
+                    let target = crate::system::fsutil::under_root(root, std::path::Path::new(mp));
+                    let target = target.to_string_lossy();
+                    !state.mounts.iter().any(|m| m.target == target)
+                });
+                (f.format.as_str(), fsck || mount)
+            }
+            Content::Swap(_) => ("swap", !state.is_swap(mm, &path)),
+            _ => continue,
+        };
+        if checked && !type_matches(want, found) {
+            out.push(format!(
+                "{what}: {} — nothing was formatted (a provisioning run cut off before its mkfs, or another disk?)",
+                fs_mismatch(&path, found, want)
+            ));
+        }
+    }
+    out
+}
+
+fn content_words(c: &Content) -> String {
+    match c {
+        Content::Filesystem(f) => format!("{} filesystem", f.format),
+        Content::Swap(_) => "swap".into(),
+        Content::LvmPv { vg } => format!("PV of VG {vg}"),
+        Content::Gpt(_) => "gpt".into(),
+        Content::Table(_) => "partition table".into(),
+    }
+}

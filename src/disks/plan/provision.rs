@@ -1,0 +1,266 @@
+//! Provisioning steps, in stage order: take down the VGs on the targets, wipe each disk, write
+//! its table (see `table`), wait for the new partitions, create PVs, VGs and LVs, format, and
+//! record completion (VG tags) last.
+
+use super::model::PlanCx;
+use super::table::{gpt_action, hybrid_mbr_actions, reread, table_action, verify_table};
+use crate::cmdline::ProvisionRequest;
+use crate::disks::lvm::{self, TAG_LAYOUT, TAG_TOKEN};
+use crate::disks::resolve::{partition_path, partitions};
+use crate::disks::step::{s, wait, Action, Op};
+use crate::layout::{Content, Filesystem, LvType, Swap};
+
+fn mkfs_argv(f: &Filesystem, dev: &str) -> Vec<String> {
+    let force: &[&str] = match f.format.as_str() {
+        "ext2" | "ext3" | "ext4" => &["-F", "-q"],
+        "xfs" | "btrfs" | "f2fs" => &["-f"],
+        _ => &[],
+    };
+    let mut v = vec![format!("mkfs.{}", f.format)];
+    v.extend(force.iter().map(|x| x.to_string()));
+    v.extend(f.extra_args.iter().cloned());
+    v.push(dev.to_string());
+    v
+}
+
+fn mkswap_argv(sw: &Swap, dev: &str) -> Vec<String> {
+    let mut v = vec![s("mkswap"), s("-f")];
+    v.extend(sw.extra_args.iter().cloned());
+    v.push(dev.to_string());
+    v
+}
+
+fn format_action(c: &Content, dev: &str, what: &str, actions: &mut Vec<Action>) {
+    match c {
+        Content::Filesystem(f) => actions.push(
+            Action::new(Op::Mkfs, true, format!("formatting {what} ({})", f.format))
+                .cmd(mkfs_argv(f, dev))
+                .dev(dev),
+        ),
+        Content::Swap(sw) => actions.push(
+            Action::new(Op::Mkswap, true, format!("making swap on {what}"))
+                .cmd(mkswap_argv(sw, dev))
+                .dev(dev),
+        ),
+        _ => {}
+    }
+}
+
+/// The provisioning steps (after the lvmlocal.conf write, before the mount steps). `deactivate`:
+/// the VGs observed on the targets. Errors: the layout does not fit the disks (exit 3).
+pub(super) fn actions(
+    cx: &PlanCx,
+    deactivate: &[String],
+    actions: &mut Vec<Action>,
+) -> anyhow::Result<()> {
+    let PlanCx {
+        layout,
+        resolved,
+        cmdline,
+        lvm_cfg: cfg,
+        layout_hash,
+        ..
+    } = *cx;
+    let problems = crate::disks::fits::check(layout, resolved);
+    if !problems.is_empty() {
+        return Err(crate::exit::coded(
+            crate::exit::Code::BadInput,
+            format!(
+                "the layout does not fit these disks (nothing was changed): {}",
+                problems.join("; ")
+            ),
+        ));
+    }
+    // Take down what is on the disks now.
+    for vg in deactivate {
+        actions.push(
+            Action::new(Op::Deactivate, false, format!("deactivating VG {vg}")).cmd(lvm::argv(
+                cfg,
+                "vgchange",
+                &[s("-an"), vg.clone()],
+            )),
+        );
+    }
+    let mut pvs: Vec<(String, String)> = Vec::new(); // (vg, device)
+    let mut formats: Vec<(Content, String, String)> = Vec::new(); // content, device, what
+    for (i, d) in layout.disks.iter().enumerate() {
+        let Some(dev) = resolved[i] else { continue };
+        for p in &dev.partitions {
+            actions.push(
+                Action::new(Op::Wipe, true, format!("wiping signatures on {}", p.path))
+                    .cmd(vec![s("wipefs"), s("-a"), p.path.clone()])
+                    .dev(&p.path),
+            );
+        }
+        // wipefs erases the primary GPT, its backup at the end of the disk and the (protective)
+        // MBR: no separate zap step needed.
+        actions.push(
+            Action::new(
+                Op::Wipe,
+                true,
+                format!("wiping signatures and partition tables on {}", dev.path),
+            )
+            .cmd(vec![s("wipefs"), s("-a"), dev.path.clone()])
+            .dev(&dev.path),
+        );
+        match &d.content {
+            Some(Content::Gpt(g)) => {
+                let (a, table) = gpt_action(&d.name, dev, g)?;
+                actions.push(a);
+                actions.extend(hybrid_mbr_actions(dev, g));
+                actions.extend([reread(&dev.path), verify_table(&dev.path, table)]);
+            }
+            Some(Content::Table(t)) => {
+                let (a, table) = table_action(&d.name, dev, t)?;
+                actions.extend([a, reread(&dev.path), verify_table(&dev.path, table)])
+            }
+            Some(Content::LvmPv { vg }) => pvs.push((vg.clone(), dev.path.clone())),
+            Some(c) => formats.push((c.clone(), dev.path.clone(), d.name.clone())),
+            None => {}
+        }
+        // Every new partition's node first, then one wipefs for all of them (each process
+        // costs a start-up and a libblkid probe of every known signature).
+        let mut new_parts: Vec<String> = Vec::new();
+        for p in partitions(d) {
+            let pp = partition_path(&dev.path, p.number);
+            actions.push(wait(&pp));
+            new_parts.push(pp.clone());
+            match p.content {
+                Some(Content::LvmPv { vg }) => pvs.push((vg.clone(), pp)),
+                Some(c) => formats.push((c.clone(), pp, format!("{}/{}", d.name, p.name))),
+                None => {}
+            }
+        }
+        if !new_parts.is_empty() {
+            let mut argv = vec![s("wipefs"), s("-a")];
+            argv.extend(new_parts.iter().cloned());
+            actions.push(
+                Action::new(
+                    Op::Wipe,
+                    true,
+                    format!(
+                        "wiping old signatures inside new partition{} {}",
+                        if new_parts.len() == 1 { "" } else { "s" },
+                        new_parts.join(", ")
+                    ),
+                )
+                .cmd(argv)
+                .dev(&dev.path),
+            );
+        }
+    }
+    if !pvs.is_empty() {
+        // One pvcreate for all PVs (each lvm process costs a device scan).
+        let mut args = vec![s("-y"), s("-ff")];
+        args.extend(pvs.iter().map(|(_, p)| p.clone()));
+        let words: Vec<String> = pvs
+            .iter()
+            .map(|(vg, pv)| format!("{pv} for VG {vg}"))
+            .collect();
+        let mut a = Action::new(
+            Op::PvCreate,
+            true,
+            format!(
+                "creating PV{} {}",
+                if pvs.len() == 1 { "" } else { "s" },
+                words.join(", ")
+            ),
+        )
+        .cmd(lvm::argv(cfg, "pvcreate", &args));
+        if pvs.len() == 1 {
+            a.device = Some(pvs[0].1.clone());
+        }
+        actions.push(a);
+    }
+    for vg in &layout.vgs {
+        let members: Vec<String> = pvs
+            .iter()
+            .filter(|(v, _)| v == &vg.name)
+            .map(|(_, p)| p.clone())
+            .collect();
+        let mut args = vec![s("-y"), vg.name.clone()];
+        args.extend(members);
+        actions.push(
+            Action::new(Op::VgCreate, true, format!("creating VG {}", vg.name))
+                .cmd(lvm::argv(cfg, "vgcreate", &args)),
+        );
+        for lv in &vg.lvs {
+            let mut args = vec![
+                s("-y"),
+                s("--wipesignatures"),
+                s("y"),
+                s("-n"),
+                lv.name.clone(),
+            ];
+            match &lv.lv_type {
+                LvType::Linear => args.extend(lv.size.lvcreate_args()),
+                LvType::ThinPool => {
+                    args.extend([s("--type"), s("thin-pool")]);
+                    args.extend(lv.size.lvcreate_args());
+                }
+                LvType::Thin { pool } => {
+                    let bytes = match &lv.size {
+                        crate::layout::size::LvSize::Bytes { bytes } => *bytes,
+                        _ => 0,
+                    };
+                    args.extend([
+                        s("--type"),
+                        s("thin"),
+                        s("-V"),
+                        format!("{bytes}b"),
+                        s("--thinpool"),
+                        pool.clone(),
+                    ]);
+                }
+                LvType::Other(t) => {
+                    args.extend([s("--type"), t.clone()]);
+                    args.extend(lv.size.lvcreate_args());
+                }
+            }
+            args.extend(lv.extra_args.iter().cloned());
+            args.push(vg.name.clone());
+            actions.push(
+                Action::new(
+                    Op::LvCreate,
+                    true,
+                    format!("creating LV {}/{}", vg.name, lv.name),
+                )
+                .cmd(lvm::argv(cfg, "lvcreate", &args)),
+            );
+            if let Some(c) = &lv.content {
+                let p = format!("/dev/{}/{}", vg.name, lv.name);
+                formats.push((c.clone(), p, format!("{}/{}", vg.name, lv.name)));
+            }
+        }
+    }
+    for (c, dev, what) in &formats {
+        actions.push(wait(dev));
+        format_action(c, dev, what, actions);
+    }
+    // Completion is recorded last: an interrupted run leaves no tag and re-provisions. One
+    // vgchange tags every VG; lvm commits each VG on its own, so a cut in the middle can leave
+    // some VGs tagged and others not — which still reads as "not complete" (a token counts as
+    // consumed only when every layout VG carries it) and re-provisions.
+    if !layout.vgs.is_empty() {
+        let mut args = vec![s("--addtag"), format!("{TAG_LAYOUT}{layout_hash}")];
+        if let ProvisionRequest::Token(t) = &cmdline.provision {
+            args.push(s("--addtag"));
+            args.push(format!("{TAG_TOKEN}{t}"));
+        }
+        let names: Vec<String> = layout.vgs.iter().map(|v| v.name.clone()).collect();
+        args.extend(names.iter().cloned());
+        actions.push(
+            Action::new(
+                Op::Tag,
+                false,
+                format!(
+                    "recording completion on VG{} {}",
+                    if names.len() == 1 { "" } else { "s" },
+                    names.join(", ")
+                ),
+            )
+            .cmd(lvm::argv(cfg, "vgchange", &args)),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! disko's legacy `table` (table.nix): msdos or gpt, primary partitions at parted positions.
+
+use serde_json::Value;
+
+use super::walker::{kind, Obj, Walker};
+use crate::layout::size::PartedPos;
+use crate::layout::{Table, TablePartition};
+
+impl Walker {
+    pub(super) fn table_pos(&mut self, path: &str, field: &str, v: &str) -> Option<PartedPos> {
+        match PartedPos::parse(v) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.err(path, format!("{field}: {e}"));
+                None
+            }
+        }
+    }
+
+    pub(super) fn table(&mut self, o: &mut Obj<'_>) -> Option<Table> {
+        let format = self.string(o, "format").unwrap_or_else(|| "msdos".into());
+        if format != "msdos" && format != "gpt" {
+            let p = o.path.clone();
+            self.err(&p, format!("format {format:?}: expected msdos or gpt"));
+        }
+        let parts_path = format!("{}.partitions", o.path);
+        let mut out = Vec::new();
+        match o.map.remove("partitions") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(a)) => {
+                for (i, v) in a.iter().enumerate() {
+                    let p = format!("{parts_path}[{i}]");
+                    let Some(mut po) = self.obj(&p, v) else {
+                        continue;
+                    };
+                    let name = self
+                        .string(&mut po, "name")
+                        .unwrap_or_else(|| format!("part{}", i + 1));
+                    let part_type = self
+                        .string(&mut po, "part-type")
+                        .unwrap_or_else(|| "primary".into());
+                    if !["primary", "extended", "logical"].contains(&part_type.as_str()) {
+                        self.err(
+                            &p,
+                            format!(
+                                "part-type {part_type:?}: expected primary, extended or logical"
+                            ),
+                        );
+                    }
+                    let bootable = self.boolean(&mut po, "bootable").unwrap_or(false);
+                    po.map.remove("fs-type");
+                    po.map.remove("flags");
+                    let start = self.string(&mut po, "start").unwrap_or_else(|| "0%".into());
+                    let end = self.string(&mut po, "end").unwrap_or_else(|| "100%".into());
+                    let content = po.map.remove("content").and_then(|c| {
+                        self.content(
+                            &format!("{p}.content"),
+                            c,
+                            &["filesystem", "swap", "lvm_pv"],
+                        )
+                    });
+                    self.finish(po);
+                    let (Some(start), Some(end)) = (
+                        self.table_pos(&p, "start", &start),
+                        self.table_pos(&p, "end", &end),
+                    ) else {
+                        continue;
+                    };
+                    out.push(TablePartition {
+                        name,
+                        part_type,
+                        bootable,
+                        start,
+                        end,
+                        content: content.map(Box::new),
+                    });
+                }
+            }
+            Some(other) => self.err(
+                &parts_path,
+                format!("expected a list of partitions, found {}", kind(other)),
+            ),
+        }
+        if out.iter().any(|p| p.part_type != "primary") {
+            self.err(
+                &parts_path,
+                "extended and logical partitions are not supported; use primary partitions or gpt",
+            );
+        }
+        if format == "msdos" && out.len() > 4 {
+            self.err(
+                &parts_path,
+                "an msdos table holds at most 4 primary partitions",
+            );
+        }
+        Some(Table {
+            format,
+            partitions: out,
+        })
+    }
+}
