@@ -17,10 +17,13 @@ const PE_START: u64 = MIB;
 /// (e2fsprogs 1.47.0: 101 KiB fails, 104 KiB works; util-linux 2.38 mkswap: 10 pages of
 /// 4 KiB; xfsprogs 6.1: "Filesystem must be larger than 300MB"; btrfs-progs 6.2: 109 MiB for
 /// the default single/DUP profiles).
-fn minimum(format: &str) -> Option<u64> {
+fn minimum(format: &str, logical: u64) -> Option<u64> {
     Some(match format {
-        "ext2" | "ext3" | "ext4" => 104 * KIB,
+        // On 4096-byte sectors mke2fs needs 256 KiB (192 KiB fails): 64 of the disk's sectors.
+        "ext2" | "ext3" | "ext4" => (104 * KIB).max(64 * logical),
         "swap" => 40 * KIB,
+        // mkfs.fat 4.2: 32 KiB fails, 64 KiB works with 512-byte sectors; scaled by the sector.
+        "vfat" => 64 * KIB * (logical / 512).max(1),
         "xfs" => 300 * MIB,
         "btrfs" => 109 * MIB,
         _ => return None,
@@ -32,21 +35,52 @@ fn minimum(format: &str) -> Option<u64> {
 /// read.
 const FAT32_MIN_CLUSTERS: u64 = 65525;
 
-/// `-F 32` / `-F32` among mkfs.vfat's arguments, and the `-s` sectors per cluster (default 1
-/// for this check: the most clusters the space can hold).
-fn fat32_args(args: &[String]) -> (bool, u64) {
-    let mut fat32 = false;
-    let mut spc = 1;
+/// mkfs.vfat's `-F` FAT size (12, 16, 32; None = its own choice) and `-s` sectors per cluster
+/// (None = its own choice), in the joined (`-F32`) or separate form.
+fn fat_args(args: &[String]) -> (Option<u32>, Option<u64>) {
+    let mut fat = None;
+    let mut spc = None;
     let mut it = args.iter().peekable();
     while let Some(a) = it.next() {
-        match a.as_str() {
-            "-F" => fat32 |= it.peek().is_some_and(|v| v.as_str() == "32"),
-            "-F32" => fat32 = true,
-            "-s" => spc = it.peek().and_then(|v| v.parse().ok()).unwrap_or(1),
+        let (flag, inline) = if a.is_char_boundary(2) {
+            a.split_at(2)
+        } else {
+            (a.as_str(), "")
+        };
+        let mut value = || {
+            if inline.is_empty() {
+                it.peek().map(|v| v.as_str())
+            } else {
+                Some(inline)
+            }
+        };
+        match flag {
+            "-F" => fat = value().and_then(|v| v.parse().ok()),
+            "-s" => spc = value().and_then(|v| v.parse().ok()),
             _ => {}
         }
     }
-    (fat32, spc.max(1))
+    (fat, spc.filter(|s| *s > 0))
+}
+
+/// The label a mkfs argument list sets (`-L x`, or `-n x` for vfat) and the longest each tool
+/// takes: mkfs.vfat 11 bytes, mke2fs and mkswap 16, mkfs.xfs 12, mkfs.btrfs 255.
+fn label_too_long(format: &str, args: &[String]) -> Option<String> {
+    let (flag, max) = match format {
+        "vfat" => ("-n", 11),
+        "ext2" | "ext3" | "ext4" | "swap" => ("-L", 16),
+        "xfs" => ("-L", 12),
+        "btrfs" => ("-L", 255),
+        _ => return None,
+    };
+    let i = args.iter().position(|a| a == flag)?;
+    let label = args.get(i + 1)?;
+    (label.len() > max).then(|| {
+        format!(
+            "the label {label:?} ({flag}) is {} bytes, and {format} labels hold at most {max}",
+            label.len()
+        )
+    })
 }
 
 /// Does a filesystem or swap area fit `size` bytes on a disk with `logical`-byte sectors?
@@ -58,7 +92,7 @@ fn content_fits(c: &Content, size: u64, logical: u64) -> Result<(), String> {
         Content::Swap(s) => ("swap", &s.extra_args),
         _ => return Ok(()),
     };
-    if let Some(min) = minimum(format) {
+    if let Some(min) = minimum(format, logical) {
         if size < min {
             return Err(format!(
                 "{format} needs at least {} and gets {}",
@@ -67,8 +101,33 @@ fn content_fits(c: &Content, size: u64, logical: u64) -> Result<(), String> {
             ));
         }
     }
+    if let Some(e) = label_too_long(format, args) {
+        return Err(e);
+    }
     if format == "vfat" {
-        let (fat32, spc) = fat32_args(args);
+        let (fat, spc_given) = fat_args(args);
+        // FAT12/16 hold at most 4084/65524 clusters (Microsoft's FAT specification); mkfs.fat
+        // picks clusters of up to 128 sectors (64 KiB with 512-byte sectors) by itself.
+        let limit = match fat {
+            Some(12) => Some(4084u64),
+            Some(16) => Some(65524),
+            _ => None,
+        };
+        if let Some(max) = limit {
+            let spc = spc_given.unwrap_or(128);
+            let clusters = size / (logical * spc);
+            if clusters > max {
+                return Err(format!(
+                    "FAT{} (-F {}) holds at most {max} clusters, and {} in clusters of {} needs {clusters}: drop -F or make it smaller",
+                    fat.unwrap_or(0),
+                    fat.unwrap_or(0),
+                    human(size),
+                    human(logical * spc)
+                ));
+            }
+        }
+        let fat32 = fat == Some(32);
+        let spc = spc_given.unwrap_or(1);
         let clusters = size / (logical * spc);
         if fat32 && clusters < FAT32_MIN_CLUSTERS {
             return Err(format!(
@@ -88,7 +147,7 @@ fn content_fits(c: &Content, size: u64, logical: u64) -> Result<(), String> {
 pub fn check(layout: &Layout, resolved: &[Option<&BlockDevice>]) -> Vec<String> {
     let mut problems = Vec::new();
     // PV sizes per VG (bytes), for the LV check.
-    let mut pv_sizes: Vec<(&str, u64)> = Vec::new();
+    let mut pv_sizes: Vec<(&str, u64, u64)> = Vec::new(); // (vg, bytes, logical sector)
     for (d, dev) in layout.disks.iter().zip(resolved) {
         let Some(dev) = dev else { continue };
         let geo = DiskGeometry::of(dev);
@@ -118,7 +177,7 @@ pub fn check(layout: &Layout, resolved: &[Option<&BlockDevice>]) -> Vec<String> 
             }
             Some(c) => {
                 if let Content::LvmPv { vg } = c {
-                    pv_sizes.push((vg, dev.size));
+                    pv_sizes.push((vg, dev.size, ss));
                 } else if let Err(e) = content_fits(c, dev.size, ss) {
                     problems.push(format!("disk.{}.content: {e} (on {})", d.name, dev.path));
                 }
@@ -127,7 +186,7 @@ pub fn check(layout: &Layout, resolved: &[Option<&BlockDevice>]) -> Vec<String> 
         }
         for (name, content, size) in parts {
             match content {
-                Some(Content::LvmPv { vg }) => pv_sizes.push((vg, size)),
+                Some(Content::LvmPv { vg }) => pv_sizes.push((vg, size, ss)),
                 Some(c) => {
                     if let Err(e) = content_fits(c, size, ss) {
                         problems.push(format!(
@@ -143,9 +202,16 @@ pub fn check(layout: &Layout, resolved: &[Option<&BlockDevice>]) -> Vec<String> 
     for vg in &layout.vgs {
         let members: Vec<u64> = pv_sizes
             .iter()
-            .filter(|(v, _)| *v == vg.name)
-            .map(|(_, s)| *s)
+            .filter(|(v, _, _)| *v == vg.name)
+            .map(|(_, s, _)| *s)
             .collect();
+        // An LV's logical sector is its PVs' (the largest, when they differ).
+        let lv_logical = pv_sizes
+            .iter()
+            .filter(|(v, _, _)| *v == vg.name)
+            .map(|(_, _, l)| *l)
+            .max()
+            .unwrap_or(512);
         if members.is_empty() {
             continue;
         }
@@ -162,7 +228,7 @@ pub fn check(layout: &Layout, resolved: &[Option<&BlockDevice>]) -> Vec<String> 
                 (LvType::Linear | LvType::ThinPool, LvSize::Bytes { bytes }) => {
                     fixed += bytes.div_ceil(EXTENT);
                     if let Some(c) = &lv.content {
-                        if let Err(e) = content_fits(c, *bytes, 512) {
+                        if let Err(e) = content_fits(c, *bytes, lv_logical) {
                             problems
                                 .push(format!("lvm_vg.{}.lvs.{}.content: {e}", vg.name, lv.name));
                         }
@@ -234,6 +300,33 @@ mod tests {
         // Without -F 32 mkfs.vfat picks FAT16 by itself: fine on both.
         let auto = ESP.replace(", extraArgs: [\"-F\", \"32\"]", "");
         assert!(problems(&auto, &disk(1 << 30, 4096)).is_empty());
+    }
+
+    /// Found by a review: each passed validate and the dry run, then mkfs failed after the wipe.
+    #[test]
+    fn sector_size_fat_type_and_label_limits() {
+        let one = |content: &str| {
+            format!("disk:\n  d:\n    device: /dev/vda\n    content:\n      type: gpt\n      partitions:\n        a: {{{content}}}\n")
+        };
+        let cases: &[(&str, u32, &str)] = &[
+            ("size: 104K, content: {type: filesystem, format: ext4}", 4096, "ext4 needs at least 256 KiB"),
+            ("size: 300M, type: EF00, content: {type: filesystem, format: vfat, extraArgs: [\"-F\", \"12\"]}", 512, "FAT12"),
+            ("size: 8K, type: EF00, content: {type: filesystem, format: vfat}", 512, "vfat needs at least 64 KiB"),
+            ("size: 10M, content: {type: filesystem, format: vfat, extraArgs: [\"-n\", \"WAYTOOLONGLABEL\"]}", 512, "at most 11"),
+            ("size: 10M, content: {type: filesystem, format: ext4, extraArgs: [\"-L\", \"a-label-of-17-byt\"]}", 512, "at most 16"),
+            ("size: 100M, type: EF00, content: {type: filesystem, format: vfat, extraArgs: [\"-F32\", \"-s1\"]}", 4096, "FAT32"),
+        ];
+        for (c, ss, want) in cases {
+            let p = problems(&one(c), &disk(1 << 30, *ss));
+            assert!(p.len() == 1 && p[0].contains(want), "{c} on {ss}: {p:?}");
+        }
+        for ok in [
+            "size: 256K, content: {type: filesystem, format: ext4}",
+            "size: 200M, type: EF00, content: {type: filesystem, format: vfat, extraArgs: [\"-F\", \"12\"]}",
+            "size: 10M, content: {type: filesystem, format: vfat, extraArgs: [\"-n\", \"ESP\"]}",
+        ] {
+            assert!(problems(&one(ok), &disk(1 << 30, 4096)).is_empty(), "{ok}");
+        }
     }
 
     #[test]

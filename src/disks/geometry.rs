@@ -243,10 +243,19 @@ pub fn gpt_extents(
             GptPosKind::Plus(x) => {
                 let n = amount(i, x, ss, "start", &start.text)?;
                 // IeeeToInt: in a free block smaller than the alignment, `+N` counts N-1.
-                if high.saturating_sub(low) < a {
-                    low + n - 1
+                let n = if high.saturating_sub(low) < a {
+                    n - 1
                 } else {
-                    low + n
+                    n
+                };
+                match low.checked_add(n) {
+                    Some(s) => s,
+                    None => {
+                        return fail(
+                            i,
+                            format!("start {:?} lies past the disk's end", start.text),
+                        )
+                    }
                 }
             }
             GptPosKind::Minus(x) => {
@@ -283,7 +292,13 @@ pub fn gpt_extents(
             GptPosKind::Absolute(x) => amount(i, x, ss, "end", &end.text)?,
             // Deliberately from the aligned start (sgdisk: from the start as asked).
             GptPosKind::Plus(x) => {
-                let n = amount(i, x, ss, "size", &end.text)?;
+                // `size: 512K` keeps its text without the `+` an `end: +512K` has.
+                let what = if end.text.starts_with('+') {
+                    "end"
+                } else {
+                    "size"
+                };
+                let n = amount(i, x, ss, what, &end.text)?;
                 st.checked_add(n).map_or(u64::MAX, |e| e - 1)
             }
             GptPosKind::Minus(x) => {
@@ -847,6 +862,29 @@ mod tests {
         })
     }
 
+    /// Found by a review: `low + n` wrapped in release builds and placed the partition at a
+    /// small sector the dry run showed as fine.
+    #[test]
+    fn a_huge_relative_start_is_refused_not_wrapped() {
+        let g = DiskGeometry {
+            size: 128 << 20,
+            logical: 512,
+            physical: 512,
+            optimal_io: 0,
+        };
+        let a = (GptPos::parse("32M").unwrap(), GptPos::parse("+1M").unwrap());
+        let b = (
+            GptPos::parse("+18446744073709491616s").unwrap(),
+            GptPos::parse("+1M").unwrap(),
+        );
+        let e = gpt_extents(&g, &[(&a.0, &a.1), (&b.0, &b.1)]).unwrap_err();
+        assert_eq!(e.index, 1);
+        assert!(
+            e.reason.contains("past the disk's end") || e.reason.contains("outside"),
+            "{}",
+            e.reason
+        );
+    }
     #[test]
     fn gpt_sizes_in_bytes_on_512_and_4096_byte_sectors() {
         for ss in [512, 4096] {

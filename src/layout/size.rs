@@ -226,6 +226,14 @@ fn sgdisk_amount(s: &str, body: &str) -> Result<Amount, String> {
             "{s:?}: expected a number with a unit (K, M, G, T, P or s for sectors)"
         ));
     }
+    if let Some(rest) = unit.strip_prefix(['.', ',']) {
+        let fu = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+        if !(fu.len() == 1 && fu.chars().next().and_then(sgdisk_unit).is_some()) {
+            return Err(format!(
+                "{s:?}: not an sgdisk position (a whole number with a unit K, M, G, T, P, or s for sectors)"
+            ));
+        }
+    }
     if unit.starts_with(['.', ',']) {
         return Err(format!(
             "{s:?}: sgdisk takes whole numbers only (it would read this as {num} sector{}); write it in a smaller unit, e.g. 1536M for 1.5G",
@@ -316,6 +324,11 @@ pub fn gpt_size(s: &str) -> Result<GptPos, String> {
     if t.ends_with('%') {
         return Err(format!(
             "{s:?}: a gpt size is a number with a unit (K, M, G, T, P) or 100%"
+        ));
+    }
+    if !t.is_empty() && t != "0" && t.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "{s:?}: a bare number is a count of sectors to sgdisk, so its size would depend on the disk; give a unit (K, M, G, T, P), or give start/end with an s suffix for sectors"
         ));
     }
     let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());

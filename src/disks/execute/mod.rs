@@ -104,14 +104,59 @@ fn tools_present(ctx: &Context, plan: &Plan) -> Result<()> {
             missing.push(format!("{tool} (step {}: {})", i + 1, a.description));
         }
     }
-    if missing.is_empty() {
+    if !missing.is_empty() {
+        return Err(coded(
+            Code::Refused,
+            format!(
+                "not installed on this node, needed by the plan: {}; nothing was changed",
+                missing.join(", ")
+            ),
+        ));
+    }
+    sgdisk_knows_the_type_codes(ctx, plan)
+}
+
+/// sgdisk turns a 4-digit type code it does not know into 8300 with only a warning: every code
+/// the plan hands it must be one `sgdisk -L` lists (exit 4, nothing changed). GUIDs are taken as
+/// they are.
+fn sgdisk_knows_the_type_codes(ctx: &Context, plan: &Plan) -> Result<()> {
+    let codes: Vec<String> = plan
+        .actions
+        .iter()
+        .filter_map(|a| a.argv.as_ref())
+        .filter(|v| v.first().is_some_and(|t| t == "sgdisk"))
+        .flatten()
+        .filter_map(|arg| arg.strip_prefix("--typecode=")?.split_once(':'))
+        .map(|(_, code)| code.to_ascii_lowercase())
+        .filter(|c| c.len() == 4)
+        .collect();
+    if codes.is_empty() {
+        return Ok(());
+    }
+    let out = ctx.runner.run_raw(&["sgdisk".into(), "-L".into()], None)?;
+    let listed = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    let known: std::collections::HashSet<&str> = listed
+        .split_whitespace()
+        .filter(|w| w.len() == 4 && w.chars().all(|c| c.is_ascii_hexdigit()))
+        .collect();
+    if known.is_empty() {
+        return Ok(()); // a recording runner, or an sgdisk that lists nothing: nothing to compare
+    }
+    let mut unknown: Vec<&str> = codes
+        .iter()
+        .map(String::as_str)
+        .filter(|c| !known.contains(c))
+        .collect();
+    unknown.dedup();
+    if unknown.is_empty() {
         Ok(())
     } else {
         Err(coded(
             Code::Refused,
             format!(
-                "not installed on this node, needed by the plan: {}; nothing was changed",
-                missing.join(", ")
+                "sgdisk on this node does not know the partition type code{} {} (it would write 8300 instead; see sgdisk -L, or give the type's GUID); nothing was changed",
+                if unknown.len() == 1 { "" } else { "s" },
+                unknown.join(", ").to_ascii_uppercase()
             ),
         ))
     }
@@ -450,6 +495,38 @@ fn ensure_dir(ctx: &Context, a: &Action) -> Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// sgdisk writes 8300 for a code it does not know, with only a warning: refused first.
+    #[test]
+    fn a_type_code_sgdisk_does_not_know_changes_nothing() {
+        if crate::system::resolve_tool("sgdisk").is_none() {
+            eprintln!("SKIP: sgdisk not installed");
+            return;
+        }
+        let layout = crate::layout::parse_str(
+            "t.yaml",
+            "disk:\n  d:\n    device: /dev/vda\n    content:\n      type: gpt\n      partitions:\n        a: {size: 10M, type: \"1234\"}\n",
+        )
+        .unwrap();
+        let st = crate::disks::state::SystemState::blank_for(&layout, 1 << 30);
+        let plan = crate::disks::plan::plan(
+            &layout,
+            &st,
+            &crate::cmdline::settings("homelab.provision_disks=true", "homelab"),
+            &crate::disks::plan::PlanOptions::default(),
+        )
+        .unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let mut ctx = Context::for_root(root.path(), root.path(), "", false);
+        ctx.runner = std::sync::Arc::new(crate::system::RealRunner);
+        let e = execute(&ctx, &plan).unwrap_err();
+        assert_eq!(crate::exit::code_of(&e), Code::Refused);
+        assert!(
+            format!("{e:#}").contains("does not know the partition type code 1234"),
+            "{e:#}"
+        );
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+    }
 
     #[test]
     fn a_plan_that_calls_a_missing_tool_changes_nothing() {

@@ -141,16 +141,20 @@ impl Walker {
         });
         self.finish(o);
 
-        let type_ok = |t: &str| {
-            (t.len() == 4 && t.chars().all(|c| c.is_ascii_hexdigit()))
-                || (t.len() == 36 && t.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
-        };
+        let type_ok =
+            |t: &str| (t.len() == 4 && t.chars().all(|c| c.is_ascii_hexdigit())) || is_guid(t);
         if !type_ok(&type_code) {
-            self.err(path, format!("type {type_code:?}: expected an sgdisk type code like 8300, EF00, 8E00 or a GUID"));
+            self.err(path, format!("type {type_code:?}: expected an sgdisk type code like 8300, EF00, 8E00 or a GUID (8-4-4-4-12 hex digits)"));
+        } else if type_code.chars().all(|c| c == '0' || c == '-') {
+            // sgdisk refuses the empty-entry type (after the wipe, were it passed on).
+            self.err(path, format!("type {type_code:?}: that is the type of an unused GPT entry; give a partition type such as 8300"));
         }
         if let Some(u) = &uuid {
-            if u.len() != 36 || !u.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-                self.err(path, format!("uuid {u:?}: expected a GUID"));
+            if !is_guid(u) {
+                self.err(
+                    path,
+                    format!("uuid {u:?}: expected a GUID (8-4-4-4-12 hex digits)"),
+                );
             }
         }
         let label =
@@ -250,6 +254,16 @@ pub fn default_label(disk: &str, part: &str) -> String {
     h
 }
 
+/// A GUID in its text form: 8-4-4-4-12 hex digits (UEFI 2.10 Appendix A).
+pub(crate) fn is_guid(t: &str) -> bool {
+    let groups: Vec<&str> = t.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::one;
@@ -261,6 +275,44 @@ mod tests {
             Some(Content::Gpt(g)) => g,
             c => panic!("{c:?}"),
         }
+    }
+
+    /// Found by a review: these passed validate and the dry run, then sgdisk failed after the
+    /// wipe (type 0000) or wrote something else (a malformed GUID).
+    #[test]
+    fn empty_entry_types_and_malformed_guids_are_refused() {
+        let yaml = |field: &str| {
+            format!("disk:\n  d:\n    device: /dev/vda\n    content:\n      type: gpt\n      partitions:\n        a: {{size: 10M, {field}}}\n")
+        };
+        for (field, want) in [
+            ("type: \"0000\"", "unused GPT entry"),
+            (
+                "type: \"00000000-0000-0000-0000-000000000000\"",
+                "unused GPT entry",
+            ),
+            (
+                "type: \"------------------------------------\"",
+                "8-4-4-4-12",
+            ),
+            (
+                "uuid: \"0123456789abcdef0123456789abcdef----\"",
+                "8-4-4-4-12",
+            ),
+        ] {
+            let e = parse_str("t.yaml", &yaml(field)).unwrap_err().to_string();
+            assert!(e.contains(want), "{field}: {e}");
+        }
+        assert!(parse_str(
+            "t.yaml",
+            &yaml("uuid: \"809b3a2b-828a-4730-95e1-75b6343e415a\"")
+        )
+        .is_ok());
+        let long = "disk:\n  d:\n    device: /dev/vda\n    content:\n      type: table\n      format: gpt\n      partitions:\n        - {name: a-really-long-partition-name-that-exceeds-36, start: 1MiB, end: 20MiB}\n        - {name: b, start: 20MiB, end: 30MiB}\n        - {name: b, start: 30MiB, end: 40MiB}\n";
+        let e = parse_str("t.yaml", long).unwrap_err().to_string();
+        assert!(
+            e.contains("at most 36 characters") && e.contains("two partitions have the name \"b\""),
+            "{e}"
+        );
     }
 
     #[test]

@@ -87,6 +87,31 @@ impl Walker {
                 "extended and logical partitions are not supported; use primary partitions or gpt",
             );
         }
+        if format == "gpt" {
+            // The name becomes the GPT partition name (PARTLABEL): 36 UTF-16 units, and unique
+            // (mount-only finds partitions by it).
+            for p in &out {
+                if p.name.encode_utf16().count() > 36 {
+                    self.err(
+                        &parts_path,
+                        format!(
+                            "name {:?}: GPT partition names hold at most 36 characters",
+                            p.name
+                        ),
+                    );
+                }
+            }
+            let mut names: Vec<&str> = out.iter().map(|p| p.name.as_str()).collect();
+            names.sort();
+            for w in names.windows(2) {
+                if w[0] == w[1] {
+                    self.err(
+                        &parts_path,
+                        format!("two partitions have the name {:?}", w[0]),
+                    );
+                }
+            }
+        }
         if format == "msdos" && out.len() > 4 {
             self.err(
                 &parts_path,
