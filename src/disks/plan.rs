@@ -438,10 +438,7 @@ fn partitions(disk: &Disk) -> Vec<PartView<'_>> {
         Some(Content::Table(t)) => t
             .partitions
             .iter()
-            .map(|p| {
-                let label = (t.format == "gpt").then_some(p.name.as_str());
-                (p.name.as_str(), label, p.content.as_deref())
-            })
+            .map(|p| (p.name.as_str(), p.label.as_deref(), p.content.as_deref()))
             .collect(),
         _ => Vec::new(),
     };
@@ -1318,7 +1315,10 @@ fn table_action(
         for (i, (p, e)) in t.partitions.iter().zip(&ext).enumerate() {
             let n = i + 1;
             argv.push(format!("--new={n}:{}:{}", e.first, e.last));
-            argv.push(format!("--change-name={n}:{}", p.name));
+            argv.push(format!(
+                "--change-name={n}:{}",
+                p.label.as_deref().unwrap_or(&p.name)
+            ));
             let code = match p.content.as_deref() {
                 Some(Content::LvmPv { .. }) => "8E00",
                 Some(Content::Swap(_)) => "8200",
@@ -1328,7 +1328,7 @@ fn table_action(
             argv.push(format!("--typecode={n}:{code}"));
         }
         argv.push(dev.path.clone());
-        let names = t.partitions.iter().map(|p| Some(p.name.clone())).collect();
+        let names = t.partitions.iter().map(|p| p.label.clone()).collect();
         let a = Action::new(
             Op::Partition,
             true,
@@ -1529,13 +1529,14 @@ fn provision_actions(
                 .cmd(lvm(cfg, "vgcreate", &args)),
         );
         for lv in &vg.lvs {
-            let mut args = vec![
-                s("-y"),
-                s("--wipesignatures"),
-                s("y"),
-                s("-n"),
-                lv.name.clone(),
-            ];
+            let mut args = vec![s("-y")];
+            // lvcreate refuses -W with a thin pool ("Option --wipesignatures is unsupported
+            // with thin pools", lvm2 tools/lvcreate.c `_lvcreate_params`): a new pool's
+            // metadata is written fresh and its data is handed out zeroed block by block.
+            if lv.lv_type != LvType::ThinPool {
+                args.extend([s("--wipesignatures"), s("y")]);
+            }
+            args.extend([s("-n"), lv.name.clone()]);
             match &lv.lv_type {
                 LvType::Linear => args.extend(lv.size.lvcreate_args()),
                 LvType::ThinPool => {

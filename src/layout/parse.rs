@@ -599,7 +599,8 @@ impl Walker {
     }
 
     fn table(&mut self, o: &mut Obj<'_>) -> Option<Table> {
-        let format = self.string(o, "format").unwrap_or_else(|| "msdos".into());
+        // disko's default (table.nix `format`): a table without a format is gpt.
+        let format = self.string(o, "format").unwrap_or_else(|| "gpt".into());
         if format != "msdos" && format != "gpt" {
             let p = o.path.clone();
             self.err(&p, format!("format {format:?}: expected msdos or gpt"));
@@ -648,6 +649,7 @@ impl Walker {
                         continue;
                     };
                     out.push(TablePartition {
+                        label: (format == "gpt").then(|| table_gpt_name(&name)),
                         name,
                         part_type,
                         bootable,
@@ -1212,6 +1214,23 @@ pub fn default_label(disk: &str, part: &str) -> String {
     h
 }
 
+/// The GPT partition name disko's `table` type gives a partition: table.nix runs
+/// `parted mkpart "${hexEscapeUdevSymlink name}" …` and parted keeps the string as it gets it,
+/// so every byte but `0-9 A-Z a-z # + , - . / : = @ _` (lib/default.nix `allowedChars`, where
+/// `+-.` is a range) becomes `\x` and its hex digits as Nix `lib.toHexString` writes them
+/// (upper case, no leading zero): `name with spaces` → `name\x20with\x20spaces`.
+pub fn table_gpt_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"#+,-./:=@_".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("\\x{b:X}"));
+        }
+    }
+    out
+}
+
 /// LVM names: letters, digits and `+_.-`, not starting with `-`, not `.` or `..`.
 pub fn valid_lvm_name(n: &str) -> bool {
     !n.is_empty()
@@ -1342,7 +1361,13 @@ pub fn from_value(file: &str, v: &Value) -> Result<Layout, LayoutErrors> {
 
 /// Parse layout text (YAML, of which JSON is a subset).
 pub fn parse_str(file: &str, text: &str) -> Result<Layout, LayoutErrors> {
-    let value: Value = if text.trim_start().starts_with('{') {
+    from_value(file, &document(file, text)?)
+}
+
+/// Layout text (YAML or JSON) as a document, before any of its fields is interpreted: what
+/// `validate --output json` shows as `layout`. Errors: the YAML/JSON syntax error with its line.
+pub fn document(file: &str, text: &str) -> Result<Value, LayoutErrors> {
+    Ok(if text.trim_start().starts_with('{') {
         serde_json::from_str(text).map_err(|e| LayoutErrors {
             file: file.into(),
             problems: vec![format!("line {} column {}: {e}", e.line(), e.column())],
@@ -1358,8 +1383,7 @@ pub fn parse_str(file: &str, text: &str) -> Result<Layout, LayoutErrors> {
                 problems: vec![format!("{loc}{e}")],
             }
         })?
-    };
-    from_value(file, &value)
+    })
 }
 
 /// Read and parse a layout file; errors carry [`Code::BadInput`].
@@ -1668,5 +1692,33 @@ mod tests {
         assert!(e.contains("unknown field \"mbrBootable\""), "{e}");
         let e = one("disk:\n  d:\n    type: disk\n    device: /dev/sda\n    content:\n      type: gpt\n      partitions:\n        a: { size: 1M, hybrid: {} }\n        b: { size: 1M, hybrid: {} }\n        c: { size: 1M, hybrid: {} }\n        e: { size: 1M, hybrid: {} }\n").unwrap_err().to_string();
         assert!(e.contains("4 partitions have \"hybrid\""), "{e}");
+    }
+
+    /// disko's `table` (table.nix): gpt unless `format` says msdos, and on gpt the partition
+    /// name parted gets from disko — hex-escaped by `hexEscapeUdevSymlink` — is the GPT name.
+    #[test]
+    fn table_defaults_to_gpt_with_diskos_escaped_names() {
+        let t = |extra: &str| {
+            let l = one(&format!("disk:\n  d:\n    device: /dev/sda\n    content:\n      type: table\n{extra}      partitions:\n        - {{ name: \"name with spaces\", start: 1MiB, end: 100MiB }}\n        - {{ name: \"a#+,-./:=@_Z9\", start: 100MiB, end: 100% }}\n")).unwrap();
+            match l.disks[0].content.clone() {
+                Some(Content::Table(t)) => t,
+                other => panic!("{other:?}"),
+            }
+        };
+        let gpt = t("");
+        assert_eq!(gpt.format, "gpt");
+        let labels: Vec<_> = gpt.partitions.iter().map(|p| p.label.clone()).collect();
+        assert_eq!(
+            labels,
+            [
+                Some("name\\x20with\\x20spaces".to_string()),
+                Some("a#+,-./:=@_Z9".to_string())
+            ]
+        );
+        let dos = t("      format: msdos\n");
+        assert_eq!(dos.format, "msdos");
+        assert!(dos.partitions.iter().all(|p| p.label.is_none()));
+        assert_eq!(table_gpt_name("tab\there"), "tab\\x9here");
+        assert_eq!(table_gpt_name("a^b\\c"), "a\\x5Eb\\x5Cc");
     }
 }
