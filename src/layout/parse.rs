@@ -434,9 +434,9 @@ impl Walker {
                 self.err(path, format!("type {n}: YAML read this sgdisk type code as a number — quote it, e.g. type: \"8E00\""));
                 return None;
             }
-            Some(Value::Number(n)) => n.to_string(),
-            Some(Value::String(t)) => t.clone(),
-            None | Some(Value::Null) => "8300".into(),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(Value::String(t)) => Some(t.clone()),
+            None | Some(Value::Null) => None,
             Some(other) => {
                 self.err(
                     path,
@@ -493,6 +493,14 @@ impl Walker {
             )
         });
         self.finish(o);
+        // disko gpt.nix `type` default: 8200 (Linux swap) for a swap partition, else 8300.
+        let type_code = type_code.unwrap_or_else(|| {
+            match &content {
+                Some(Content::Swap(_)) => "8200",
+                _ => "8300",
+            }
+            .into()
+        });
 
         let type_ok = |t: &str| {
             (t.len() == 4 && t.chars().all(|c| c.is_ascii_hexdigit()))
@@ -1720,5 +1728,24 @@ mod tests {
         assert!(dos.partitions.iter().all(|p| p.label.is_none()));
         assert_eq!(table_gpt_name("tab\there"), "tab\\x9here");
         assert_eq!(table_gpt_name("a^b\\c"), "a\\x5Eb\\x5Cc");
+    }
+
+    /// disko gpt.nix: a partition without `type` is 8200 (Linux swap) when it holds swap, else
+    /// 8300; a given type stays.
+    #[test]
+    fn gpt_type_defaults_like_disko() {
+        let l = one("disk:\n  d:\n    device: /dev/sda\n    content:\n      type: gpt\n      partitions:\n        a: { size: 1G, content: { type: swap } }\n        b: { size: 1G, type: \"8300\", content: { type: swap } }\n        c: { size: 1G, content: { type: filesystem, format: ext4 } }\n        e: { size: 1G }\n").unwrap();
+        let Some(Content::Gpt(g)) = &l.disks[0].content else {
+            panic!("{l:?}")
+        };
+        let types: Vec<(&str, &str)> = g
+            .partitions
+            .iter()
+            .map(|p| (p.name.as_str(), p.type_code.as_str()))
+            .collect();
+        assert_eq!(
+            types,
+            [("a", "8200"), ("b", "8300"), ("c", "8300"), ("e", "8300")]
+        );
     }
 }
