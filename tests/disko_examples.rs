@@ -7,7 +7,8 @@ fn corpus() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/disko-examples")
 }
 
-/// Examples this agent must accept (only supported types in them).
+/// Examples this agent must accept (only supported types in them); each also runs in a VM guest
+/// (vm-tests `example-<name>`).
 const MUST_PLAN: &[&str] = &[
     "simple-efi.json",
     "lvm-sizes-sort.json",
@@ -22,6 +23,10 @@ const MUST_PLAN: &[&str] = &[
     "f2fs.json",
     "hybrid-mbr.json",
     "long-device-name.json",
+    "gpt-name-with-whitespace.json",
+    "gpt-unformatted.json",
+    "hybrid.json",
+    "legacy-table-with-whitespace.json",
 ];
 
 #[test]

@@ -730,8 +730,8 @@ def compare(doc: dict, root: str, data: dict) -> list:
             r.ok(f"dir {p}", False, "missing")
             continue
         mode = int(str(x.get("mode", "0755")).replace("0o", ""), 8)
-        r.eq(f"dir {p}", (row[4], int(row[1], 8), row[2], row[3]),
-             ("directory", mode, x.get("owner", "root"), x.get("group", "root")))
+        r.eq(f"dir {p}", (row[4], f"{int(row[1], 8):04o}", row[2], row[3]),
+             ("directory", f"{mode:04o}", x.get("owner", "root"), x.get("group", "root")))
     return r.results
 
 
