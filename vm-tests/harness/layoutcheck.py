@@ -527,8 +527,8 @@ def canary_script(doc: dict, root: str, write: bool) -> str:
             continue
         f = target.rstrip("/") + "/.vm-tests-canary"
         if write:
-            out.append(f"check {q('canary written on ' + target)} sh -c "
-                       f"{q(f'echo {target} >{q(f)} && sync')}")
+            write_it = f"printf '%s\\n' {q(target)} >{q(f)} && sync"
+            out.append(f"check {q('canary written on ' + target)} sh -c {q(write_it)}")
         else:
             out.append(f"check_eq {q('canary kept on ' + target)} \"$(cat {q(f)} 2>&1)\" {q(target)}")
     return "\n".join(out) + ("\n" if out else "")
