@@ -476,11 +476,18 @@ fn validate(cli: &Cli, inputs: &Inputs) -> Result<()> {
         );
     }
     let layout = layout_path(cli, &inputs.config_dir(), &inputs.config);
+    let mut document = serde_json::Value::Null;
     if let Some(l) = &layout {
+        let file = l.display().to_string();
         match std::fs::read_to_string(l) {
-            Err(e) => problems.push(format!("{}: cannot read layout: {e}", l.display())),
+            Err(e) => problems.push(format!("{file}: cannot read layout: {e}")),
             Ok(text) => {
-                if let Err(e) = crate::layout::parse_str(&l.display().to_string(), &text) {
+                let parsed = crate::layout::parse::document(&file, &text).and_then(|d| {
+                    let r = crate::layout::parse::from_value(&file, &d);
+                    document = d;
+                    r
+                });
+                if let Err(e) = parsed {
                     problems.extend(e.problems.iter().map(|p| format!("{}: {p}", e.file)));
                 }
             }
@@ -498,7 +505,23 @@ fn validate(cli: &Cli, inputs: &Inputs) -> Result<()> {
         .as_deref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "(no config)".into());
+    if cli.output == OutputFormat::Json {
+        // For tools (and vm-tests' layout checker, which reads YAML layouts through it): the
+        // verdict, every problem as the text output prints it, and the layout document as read
+        // (YAML turned into JSON, nothing interpreted; null when it could not be read).
+        let out = serde_json::json!({
+            "ok": problems.is_empty(),
+            "config": inputs.config_path.as_deref().map(|p| p.display().to_string()),
+            "layout_file": layout.as_deref().map(|p| p.display().to_string()),
+            "layout": document,
+            "problems": problems,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
     if problems.is_empty() {
+        if cli.output == OutputFormat::Json {
+            return Ok(());
+        }
         println!(
             "{name}: OK{}",
             layout
@@ -507,8 +530,10 @@ fn validate(cli: &Cli, inputs: &Inputs) -> Result<()> {
         );
         return Ok(());
     }
-    for p in &problems {
-        println!("{p}");
+    if cli.output == OutputFormat::Text {
+        for p in &problems {
+            println!("{p}");
+        }
     }
     Err(coded(
         Code::Failure,

@@ -7,7 +7,8 @@ fn corpus() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/disko-examples")
 }
 
-/// Examples this agent must accept (only supported types in them).
+/// Examples this agent must accept (only supported types in them); each also runs in a VM guest
+/// (vm-tests `example-<name>`).
 const MUST_PLAN: &[&str] = &[
     "simple-efi.json",
     "lvm-sizes-sort.json",
@@ -22,6 +23,10 @@ const MUST_PLAN: &[&str] = &[
     "f2fs.json",
     "hybrid-mbr.json",
     "long-device-name.json",
+    "gpt-name-with-whitespace.json",
+    "gpt-unformatted.json",
+    "hybrid.json",
+    "legacy-table-with-whitespace.json",
 ];
 
 #[test]
@@ -160,4 +165,79 @@ fn print_outcomes() {
             Err(e) => println!("REJECT {e}"),
         }
     }
+}
+
+/// `validate --output json`: the verdict, the problems as the text output prints them, and the
+/// layout document as read — YAML turned into JSON, nothing interpreted (vm-tests reads YAML
+/// layouts through it).
+#[test]
+fn validate_json_gives_problems_and_the_document() {
+    let run = |layout: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+            .args(["--output", "json", "--layout"])
+            .arg(layout)
+            .arg("validate")
+            .env_remove("JOURNAL_STREAM")
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+        (out.status.code(), v)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("l.yaml");
+    std::fs::write(
+        &yaml,
+        "disk:\n  a:\n    device: /dev/vda\n    content:\n      type: gpt\n      partitions:\n        \
+         p: {size: 100%, type: \"8E00\", content: {type: lvm_pv, vg: v}}\nlvm_vg:\n  v:\n    \
+         lvs: {x: {size: 1G}}\n",
+    )
+    .unwrap();
+    let (code, v) = run(&yaml);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["problems"], serde_json::json!([]));
+    assert_eq!(
+        v["layout"]["disk"]["a"]["content"]["partitions"]["p"]["type"],
+        "8E00"
+    );
+    assert_eq!(v["layout"]["lvm_vg"]["v"]["lvs"]["x"]["size"], "1G");
+
+    let (code, v) = run(&corpus().join("lvm-raid.json"));
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["ok"], false);
+    let problems: Vec<&str> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("lvm-raid.json: mdadm.boot: type \"mdadm\" is not supported")),
+        "{problems:?}"
+    );
+    assert_eq!(
+        v["layout"]["lvm_vg"]["pool"]["lvs"]["root"]["lvm_type"],
+        "mirror"
+    );
+}
+
+/// lvm refuses `--wipesignatures` on a thin pool (lvcreate: "Option --wipesignatures is
+/// unsupported with thin pools"), and this example's pool was the step that failed in a guest;
+/// every other LV keeps it.
+#[test]
+fn lvm_thin_example_creates_its_pool_as_lvm_accepts() {
+    let t = plan_text("lvm-thin.json");
+    let lvcreates: Vec<&str> = t.lines().filter(|l| l.contains("lvcreate")).collect();
+    assert_eq!(lvcreates.len(), 4, "{t}");
+    for l in &lvcreates {
+        let pool = l.contains("--type thin-pool");
+        assert_eq!(!pool, l.contains("--wipesignatures y"), "{l}");
+    }
+    assert!(
+        lvcreates.iter().any(|l| l.contains("--type thin-pool")),
+        "{t}"
+    );
 }

@@ -181,10 +181,7 @@ pub(crate) fn partitions(disk: &Disk) -> Vec<PartView<'_>> {
         Some(Content::Table(t)) => t
             .partitions
             .iter()
-            .map(|p| {
-                let label = (t.format == "gpt").then_some(p.name.as_str());
-                (p.name.as_str(), label, p.content.as_deref())
-            })
+            .map(|p| (p.name.as_str(), p.label.as_deref(), p.content.as_deref()))
             .collect(),
         _ => Vec::new(),
     };

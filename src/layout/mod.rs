@@ -158,6 +158,9 @@ pub struct Table {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TablePartition {
     pub name: String,
+    /// The GPT partition name (PARTLABEL) disko gives it: `name` hex-escaped as parted gets it
+    /// ([`parse::table_gpt_name`]); None on an msdos table.
+    pub label: Option<String>,
     /// primary, extended, logical.
     pub part_type: String,
     pub bootable: bool,

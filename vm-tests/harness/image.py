@@ -126,6 +126,21 @@ def _newest_source_mtime() -> float:
     return newest
 
 
+def binary_path() -> Path:
+    """Where the release binary is ($PROVISION_BIN, else cargo's target directory)."""
+    if os.environ.get("PROVISION_BIN"):
+        return Path(os.environ["PROVISION_BIN"])
+    target_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    return target_dir / "x86_64-unknown-linux-gnu" / "release" / "provision"
+
+
+def existing_binary():
+    """The release binary if there is one, without building (scenario generators that ask
+    provision about layouts: the runner builds before it loads the scenarios)."""
+    b = binary_path()
+    return b if b.is_file() else None
+
+
 def ensure_binary(build: bool = True) -> Path:
     """The static release binary to put into the guest.
 
@@ -137,8 +152,7 @@ def ensure_binary(build: bool = True) -> Path:
     """
     if os.environ.get("PROVISION_BIN"):
         return Path(os.environ["PROVISION_BIN"])
-    target_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    binary = target_dir / "x86_64-unknown-linux-gnu" / "release" / "provision"
+    binary = binary_path()
     if build and shutil.which("cargo"):
         t0 = time.monotonic()
         r = subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "provision"],

@@ -365,6 +365,12 @@ def run_boot(scenario: Scenario, boot: Boot, index: int, *, base, binary: Path, 
         r = server.steps.get(name)
         if r is not None:
             res.results.append(json.loads(r))
+    if boot.verify is not None and res.done is not None:  # so are the host's checks of DATA
+        try:
+            res.results += boot.verify(res.data)
+        except Exception as e:  # a broken checker fails the boot, it does not crash the run
+            res.results.append({"name": "host: verify", "ok": False,
+                                "detail": f"{type(e).__name__}: {e}"})
     res.console_tail = "\n".join(ctext.splitlines()[-40:])
     if res.host_cut is not None:  # the agent's last journal line before the cut
         lines = [ln for ln in ctext.splitlines() if "provision[" in ln]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import importlib.util
 import json
 import os
@@ -15,7 +16,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import image, qemu
+from . import image, layoutcheck, qemu
 from .scenario import Boot, Disk, Scenario
 
 SCENARIOS_DIR = image.HERE / "scenarios"
@@ -113,7 +114,10 @@ def failure_details(name: str, boots: list) -> str:
     for t, ls in b.logs:
         lines.append(f"--- {t} ---")
         lines += ls[-150:]
-    if not b.logs:
+    if not b.logs and isinstance(b.data.get("journal"), str):  # observed, failed on the host
+        lines.append("--- journalctl -b -u provision-* (observed) ---")
+        lines += b.data["journal"].splitlines()[-150:]
+    elif not b.logs:
         lines.append("--- serial console (last 40 lines) ---")
         lines.append(b.console_tail)
     bad = [r for r in b.results if isinstance(r, dict) and not r.get("ok")]
@@ -146,35 +150,48 @@ def show(s: Scenario, boots: list) -> None:
             say(v if isinstance(v, str) else json.dumps(v, indent=1))
 
 
+def select(scenarios: list, names: list) -> tuple:
+    """(scenarios, unknown names) for the names given: a scenario's name, a group's name
+    (`examples`) or a shell pattern (`example-lvm-*`); in the order given, each once."""
+    chosen, unknown = [], []
+    for n in names:
+        hit = [s for s in scenarios if s.name == n] or [s for s in scenarios if s.group == n] \
+            or [s for s in scenarios if fnmatch.fnmatchcase(s.name, n)]
+        if not hit:
+            unknown.append(n)
+        chosen += [s for s in hit if s not in chosen]
+    return chosen, unknown
+
+
 def cmd_run(args) -> int:
     # Before the scenarios are loaded: some make their fixtures at import with host tools
     # (ssh-keygen, age) that the install brings.
     if not args.list:
         ensure_setup()
+    # Before the scenarios too: the disko-example generator asks the binary about layouts.
+    binary = image.ensure_binary(build=not args.no_build)
     scenarios = load_scenarios()
     if args.list:
         for s in scenarios:
             doc = (s.doc.strip().splitlines() or [""])[0]
             skip = f"  [skip: {s.skip}]" if s.skip else ""
-            print(f"{s.name:24} {len(s.boots)} boot(s), {len(s.disks)} disk(s)  {doc}{skip}")
+            hand = "" if s.in_suite else "  [by hand]"
+            print(f"{s.name:24} {len(s.boots)} boot(s), {len(s.disks)} disk(s)  {doc}{skip}{hand}")
         return 0
     if args.names:
-        by = {s.name: s for s in scenarios}
-        unknown = [n for n in args.names if n not in by]
+        chosen, unknown = select(scenarios, args.names)
         if unknown:
             print(f"unknown scenario(s): {', '.join(unknown)} (see --list)", file=sys.stderr)
             return 2
-        chosen = [by[n] for n in args.names]
     else:
         chosen = [s for s in scenarios if s.in_suite]
-    binary = image.ensure_binary(build=not args.no_build)
     base = image.ensure_base(rebuild=args.rebuild_image)
     accel = image.accel_args(base)
     passed = failed = 0
 
     def one(s):
         nonlocal passed, failed
-        if s.skip and not args.names:
+        if s.skip and s.name not in args.names:  # a skipped one runs only by its own name
             say(f"SKIP {s.name}: {s.skip}")
             return
         ok, reason, secs, boots = run_scenario(s, base=base, binary=binary, accel=accel,
@@ -208,8 +225,21 @@ def cmd_probe(argv: list) -> int:
                    help="kernel cmdline additions for boot 1 (e.g. homelab.provision_disks=true)")
     p.add_argument("--cmdline-next", default="",
                    help="kernel cmdline additions for boots 2..N (default: none, i.e. mount-only)")
-    p.add_argument("--disks", default="nvme:8G,sata:16G",
-                   help="comma-separated disk specs KIND:SIZE[:serial=S][:rotational=0|1]")
+    p.add_argument("--disks",
+                   help="comma-separated disk specs KIND:SIZE[:serial=S][:rotational=0|1] "
+                        "(default nvme:8G,sata:16G; with --map: derived from the layout)")
+    p.add_argument("--map", action="store_true",
+                   help="move the layout's device paths to guest disks of a suitable kind and "
+                        "size (by-id → the guest disk's by-id, …; see harness/layoutcheck.py) "
+                        "and boot on that copy; with --disks, their kinds are used in order")
+    p.add_argument("--check-layout", action="store_true",
+                   help="after every boot, check the guest's state against the layout "
+                        "(partitions, GPT names/types/sizes, VGs/LVs and segment types, "
+                        "filesystems, labels, mounts and options, swap, ensure_dirs); a failed "
+                        "check fails the probe")
+    p.add_argument("--root", default="/",
+                   help="run the disks unit with --root DIR (e.g. /mnt for an installer "
+                        "layout that mounts /)")
     p.add_argument("--boots", type=int, default=1)
     p.add_argument("--check", type=Path, help="extra guest check script run on every boot")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per boot")
@@ -218,13 +248,36 @@ def cmd_probe(argv: list) -> int:
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
     ensure_setup()
+    binary = image.ensure_binary(build=not a.no_build)
     config = a.config.read_text() if a.config else "disks:\n  layout: layout.yaml\n"
     check = a.check.read_text() if a.check else ""
+    layout_text = a.layout.read_text()
+    specs = [x for x in (a.disks or "nvme:8G,sata:16G").split(",") if x]
+    doc = None
+    if a.map or a.check_layout:
+        try:
+            doc = layoutcheck.read_layout(a.layout, binary)
+        except ValueError as e:
+            print(e, file=sys.stderr)
+            return 3
+    if a.map:
+        kinds = [Disk.parse(x).kind for x in specs] if a.disks else None
+        doc, mapped_specs, mapping = layoutcheck.map_to_guest(doc, kinds)
+        if not a.disks:
+            specs = mapped_specs
+        for name, (old, new) in mapping.items():
+            print(f"disk {name}: {old} -> {new}")
+        layout_text = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    files = {}
+    if a.root != "/":
+        files["/etc/systemd/system/provision-disks.service.d/zz-root.conf"] = (
+            f"[Service]\nExecStart=\nExecStart=/usr/bin/provision --root {a.root} disks\n")
+    if a.check_layout:
+        check += "\n" + layoutcheck.guest_script(doc, a.root)
     boots = [Boot(cmdline=a.cmdline if i == 0 else a.cmdline_next, check=check, observe=True,
                   timeout=a.timeout, expect_units={}) for i in range(a.boots)]
-    s = Scenario(name="probe", boots=boots, disks=[Disk.parse(x) for x in a.disks.split(",") if x],
-                 config=config, layout=a.layout.read_text())
-    binary = image.ensure_binary(build=not a.no_build)
+    s = Scenario(name="probe", boots=boots, disks=[Disk.parse(x) for x in specs],
+                 config=config, layout=layout_text, files=files)
     base = image.ensure_base()
     accel = image.accel_args(base)
     # A probe records whatever happens: failing units are data, not a failed run. Only a boot
@@ -235,7 +288,10 @@ def cmd_probe(argv: list) -> int:
     server = qemu.HostServer({})
     images = qemu.create_images(s, workdir)
     mid = qemu.new_machine_id()
-    report = {"layout": str(a.layout), "disks": a.disks, "serials": s.serials(), "boots": []}
+    report = {"layout": str(a.layout), "disks": ",".join(specs), "serials": s.serials(),
+              "boots": []}
+    if a.map:
+        report["mapped_layout"] = doc
     rc = 0
     try:
         for i, b in enumerate(boots, 1):
@@ -247,10 +303,20 @@ def cmd_probe(argv: list) -> int:
                                          if u.endswith(".service")}
             if r.done is None:
                 j["console_tail"] = r.console_tail
+            if a.check_layout and r.done is not None:
+                j["layout_checks"] = layoutcheck.compare(doc, a.root, r.data)
             report["boots"].append(j)
             print(f"boot {i}: {'reported' if r.done is not None else 'NO REPORT'} in "
                   f"{r.seconds:.1f} s; " + ", ".join(
                       f"{u}={qemu._unit_outcome(st)}" for u, st in sorted(r.units.items())))
+            bad = [c for c in j.get("layout_checks", []) if not c["ok"]]
+            if a.check_layout and r.done is not None:
+                print(f"boot {i}: layout check: {len(j['layout_checks']) - len(bad)} passed, "
+                      f"{len(bad)} failed")
+                for c in bad:
+                    print(f"  FAILED {c['name']}: {c['detail']}")
+                if bad:
+                    rc = 1
             if r.done is None:
                 print(failure_details("probe", [r]), file=sys.stderr)
                 rc = 1

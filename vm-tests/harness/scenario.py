@@ -111,6 +111,9 @@ class Boot:
               keeps the cut in the same phase whatever the host's load (a few seconds from the
               unit's start land anywhere from the first wipe to after the last mount).
     kill_from: see kill_after.
+    verify:   fn(data) -> [{"name", "ok", "detail"}] run on the host after the guest reported
+              DONE, with the boot's DATA markers ({key: value}); its results count as the
+              guest's own RESULTs (e.g. harness.layoutcheck.compare: the state against a layout).
     """
 
     cmdline: str = ""
@@ -131,6 +134,7 @@ class Boot:
     crash: Optional[str] = None
     kill_after: Optional[float] = None
     kill_from: Optional[str] = None
+    verify: Optional[Callable] = None
 
     def __post_init__(self):
         if self.crash is not None and not re.match(r"^(before|after):\S", self.crash):
@@ -163,6 +167,7 @@ class Scenario:
     skip: Optional[str] = None  # reason; the scenario is listed and reported SKIP, not run
     show: list = field(default_factory=list)  # DATA keys printed to stdout after a run (demo)
     in_suite: bool = True  # False: run only when named (vm-tests/run NAME), e.g. the demo
+    group: Optional[str] = None  # `vm-tests/run GROUP` runs every scenario of the group
 
     def __post_init__(self):
         self.disks = [d if isinstance(d, Disk) else Disk.parse(d) for d in self.disks]

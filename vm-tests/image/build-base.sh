@@ -57,7 +57,7 @@ wanted=(
     virtio_pci virtio_net virtio_blk virtio_scsi virtio_console virtio-rng
     ata_piix ata_generic sd_mod
     vfat fat nls_cp437 nls_iso8859-1 nls_utf8 nls_ascii
-    xfs loop qemu_fw_cfg raid1 dm-raid
+    xfs loop qemu_fw_cfg dm-raid raid0 raid1 raid10 raid456
 )
 kept=() absent=()
 mods=$root/usr/lib/modules/$kver

@@ -185,13 +185,14 @@ pub(super) fn actions(
                 .cmd(lvm::argv(cfg, "vgcreate", &args)),
         );
         for lv in &vg.lvs {
-            let mut args = vec![
-                s("-y"),
-                s("--wipesignatures"),
-                s("y"),
-                s("-n"),
-                lv.name.clone(),
-            ];
+            let mut args = vec![s("-y")];
+            // lvcreate refuses -W with a thin pool ("Option --wipesignatures is unsupported
+            // with thin pools", lvm2 tools/lvcreate.c `_lvcreate_params`): a new pool's
+            // metadata is written fresh and its data is handed out zeroed block by block.
+            if lv.lv_type != LvType::ThinPool {
+                args.extend([s("--wipesignatures"), s("y")]);
+            }
+            args.extend([s("-n"), lv.name.clone()]);
             match &lv.lv_type {
                 LvType::Linear => args.extend(lv.size.lvcreate_args()),
                 LvType::ThinPool => {

@@ -258,7 +258,10 @@ pub(super) fn table_action(
         for (i, (p, e)) in t.partitions.iter().zip(&ext).enumerate() {
             let n = i + 1;
             argv.push(format!("--new={n}:{}:{}", e.first, e.last));
-            argv.push(format!("--change-name={n}:{}", p.name));
+            argv.push(format!(
+                "--change-name={n}:{}",
+                p.label.as_deref().unwrap_or(&p.name)
+            ));
             let code = match p.content.as_deref() {
                 Some(Content::LvmPv { .. }) => "8E00",
                 Some(Content::Swap(_)) => "8200",
@@ -268,7 +271,7 @@ pub(super) fn table_action(
             argv.push(format!("--typecode={n}:{code}"));
         }
         argv.push(dev.path.clone());
-        let names = t.partitions.iter().map(|p| Some(p.name.clone())).collect();
+        let names = t.partitions.iter().map(|p| p.label.clone()).collect();
         let a = Action::new(
             Op::Partition,
             true,

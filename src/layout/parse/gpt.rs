@@ -1,6 +1,7 @@
 //! disko's `gpt` (gpt.nix): partitions by priority then name, disko's default labels and
 //! priorities, sgdisk positions, attributes, GUIDs and the hybrid MBR.
 
+use crate::layout::Content;
 use serde_json::Value;
 
 use super::walker::{kind, Obj, Walker};
@@ -81,9 +82,9 @@ impl Walker {
                 self.err(path, format!("type {n}: YAML read this sgdisk type code as a number — quote it, e.g. type: \"8E00\""));
                 return None;
             }
-            Some(Value::Number(n)) => n.to_string(),
-            Some(Value::String(t)) => t.clone(),
-            None | Some(Value::Null) => "8300".into(),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(Value::String(t)) => Some(t.clone()),
+            None | Some(Value::Null) => None,
             Some(other) => {
                 self.err(
                     path,
@@ -140,6 +141,14 @@ impl Walker {
             )
         });
         self.finish(o);
+        // disko gpt.nix `type` default: 8200 (Linux swap) for a swap partition, else 8300.
+        let type_code = type_code.unwrap_or_else(|| {
+            match &content {
+                Some(Content::Swap(_)) => "8200",
+                _ => "8300",
+            }
+            .into()
+        });
 
         let type_ok =
             |t: &str| (t.len() == 4 && t.chars().all(|c| c.is_ascii_hexdigit())) || is_guid(t);

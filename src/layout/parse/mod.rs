@@ -17,6 +17,7 @@ mod lvm;
 mod nodev;
 mod swap;
 mod table;
+pub use table::table_gpt_name;
 mod walker;
 
 use serde_json::{Map, Value};
@@ -189,6 +190,12 @@ pub fn from_value(file: &str, v: &Value) -> Result<Layout, LayoutErrors> {
 
 /// Parse layout text (YAML, of which JSON is a subset).
 pub fn parse_str(file: &str, text: &str) -> Result<Layout, LayoutErrors> {
+    from_value(file, &document(file, text)?)
+}
+
+/// Layout text (YAML or JSON) as a document, before any of its fields is interpreted: what
+/// `validate --output json` shows as `layout`. Errors: the YAML/JSON syntax error with its line.
+pub fn document(file: &str, text: &str) -> Result<Value, LayoutErrors> {
     let value: Value = if text.trim_start().starts_with('{') {
         serde_json::from_str(text).map_err(|e| LayoutErrors {
             file: file.into(),
@@ -206,7 +213,7 @@ pub fn parse_str(file: &str, text: &str) -> Result<Layout, LayoutErrors> {
             }
         })?
     };
-    from_value(file, &value)
+    Ok(value)
 }
 
 /// Read and parse a layout file; errors carry [`Code::BadInput`].

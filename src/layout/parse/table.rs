@@ -18,7 +18,8 @@ impl Walker {
     }
 
     pub(super) fn table(&mut self, o: &mut Obj<'_>) -> Option<Table> {
-        let format = self.string(o, "format").unwrap_or_else(|| "msdos".into());
+        // disko's default (table.nix `format`): a table without a format is gpt.
+        let format = self.string(o, "format").unwrap_or_else(|| "gpt".into());
         if format != "msdos" && format != "gpt" {
             let p = o.path.clone();
             self.err(&p, format!("format {format:?}: expected msdos or gpt"));
@@ -67,6 +68,7 @@ impl Walker {
                         continue;
                     };
                     out.push(TablePartition {
+                        label: (format == "gpt").then(|| table_gpt_name(&name)),
                         name,
                         part_type,
                         bootable,
@@ -91,7 +93,7 @@ impl Walker {
             // The name becomes the GPT partition name (PARTLABEL): 36 UTF-16 units, and unique
             // (mount-only finds partitions by it).
             for p in &out {
-                if p.name.encode_utf16().count() > 36 {
+                if p.label.as_deref().unwrap_or(&p.name).encode_utf16().count() > 36 {
                     self.err(
                         &parts_path,
                         format!(
@@ -123,4 +125,21 @@ impl Walker {
             partitions: out,
         })
     }
+}
+
+/// The GPT partition name disko's `table` type gives a partition: table.nix runs
+/// `parted mkpart "${hexEscapeUdevSymlink name}" …` and parted keeps the string as it gets it,
+/// so every byte but `0-9 A-Z a-z # + , - . / : = @ _` (lib/default.nix `allowedChars`, where
+/// `+-.` is a range) becomes `\x` and its hex digits as Nix `lib.toHexString` writes them
+/// (upper case, no leading zero): `name with spaces` → `name\x20with\x20spaces`.
+pub fn table_gpt_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"#+,-./:=@_".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("\\x{b:X}"));
+        }
+    }
+    out
 }
