@@ -134,7 +134,8 @@ def crash_scenario(name: str, points, doc: str, in_suite: bool) -> Scenario:
         name=name, doc=doc, in_suite=in_suite,
         disks=GANETI_DISKS, config=GANETI_CONFIG, layout=None,
         files=GANETI_FILES,
-        boots=[Boot(check=loop_check(points), timeout=60 + 75 * len(points),
+        # A watchdog, not a speed test: a point took up to ~90 s on a host running other builds.
+        boots=[Boot(check=loop_check(points), timeout=60 + 120 * len(points),
                     expect_units={"provision-disks.service": 9},
                     expect_results=["guard control: it stops a provisioning run",
                                     f"point {len(points)} ({points[-1][0]}: {points[-1][1]}): "
