@@ -593,9 +593,9 @@ fn gpt_size_text(r: &mut Rng, sz: u64) -> String {
     }
 }
 
-/// The combination whose difference from sgdisk is documented (geometry.rs module doc): an end
-/// `+SIZE` after a start sgdisk moves to align it (`-NNNM`, back from an aligned end, is never
-/// aligned).
+/// The combination whose difference from sgdisk is documented (geometry/sgdisk.rs module doc):
+/// an end `+SIZE` after a start sgdisk moves to align it (`-NNNM`, back from an aligned end, is
+/// never aligned).
 fn documented_difference(start: &str, end: &str) -> bool {
     let (Ok(s), Ok(e)) = (GptPos::parse(start), GptPos::parse(end)) else {
         return false;
@@ -758,9 +758,9 @@ fn gpt_geometry_matches_sgdisk_as_disko_runs_it() {
     t.report("gpt against sgdisk", "sgdisk");
 }
 
-/// The one documented difference (geometry.rs module doc): an end `+SIZE` after a start sgdisk
-/// has to align. sgdisk counts the size from the start as asked and then moves the start, so
-/// the partition is not SIZE; the model counts from the aligned start: exactly SIZE.
+/// The one documented difference (geometry/sgdisk.rs module doc): an end `+SIZE` after a start
+/// sgdisk has to align. sgdisk counts the size from the start as asked and then moves the start,
+/// so the partition is not SIZE; the model counts from the aligned start: exactly SIZE.
 #[test]
 fn gpt_plus_size_after_an_unaligned_start_is_exact_where_sgdisk_is_not() {
     if let Some(why) = unsupported(&["sgdisk"]) {
