@@ -149,6 +149,31 @@ mod tests {
         }
     }
 
+    /// `parts` as (start, end) texts, parsed by `parse` and placed by `place`: each partition's
+    /// (start, size) in bytes.
+    pub(super) fn place<P>(
+        g: &DiskGeometry,
+        parts: &[(&str, &str)],
+        parse: fn(&str) -> Result<P, String>,
+        place: impl FnOnce(&[(&P, &P)]) -> Result<Vec<Extent>, GeometryError>,
+    ) -> Result<Vec<(u64, u64)>, GeometryError> {
+        let parsed: Vec<(P, P)> = parts
+            .iter()
+            .map(|(s, e)| (parse(s).unwrap(), parse(e).unwrap()))
+            .collect();
+        let refs: Vec<(&P, &P)> = parsed.iter().map(|(a, b)| (a, b)).collect();
+        place(&refs).map(|v| {
+            v.iter()
+                .map(|e| (e.first * g.logical, e.sectors() * g.logical))
+                .collect()
+        })
+    }
+
+    /// (start, size) in bytes as (first, last) sectors of `ss` bytes.
+    pub(super) fn sectors(v: &[(u64, u64)], ss: u64) -> Vec<(u64, u64)> {
+        v.iter().map(|(s, n)| (s / ss, (s + n) / ss - 1)).collect()
+    }
+
     #[test]
     fn odd_optimal_io_sizes_are_distrusted() {
         let mut g = geo(GIB, 512);

@@ -294,6 +294,26 @@ struct Constraint {
     max: i64,
 }
 
+impl Constraint {
+    /// What `mkpart` asks for: the start in `start_range`, the end in `end_range`, 1 to `max`
+    /// sectors; with a `grain`, the start on a multiple of it and the end one sector before one
+    /// (`--align optimal`), without one any sector.
+    fn mkpart(grain: Option<i64>, start_range: Range, end_range: Range, max: i64) -> Constraint {
+        let (start_align, end_align) = match grain {
+            Some(g) => (Alignment::new(0, g), Alignment::new(-1, g)),
+            None => (Alignment::ANY, Alignment::ANY),
+        };
+        Constraint {
+            start_align,
+            end_align,
+            start_range,
+            end_range,
+            min: 1,
+            max,
+        }
+    }
+}
+
 /// libparted's `ped_constraint_solve_nearest`: the start nearest `s` that leaves some end, then
 /// the end nearest `e` for that start.
 fn solve_nearest(c: &Constraint, len: i64, s: i64, e: i64) -> Option<Extent> {
@@ -395,30 +415,18 @@ fn parted_mkpart(
             .and_then(|r| intersect(r, gap))
             .and_then(|r| intersect(r, area))
     };
-    if let (Some(start_range), Some(end_range)) = (within(rs), within(re)) {
-        let grain = geo.grain() as i64;
-        let c = Constraint {
-            start_align: Alignment::new(0, grain),
-            end_align: Alignment::new(-1, grain),
-            start_range,
-            end_range,
-            min: 1,
-            max,
-        };
-        if let Some(x) = solve_nearest(&c, len, s2, e2) {
-            return Ok(x);
-        }
+    let place = |grain: Option<i64>, starts: Range, ends: Range| {
+        solve_nearest(&Constraint::mkpart(grain, starts, ends, max), len, s2, e2)
+    };
+    let grain = geo.grain() as i64;
+    if let Some(x) = within(rs)
+        .zip(within(re))
+        .and_then(|(starts, ends)| place(Some(grain), starts, ends))
+    {
+        return Ok(x);
     }
     let all = within((0, len - 1)).ok_or_else(|| refusal(""))?;
-    let c = Constraint {
-        start_align: Alignment::ANY,
-        end_align: Alignment::ANY,
-        start_range: all,
-        end_range: all,
-        min: 1,
-        max,
-    };
-    let x = solve_nearest(&c, len, s2, e2).ok_or_else(|| refusal(""))?;
+    let x = place(None, all, all).ok_or_else(|| refusal(""))?;
     if !inside(rs, x.first as i64) || !inside(re, x.last as i64) {
         return Err(refusal(&format!(
             ": the nearest place parted finds, sectors {}–{}, is not within what was asked",
@@ -456,7 +464,7 @@ pub fn table_extents(
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::geo;
+    use super::super::tests::{geo, place, sectors};
     use super::*;
     use crate::layout::size::{GIB, MIB};
 
@@ -465,16 +473,7 @@ mod tests {
         f: TableFormat,
         parts: &[(&str, &str)],
     ) -> Result<Vec<(u64, u64)>, GeometryError> {
-        let parsed: Vec<(PartedPos, PartedPos)> = parts
-            .iter()
-            .map(|(s, e)| (PartedPos::parse(s).unwrap(), PartedPos::parse(e).unwrap()))
-            .collect();
-        let refs: Vec<(&PartedPos, &PartedPos)> = parsed.iter().map(|(a, b)| (a, b)).collect();
-        table_extents(g, f, &refs).map(|v| {
-            v.iter()
-                .map(|e| (e.first * g.logical, e.sectors() * g.logical))
-                .collect()
-        })
+        place(g, parts, PartedPos::parse, |refs| table_extents(g, f, refs))
     }
 
     #[test]
@@ -542,11 +541,7 @@ mod tests {
         f: TableFormat,
         parts: &[(&str, &str)],
     ) -> Result<Vec<(u64, u64)>, GeometryError> {
-        table(g, f, parts).map(|v| {
-            v.iter()
-                .map(|(s, n)| (s / g.logical, (s + n) / g.logical - 1))
-                .collect()
-        })
+        table(g, f, parts).map(|v| sectors(&v, g.logical))
     }
 
     #[test]

@@ -49,6 +49,34 @@ fn amount(index: usize, a: Amount, ss: u64, what: &str, text: &str) -> Result<u6
     )
 }
 
+/// One boundary of `--new=N:START:END` in sectors (gptfdisk `IeeeToInt`): `0` is `default`, an
+/// amount is that sector, `-N` lies N sectors before `high`; `+N` is `plus(N)`, as a start and
+/// an end count it differently. `what` names the boundary in errors.
+fn boundary(
+    i: usize,
+    pos: &GptPos,
+    what: &str,
+    ss: u64,
+    (default, high): (u64, u64),
+    plus: impl FnOnce(u64) -> Result<u64, GeometryError>,
+) -> Result<u64, GeometryError> {
+    match pos.kind {
+        GptPosKind::Default => Ok(default),
+        GptPosKind::Absolute(x) => amount(i, x, ss, what, &pos.text),
+        GptPosKind::Plus(x) => plus(amount(i, x, ss, what, &pos.text)?),
+        GptPosKind::Minus(x) => {
+            let n = amount(i, x, ss, what, &pos.text)?;
+            if n > high {
+                return fail(
+                    i,
+                    format!("{what} {:?} lies before the disk's start", pos.text),
+                );
+            }
+            Ok(high - n)
+        }
+    }
+}
+
 /// sgdisk's alignment for a partition that a later call adds (gptfdisk `ComputeAlignment`, run
 /// as sgdisk loads the table, as disko's one call per partition has it do): the grain, halved
 /// until it divides the first sector of every partition already there; at least 8 sectors on a
@@ -118,38 +146,21 @@ pub fn gpt_extents(
         // as --align-end leaves it. sgdisk resolves `-N` ends against this block too.
         let low = align(largest.first, a, lo, hi, &used);
         let high = last_in_free(low, a, lo, hi, &used);
-        let st = match start.kind {
-            GptPosKind::Default => low,
-            GptPosKind::Absolute(x) => amount(i, x, ss, "start", &start.text)?,
-            GptPosKind::Plus(x) => {
-                let n = amount(i, x, ss, "start", &start.text)?;
-                // IeeeToInt: in a free block smaller than the alignment, `+N` counts N-1.
-                let n = if high.saturating_sub(low) < a {
-                    n - 1
-                } else {
-                    n
-                };
-                match low.checked_add(n) {
-                    Some(s) => s,
-                    None => {
-                        return fail(
-                            i,
-                            format!("start {:?} lies past the disk's end", start.text),
-                        )
-                    }
-                }
+        let st = boundary(i, start, "start", ss, (low, high), |n| {
+            // IeeeToInt: in a free block smaller than the alignment, `+N` counts N-1.
+            let n = if high.saturating_sub(low) < a {
+                n - 1
+            } else {
+                n
+            };
+            match low.checked_add(n) {
+                Some(s) => Ok(s),
+                None => fail(
+                    i,
+                    format!("start {:?} lies past the disk's end", start.text),
+                ),
             }
-            GptPosKind::Minus(x) => {
-                let n = amount(i, x, ss, "start", &start.text)?;
-                if n > high {
-                    return fail(
-                        i,
-                        format!("start {:?} lies before the disk's start", start.text),
-                    );
-                }
-                high - n
-            }
-        };
+        })?;
         let st = align(st, a, lo, hi, &used);
         if !is_free(st, lo, hi, &used) {
             return fail(
@@ -168,31 +179,16 @@ pub fn gpt_extents(
                 },
             );
         }
-        let en = match end.kind {
-            GptPosKind::Default => high,
-            GptPosKind::Absolute(x) => amount(i, x, ss, "end", &end.text)?,
-            // Deliberately from the aligned start (sgdisk: from the start as asked).
-            GptPosKind::Plus(x) => {
-                // `size: 512K` keeps its text without the `+` an `end: +512K` has.
-                let what = if end.text.starts_with('+') {
-                    "end"
-                } else {
-                    "size"
-                };
-                let n = amount(i, x, ss, what, &end.text)?;
-                st.checked_add(n).map_or(u64::MAX, |e| e - 1)
-            }
-            GptPosKind::Minus(x) => {
-                let n = amount(i, x, ss, "end", &end.text)?;
-                if n > high {
-                    return fail(
-                        i,
-                        format!("end {:?} lies before the disk's start", end.text),
-                    );
-                }
-                high - n
-            }
+        // `size: 512K` keeps its text without the `+` an `end: +512K` has.
+        let what = if matches!(end.kind, GptPosKind::Plus(_)) && !end.text.starts_with('+') {
+            "size"
+        } else {
+            "end"
         };
+        // `+N` deliberately from the aligned start (sgdisk: from the start as asked).
+        let en = boundary(i, end, what, ss, (high, high), |n| {
+            Ok(st.checked_add(n).map_or(u64::MAX, |e| e - 1))
+        })?;
         if en < st {
             return fail(
                 i,
@@ -249,21 +245,12 @@ fn align(s: u64, a: u64, lo: u64, hi: u64, used: &[Extent]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::geo;
+    use super::super::tests::{geo, place, sectors};
     use super::*;
     use crate::layout::size::{GIB, MIB};
 
     fn gpt(g: &DiskGeometry, parts: &[(&str, &str)]) -> Result<Vec<(u64, u64)>, GeometryError> {
-        let parsed: Vec<(GptPos, GptPos)> = parts
-            .iter()
-            .map(|(s, e)| (GptPos::parse(s).unwrap(), GptPos::parse(e).unwrap()))
-            .collect();
-        let refs: Vec<(&GptPos, &GptPos)> = parsed.iter().map(|(a, b)| (a, b)).collect();
-        gpt_extents(g, &refs).map(|v| {
-            v.iter()
-                .map(|e| (e.first * g.logical, e.sectors() * g.logical))
-                .collect()
-        })
+        place(g, parts, GptPos::parse, |refs| gpt_extents(g, refs))
     }
 
     /// Found by a review: `low + n` wrapped in release builds and placed the partition at a
@@ -307,12 +294,8 @@ mod tests {
         // -n 1:1M:128M -n 2:0:+100K -n 3:0:-10M → 2048–262144, 264192–264391, 266240–2074623.
         let g = geo(GIB, 512);
         let e = gpt(&g, &[("1M", "128M"), ("0", "+100K"), ("0", "-10M")]).unwrap();
-        let sectors: Vec<(u64, u64)> = e
-            .iter()
-            .map(|(s, n)| (s / 512, (s + n) / 512 - 1))
-            .collect();
         assert_eq!(
-            sectors,
+            sectors(&e, 512),
             [(2048, 262144), (264192, 264391), (266240, 2074623)]
         );
         // -n 3:-100M:0 then -n 4:0:0 after two small ones: the start backs off from the
@@ -322,12 +305,8 @@ mod tests {
             &[("0", "+1M"), ("+3M", "+1M"), ("-100M", "0"), ("0", "0")],
         )
         .unwrap();
-        let sectors: Vec<(u64, u64)> = e
-            .iter()
-            .map(|(s, n)| (s / 512, (s + n) / 512 - 1))
-            .collect();
         assert_eq!(
-            sectors,
+            sectors(&e, 512),
             [
                 (2048, 4095),
                 (10240, 12287),
@@ -339,19 +318,14 @@ mod tests {
         // 512–32768, 33024–261887.
         let g = geo(GIB, 4096);
         let e = gpt(&g, &[("0", "+1M"), ("0", "128M"), ("0", "-0")]).unwrap();
-        let sectors: Vec<(u64, u64)> = e
-            .iter()
-            .map(|(s, n)| (s / 4096, (s + n) / 4096 - 1))
-            .collect();
-        assert_eq!(sectors, [(256, 511), (512, 32768), (33024, 261887)]);
+        assert_eq!(
+            sectors(&e, 4096),
+            [(256, 511), (512, 32768), (33024, 261887)]
+        );
     }
 
     fn gpt_sectors(g: &DiskGeometry, parts: &[(&str, &str)]) -> Vec<(u64, u64)> {
-        gpt(g, parts)
-            .unwrap()
-            .iter()
-            .map(|(s, n)| (s / g.logical, (s + n) / g.logical - 1))
-            .collect()
+        sectors(&gpt(g, parts).unwrap(), g.logical)
     }
 
     #[test]
