@@ -18,7 +18,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
@@ -31,7 +30,7 @@ use super::{emit, Document, Format};
 use crate::context::{Context, StageOutput};
 use crate::exit::{coded, Code};
 use crate::secrets::identities::wipe;
-use crate::secrets::{check_name, generation, parse_mode, IdSpec, ModeSpec, DEFAULT_MODE};
+use crate::secrets::install::{self, check_name, Generations, IdSpec, Link, ModeSpec, Own};
 use crate::system::users::Users;
 
 /// Where the live generation is linked (sops-nix's `/run/secrets`).
@@ -166,16 +165,6 @@ pub fn placeholder(name: &str) -> String {
     format!("<SOPS:{}:PLACEHOLDER>", hex::encode(Sha256::digest(name)))
 }
 
-/// Owner, group and mode, resolved.
-#[derive(Debug, Clone)]
-struct Own {
-    owner: String,
-    group: String,
-    uid: u32,
-    gid: u32,
-    mode: u32,
-}
-
 #[derive(Debug, Clone)]
 struct PlannedSecret {
     name: String,
@@ -201,58 +190,14 @@ struct PlannedTemplate {
     own: Own,
 }
 
-fn resolve_own(
-    users: &Users,
-    owner: &Option<IdSpec>,
-    group: &Option<IdSpec>,
-    mode: &Option<ModeSpec>,
-) -> Result<Own, String> {
-    let spec = |s: &IdSpec| match s {
-        IdSpec::Id(n) => n.to_string(),
-        IdSpec::Name(s) => s.clone(),
-    };
-    let mode = mode.as_ref().map(parse_mode).unwrap_or(Ok(DEFAULT_MODE))?;
-    let owner = owner.as_ref().map(spec).unwrap_or_else(|| "root".into());
-    let uid = users.uid(&owner).map_err(|e| format!("{e:#}"))?;
-    let (group, gid) = match group {
-        Some(g) => {
-            let g = spec(g);
-            let id = users.gid(&g).map_err(|e| format!("{e:#}"))?;
-            (g, id)
-        }
-        None => {
-            let id = users.primary_gid(&owner).map_err(|e| format!("{e:#}"))?;
-            (id.to_string(), id)
-        }
-    };
-    Ok(Own {
-        owner,
-        group,
-        uid,
-        gid,
-        mode,
-    })
-}
-
 /// Check the section and resolve everything; every problem is listed (exit 3).
 fn plan(ctx: &Context, cfg: &SopsConfig) -> Result<(Vec<PlannedSecret>, Vec<PlannedTemplate>)> {
-    let mut problems = Vec::new();
-    for (what, p) in [
-        ("secretsDir", &cfg.secrets_dir),
-        ("secretsMountPoint", &cfg.secrets_mount_point),
-    ] {
-        if !p.is_absolute() || p.parent().is_none() {
-            problems.push(format!(
-                "{what} {}: must be an absolute path below /",
-                p.display()
-            ));
-        }
-    }
-    if cfg.secrets_dir.starts_with(&cfg.secrets_mount_point)
-        || cfg.secrets_mount_point.starts_with(&cfg.secrets_dir)
-    {
-        problems.push("secretsDir and secretsMountPoint must not contain each other".into());
-    }
+    let mut problems = install::check_dirs(
+        ["secretsDir", "secretsMountPoint"],
+        &cfg.secrets_dir,
+        &cfg.secrets_mount_point,
+        || "secretsDir and secretsMountPoint must not contain each other".into(),
+    );
     let users = Users::load(&ctx.root);
     let inside =
         |p: &Path| p.starts_with(&cfg.secrets_dir) || p.starts_with(&cfg.secrets_mount_point);
@@ -310,20 +255,17 @@ fn plan(ctx: &Context, cfg: &SopsConfig) -> Result<(Vec<PlannedSecret>, Vec<Plan
         };
         let default_path = cfg.secrets_dir.join(&name);
         let path = s.path.clone().unwrap_or_else(|| default_path.clone());
-        if !path.is_absolute() {
-            problems.push(format!("{who}: path {} must be absolute", path.display()));
+        let checked = install::check_path(
+            &path,
+            &default_path,
+            &cfg.secrets_dir,
+            &cfg.secrets_mount_point,
+        );
+        if let Err(e) = checked {
+            problems.push(format!("{who}: {e}"));
             continue;
         }
-        if path != default_path && inside(&path) {
-            problems.push(format!(
-                "{who}: path {} lies inside {} or {}",
-                path.display(),
-                cfg.secrets_dir.display(),
-                cfg.secrets_mount_point.display()
-            ));
-            continue;
-        }
-        let own = match resolve_own(&users, &s.owner, &s.group, &s.mode) {
+        let own = match Own::resolve(&users, &s.owner, &s.group, &s.mode) {
             Ok(o) => o,
             Err(e) => {
                 problems.push(format!("{who}: {e}"));
@@ -369,7 +311,7 @@ fn plan(ctx: &Context, cfg: &SopsConfig) -> Result<(Vec<PlannedSecret>, Vec<Plan
             ));
             continue;
         }
-        let own = match resolve_own(&users, &t.owner, &t.group, &t.mode) {
+        let own = match Own::resolve(&users, &t.owner, &t.group, &t.mode) {
             Ok(o) => o,
             Err(e) => {
                 problems.push(format!("{who}: {e}"));
@@ -392,16 +334,8 @@ fn plan(ctx: &Context, cfg: &SopsConfig) -> Result<(Vec<PlannedSecret>, Vec<Plan
             problems.push(format!("path {} is used twice", p.display()));
         }
     }
-    for p in &secrets {
-        for q in &secrets {
-            if q.name.starts_with(&format!("{}/", p.name)) {
-                problems.push(format!(
-                    "sops secret {:?}: its name is a directory of secret {:?}",
-                    p.name, q.name
-                ));
-            }
-        }
-    }
+    let names: Vec<&str> = secrets.iter().map(|p| p.name.as_str()).collect();
+    problems.extend(install::nested_names(&names, "sops secret"));
     if problems.is_empty() {
         Ok((secrets, templates))
     } else {
@@ -545,48 +479,6 @@ fn replace_all(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Create `dest` with owner, group and mode set before the content is written.
-fn write_file(dest: &Path, own: &Own, data: &[u8]) -> Result<()> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o000)
-        .open(dest)
-        .with_context(|| format!("creating {}", dest.display()))?;
-    let res = std::os::unix::fs::fchown(&f, Some(own.uid), Some(own.gid))
-        .with_context(|| format!("chown {}:{} {}", own.uid, own.gid, dest.display()))
-        .and_then(|()| {
-            f.set_permissions(fs::Permissions::from_mode(own.mode))
-                .with_context(|| format!("chmod {:04o} {}", own.mode, dest.display()))
-        })
-        .and_then(|()| {
-            f.write_all(data)
-                .with_context(|| format!("writing {}", dest.display()))
-        });
-    if res.is_err() {
-        drop(f);
-        let _ = fs::remove_file(dest);
-    }
-    res
-}
-
-/// Directories of a generation: 0751, root and (as sops-nix) the `keys` group when it exists.
-fn make_dirs(base: &Path, name: &str, keys_gid: Option<u32>) -> Result<()> {
-    let mut dir = base.to_path_buf();
-    let parts: Vec<&str> = name.split('/').collect();
-    for part in &parts[..parts.len() - 1] {
-        dir.push(part);
-        if !dir.exists() {
-            generation::make_dir(&dir, generation::DIR_MODE)?;
-            if let Some(g) = keys_gid {
-                std::os::unix::fs::chown(&dir, Some(0), Some(g))
-                    .with_context(|| format!("chown 0:{g} {}", dir.display()))?;
-            }
-        }
-    }
-    Ok(())
-}
-
 fn secret_json(p: &PlannedSecret, outcome: &str, error: Option<&str>) -> serde_json::Value {
     json!({
         "name": p.name, "sops_file": p.file_cfg, "format": p.format, "key": p.key,
@@ -598,20 +490,16 @@ fn secret_json(p: &PlannedSecret, outcome: &str, error: Option<&str>) -> serde_j
 /// Run the sops side of the secrets stage.
 pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
     let (secrets, templates) = plan(ctx, cfg)?;
-    let mount_host = ctx.path(&cfg.secrets_mount_point);
-    let link_host = ctx.path(&cfg.secrets_dir);
-    let previous = generation::current_generation(&link_host, &cfg.secrets_mount_point);
-    let existing = generation::generations(&mount_host);
-    let next = existing.iter().copied().chain(previous).max().unwrap_or(0) + 1;
-    let next_target = cfg.secrets_mount_point.join(next.to_string());
+    let gens = Generations::scan(ctx, "sops", &cfg.secrets_dir, &cfg.secrets_mount_point);
+    let (previous, next) = (gens.current, gens.next);
     if ctx.dry_run {
         return Ok(dry_run(ctx, cfg, &secrets, &templates, next));
     }
     if secrets.is_empty() && templates.is_empty() {
-        return Ok(StageOutput {
-            actions: vec![],
-            details: json!({"generation": previous, "secrets": [], "text": "sops: no secrets configured; nothing to do\n"}),
-        });
+        return Ok(install::nothing_to_do(
+            previous,
+            "sops: no secrets configured; nothing to do\n",
+        ));
     }
     let keys = load_keys(ctx, cfg)?;
     if keys.is_empty() && !secrets.is_empty() {
@@ -650,144 +538,87 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
     };
     if !failed.is_empty() {
         wipe_all(&mut values, &mut rendered);
-        let live = match previous {
-            Some(g) => format!(
-                "{} still points at generation {g}",
-                cfg.secrets_dir.display()
-            ),
-            None => format!("{} not created", cfg.secrets_dir.display()),
-        };
         return Err(coded(
             Code::Decrypt,
             format!(
-                "sops: {} of {} secret(s)/template(s) failed, nothing written, {live}: {}",
+                "sops: {} of {} secret(s)/template(s) failed, nothing written, {}: {}",
                 failed.len(),
                 secrets.len() + templates.len(),
+                gens.unchanged(),
                 failed.join("; ")
             ),
         ));
     }
 
     let mut actions = Vec::new();
-    match generation::ensure_ramfs(&mount_host).context("sops: preparing the ramfs")? {
-        generation::MountAction::Mounted => actions.push(format!(
-            "mounted ramfs on {} (nodev,nosuid,mode=0751)",
-            cfg.secrets_mount_point.display()
-        )),
-        generation::MountAction::AlreadyMounted(_) => {}
-    }
+    actions.extend(gens.mount()?);
     let keys_gid = Users::load(&ctx.root).gid("keys").ok();
-    let gen_host = mount_host.join(next.to_string());
-    let written = (|| -> Result<()> {
-        generation::make_dir(&gen_host, generation::DIR_MODE)?;
-        if let Some(g) = keys_gid {
-            std::os::unix::fs::chown(&gen_host, Some(0), Some(g))
-                .with_context(|| format!("chown 0:{g} {}", gen_host.display()))?;
-        }
-        for (p, v) in secrets.iter().zip(&values) {
-            make_dirs(&gen_host, &p.name, keys_gid)?;
-            write_file(
-                &gen_host.join(&p.name),
-                &p.own,
-                v.as_ref().expect("checked"),
-            )?;
-        }
-        for (t, v) in templates.iter().zip(&rendered) {
-            let name = format!("{RENDERED}/{}", t.name);
-            make_dirs(&gen_host, &name, keys_gid)?;
-            write_file(&gen_host.join(&name), &t.own, v.as_ref().expect("checked"))?;
+    let written = gens.write(keys_gid, |gen_host| {
+        let made = secrets.iter().map(|p| (p.name.clone(), &p.own)).chain(
+            templates
+                .iter()
+                .map(|t| (format!("{RENDERED}/{}", t.name), &t.own)),
+        );
+        for ((name, own), v) in made.zip(values.iter().chain(&rendered)) {
+            install::make_parents(gen_host, &name, keys_gid)?;
+            let data = v.as_ref().expect("checked");
+            install::write_owned(&gen_host.join(&name), own, |f| {
+                f.write_all(data)
+                    .with_context(|| format!("writing {}", gen_host.join(&name).display()))
+            })?;
         }
         Ok(())
-    })();
+    });
     wipe_all(&mut values, &mut rendered);
     if let Err(e) = written {
-        let _ = fs::remove_dir_all(&gen_host);
         return Err(e.context(format!(
             "sops: writing generation {next} (discarded; {} not switched)",
             cfg.secrets_dir.display()
         )));
     }
-    generation::swap_symlink(&link_host, &next_target, true).with_context(|| {
-        format!(
-            "switching {} to generation {next}",
-            cfg.secrets_dir.display()
-        )
-    })?;
-    actions.push(format!(
-        "switched {} -> {}",
-        cfg.secrets_dir.display(),
-        next_target.display()
-    ));
-    let mut link_errors = Vec::new();
-    let links = secrets
+    gens.switch(&mut actions)?;
+    let links: Vec<Link> = secrets
         .iter()
         .filter(|p| p.link)
-        .map(|p| (&p.name, &p.path, cfg.secrets_dir.join(&p.name)))
-        .chain(templates.iter().filter(|t| t.link).map(|t| {
-            (
-                &t.name,
-                &t.path,
-                cfg.secrets_dir.join(RENDERED).join(&t.name),
-            )
-        }));
-    for (name, path, target) in links {
-        match generation::swap_symlink(&ctx.path(path), &target, false) {
-            Ok(()) => actions.push(format!("linked {} -> {}", path.display(), target.display())),
-            Err(e) => link_errors.push(format!("{name}: {e:#}")),
-        }
-    }
-    let mut keep: Vec<u64> = existing
+        .map(|p| Link {
+            name: &p.name,
+            path: &p.path,
+            target: cfg.secrets_dir.join(&p.name),
+        })
+        .chain(templates.iter().filter(|t| t.link).map(|t| Link {
+            name: &t.name,
+            path: &t.path,
+            target: cfg.secrets_dir.join(RENDERED).join(&t.name),
+        }))
+        .collect();
+    // The newest `keepGenerations` of the older ones stay (0: all).
+    let mut older: Vec<u64> = gens
+        .existing
         .iter()
         .copied()
         .chain(previous)
         .filter(|g| *g < next)
         .collect();
-    keep.sort_unstable();
-    keep.dedup();
-    let pruned = if cfg.keep_generations == 0 {
-        Vec::new()
-    } else {
-        let old = keep.len().saturating_sub(cfg.keep_generations as usize);
-        let keep: Vec<u64> = keep[old..].iter().copied().chain([next]).collect();
-        generation::prune(&mount_host, &keep).unwrap_or_else(|e| {
-            tracing::warn!(stage = "sops", "pruning old generations: {e:#}");
-            Vec::new()
-        })
-    };
-    for g in &pruned {
-        actions.push(format!("removed old generation {g}"));
-    }
+    older.sort_unstable();
+    older.dedup();
+    let keep = (cfg.keep_generations != 0)
+        .then(|| &older[older.len().saturating_sub(cfg.keep_generations as usize)..]);
+    let pruned = gens.finish(ctx, &links, keep, "sops: ", &mut actions)?;
     let mut text = format!(
         "sops: generation {next} live ({} -> {}), {} secret(s), {} template(s)\n",
         cfg.secrets_dir.display(),
-        next_target.display(),
+        gens.next_target().display(),
         secrets.len(),
         templates.len()
     );
     for p in &secrets {
-        text.push_str(&format!(
-            "  ok      {}  {}  {}:{} {:04o}\n",
-            p.name,
-            p.path.display(),
-            p.own.owner,
-            p.own.group,
-            p.own.mode
-        ));
+        text.push_str(&install::report_line("ok", &p.name, &p.path, &p.own, ""));
     }
     for t in &templates {
         text.push_str(&format!(
             "  ok      template {}  {}\n",
             t.name,
             t.path.display()
-        ));
-    }
-    if !link_errors.is_empty() {
-        return Err(coded(
-            Code::Failure,
-            format!(
-                "sops: generation {next} is live but some path symlinks could not be made: {}",
-                link_errors.join("; ")
-            ),
         ));
     }
     Ok(StageOutput {
@@ -863,48 +694,31 @@ fn dry_run(
             gen.display()
         ));
     }
-    let mut text = String::from("sops (dry run, nothing changed):\n");
-    for a in &actions {
-        text.push_str(&format!("  would {a}\n"));
-    }
-    for p in &problems {
-        text.push_str(&format!("  PROBLEM: {p}\n"));
-    }
-    StageOutput {
-        actions: actions.iter().map(|a| format!("would {a}")).collect(),
-        details: json!({
-            "dry_run": true, "next_generation": next,
+    install::dry_run_output(
+        "sops",
+        actions,
+        problems,
+        json!({
+            "next_generation": next,
             "secrets": secrets.iter().map(|p| secret_json(p, "planned", None)).collect::<Vec<_>>(),
-            "problems": problems, "text": text,
         }),
-    }
+    )
 }
 
 /// What is there now: the live generation and whether each secret and template is present.
 pub fn status(ctx: &Context, cfg: &SopsConfig) -> serde_json::Value {
-    let mount_host = ctx.path(&cfg.secrets_mount_point);
-    let link_host = ctx.path(&cfg.secrets_dir);
-    let current = generation::current_generation(&link_host, &cfg.secrets_mount_point);
-    let present = |rel: &str| {
-        current.is_some_and(|g| {
-            mount_host
-                .join(g.to_string())
-                .join(rel)
-                .symlink_metadata()
-                .is_ok_and(|m| m.is_file())
-        })
-    };
+    let gens = Generations::scan(ctx, "sops", &cfg.secrets_dir, &cfg.secrets_mount_point);
     json!({
         "secrets_dir": cfg.secrets_dir,
-        "generation": current,
-        "generations": generation::generations(&mount_host),
+        "generation": gens.current,
+        "generations": gens.existing,
         "secrets": cfg.secrets.iter().map(|(attr, s)| {
             let name = s.name.clone().unwrap_or_else(|| attr.clone());
-            json!({"name": name, "present": present(&name)})
+            json!({"name": name, "present": gens.present(&name)})
         }).collect::<Vec<_>>(),
         "templates": cfg.templates.iter().map(|(attr, t)| {
             let name = t.name.clone().unwrap_or_else(|| attr.clone());
-            json!({"name": name, "present": present(&format!("{RENDERED}/{name}"))})
+            json!({"name": name, "present": gens.present(&format!("{RENDERED}/{name}"))})
         }).collect::<Vec<_>>(),
     })
 }
