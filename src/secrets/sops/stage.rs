@@ -1,6 +1,7 @@
-//! The sops-nix side of the secrets stage (DESIGN §8): the config's `sops:` section, with
-//! sops-nix's option names, installed as sops-install-secrets does (Mic92/sops-nix
-//! `pkgs/sops-install-secrets/main.go`, `modules/sops`).
+//! The sops-nix side of the secrets stage (DESIGN §8): the config's `sops:` section
+//! ([`super::config`]) installed as sops-install-secrets does (Mic92/sops-nix
+//! `pkgs/sops-install-secrets/main.go`), through the installer both sides share
+//! ([`crate::secrets::install`]).
 //!
 //! - one file per secret at `/run/secrets/<name>`: the value at its `key` (`a/b` walks nested
 //!   mappings; `""` is the whole file), or the whole file for `binary`, `dotenv` and `ini`;
@@ -21,7 +22,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -30,135 +30,13 @@ use super::{emit, Document, Format};
 use crate::context::{Context, StageOutput};
 use crate::exit::{coded, Code};
 use crate::secrets::identities::wipe;
-use crate::secrets::install::{self, check_name, Generations, IdSpec, Link, ModeSpec, Own};
+use crate::secrets::install::{self, check_name, Generations, Link, Own};
 use crate::system::users::Users;
 
-/// Where the live generation is linked (sops-nix's `/run/secrets`).
-pub const DEFAULT_SECRETS_DIR: &str = "/run/secrets";
-/// Where generations live on ramfs (sops-nix's `/run/secrets.d`).
-pub const DEFAULT_MOUNT_POINT: &str = "/run/secrets.d";
-/// Host keys used when `age.sshKeyPaths` is not given: whichever exist. sops-nix defaults to
-/// the ed25519 host keys (for ssh-to-age); the RSA key is added for native `ssh-rsa` recipients.
-pub const DEFAULT_SSH_KEY_PATHS: &[&str] =
-    &["/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key"];
-/// Templates' subdirectory of a generation (sops-nix `RenderedSubdir`).
-pub const RENDERED: &str = "rendered";
-
-/// The `sops:` section (sops-nix's `sops.*` options).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SopsConfig {
-    /// The sops file of every secret that names none. Relative = next to the config.
-    #[serde(default)]
-    pub default_sops_file: Option<PathBuf>,
-    /// Default `format` (default `yaml`).
-    #[serde(default = "yaml")]
-    pub default_sops_format: Format,
-    /// Default `key` (default: the secret's name).
-    #[serde(default)]
-    pub default_sops_key: Option<String>,
-    #[serde(default)]
-    pub age: AgeConfig,
-    /// `secrets.<name>`.
-    #[serde(default)]
-    pub secrets: BTreeMap<String, SopsSecret>,
-    /// `templates.<name>`.
-    #[serde(default)]
-    pub templates: BTreeMap<String, SopsTemplate>,
-    /// Older generations kept besides the live one (sops-nix `keepGenerations`, default 1;
-    /// 0 keeps all).
-    #[serde(default = "one")]
-    pub keep_generations: u64,
-    /// The symlink to the live generation (an extension; sops-nix's is fixed). Default
-    /// `/run/secrets`.
-    #[serde(default = "default_secrets_dir")]
-    pub secrets_dir: PathBuf,
-    /// Where generations live (an extension). Default `/run/secrets.d`.
-    #[serde(default = "default_mount_point")]
-    pub secrets_mount_point: PathBuf,
-}
-
-fn yaml() -> Format {
-    Format::Yaml
-}
-fn one() -> u64 {
-    1
-}
-fn default_secrets_dir() -> PathBuf {
-    PathBuf::from(DEFAULT_SECRETS_DIR)
-}
-fn default_mount_point() -> PathBuf {
-    PathBuf::from(DEFAULT_MOUNT_POINT)
-}
-
-/// `sops.age`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AgeConfig {
-    /// An age key file (`AGE-SECRET-KEY-1…` lines). Must exist when given.
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
-    /// SSH private keys: ed25519 keys are used as ssh-to-age X25519 identities and for native
-    /// `ssh-ed25519` recipients, RSA keys for native `ssh-rsa` recipients. Given: each must
-    /// exist and load. Default: [`DEFAULT_SSH_KEY_PATHS`], whichever exist.
-    #[serde(default)]
-    pub ssh_key_paths: Option<Vec<PathBuf>>,
-}
-
-/// `sops.secrets.<name>`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SopsSecret {
-    /// File name under `/run/secrets` (default: the attribute name; may contain `/`).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Key in the file, `a/b` for nested mappings; `""` = the whole file. Ignored for
-    /// binary, dotenv and ini, which are installed whole. Default: `defaultSopsKey`, else the
-    /// name.
-    #[serde(default)]
-    pub key: Option<String>,
-    #[serde(default)]
-    pub format: Option<Format>,
-    /// Where the secret appears (absolute); another path than `/run/secrets/<name>` is a
-    /// symlink to it.
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// User name or uid (default root).
-    #[serde(default)]
-    pub owner: Option<IdSpec>,
-    /// Group name or gid (default: the owner's primary group).
-    #[serde(default)]
-    pub group: Option<IdSpec>,
-    /// Octal string, default `"0400"`.
-    #[serde(default)]
-    pub mode: Option<ModeSpec>,
-    /// The sops file (default `defaultSopsFile`). Relative = next to the config.
-    #[serde(default)]
-    pub sops_file: Option<PathBuf>,
-}
-
-/// `sops.templates.<name>`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SopsTemplate {
-    /// File name under `/run/secrets/rendered` (default: the attribute name).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// The text, with `<SOPS:…:PLACEHOLDER>` placeholders (sops-nix `config.sops.placeholder`).
-    #[serde(default)]
-    pub content: Option<String>,
-    /// Or a file holding it (relative = next to the config).
-    #[serde(default)]
-    pub file: Option<PathBuf>,
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    #[serde(default)]
-    pub owner: Option<IdSpec>,
-    #[serde(default)]
-    pub group: Option<IdSpec>,
-    #[serde(default)]
-    pub mode: Option<ModeSpec>,
-}
+pub use super::config::{
+    AgeConfig, SopsConfig, SopsSecret, SopsTemplate, DEFAULT_MOUNT_POINT, DEFAULT_SECRETS_DIR,
+    DEFAULT_SSH_KEY_PATHS, RENDERED,
+};
 
 /// sops-nix's placeholder for a secret: `<SOPS:` + hex SHA-256 of its name + `:PLACEHOLDER>`.
 pub fn placeholder(name: &str) -> String {
@@ -199,133 +77,20 @@ fn plan(ctx: &Context, cfg: &SopsConfig) -> Result<(Vec<PlannedSecret>, Vec<Plan
         || "secretsDir and secretsMountPoint must not contain each other".into(),
     );
     let users = Users::load(&ctx.root);
-    let inside =
-        |p: &Path| p.starts_with(&cfg.secrets_dir) || p.starts_with(&cfg.secrets_mount_point);
     let mut secrets: Vec<PlannedSecret> = Vec::new();
     let mut formats: BTreeMap<PathBuf, (Format, String)> = BTreeMap::new();
     for (attr, s) in &cfg.secrets {
-        let who = format!("sops.secrets.{attr:?}");
-        let name = s.name.clone().unwrap_or_else(|| attr.clone());
-        if let Err(e) = check_name(&name) {
-            problems.push(format!("{who}: {e}"));
-            continue;
+        match plan_secret(ctx, cfg, &users, &secrets, &mut formats, attr, s) {
+            Ok(p) => secrets.push(p),
+            Err(e) => problems.push(format!("sops.secrets.{attr:?}: {e}")),
         }
-        if name == RENDERED || name.starts_with(&format!("{RENDERED}/")) {
-            problems.push(format!(
-                "{who}: name {name:?}: {RENDERED}/ holds the templates"
-            ));
-            continue;
-        }
-        if secrets.iter().any(|p| p.name == name) {
-            problems.push(format!("{who}: name {name:?} is used by another secret"));
-            continue;
-        }
-        let format = s.format.unwrap_or(cfg.default_sops_format);
-        let Some(file_cfg) = s
-            .sops_file
-            .clone()
-            .or_else(|| cfg.default_sops_file.clone())
-        else {
-            problems.push(format!("{who}: no sopsFile and no defaultSopsFile"));
-            continue;
-        };
-        let file = ctx.config_path(&file_cfg);
-        match formats.get(&file) {
-            Some((f, first)) if *f != format => {
-                problems.push(format!(
-                    "{who}: {} is read as {} here but as {} by secret {first:?}",
-                    file_cfg.display(),
-                    format.as_str(),
-                    f.as_str()
-                ));
-                continue;
-            }
-            Some(_) => {}
-            None => {
-                formats.insert(file.clone(), (format, name.clone()));
-            }
-        }
-        let key = match format {
-            Format::Binary | Format::Dotenv | Format::Ini => String::new(),
-            Format::Yaml | Format::Json => s
-                .key
-                .clone()
-                .or_else(|| cfg.default_sops_key.clone())
-                .unwrap_or_else(|| attr.clone()),
-        };
-        let default_path = cfg.secrets_dir.join(&name);
-        let path = s.path.clone().unwrap_or_else(|| default_path.clone());
-        let checked = install::check_path(
-            &path,
-            &default_path,
-            &cfg.secrets_dir,
-            &cfg.secrets_mount_point,
-        );
-        if let Err(e) = checked {
-            problems.push(format!("{who}: {e}"));
-            continue;
-        }
-        let own = match Own::resolve(&users, &s.owner, &s.group, &s.mode) {
-            Ok(o) => o,
-            Err(e) => {
-                problems.push(format!("{who}: {e}"));
-                continue;
-            }
-        };
-        secrets.push(PlannedSecret {
-            name,
-            attr: attr.clone(),
-            file_cfg,
-            file,
-            format,
-            key,
-            link: path != default_path,
-            path,
-            own,
-        });
     }
     let mut templates: Vec<PlannedTemplate> = Vec::new();
     for (attr, t) in &cfg.templates {
-        let who = format!("sops.templates.{attr:?}");
-        let name = t.name.clone().unwrap_or_else(|| attr.clone());
-        if let Err(e) = check_name(&name) {
-            problems.push(format!("{who}: {e}"));
-            continue;
+        match plan_template(ctx, cfg, &users, &templates, attr, t) {
+            Ok(p) => templates.push(p),
+            Err(e) => problems.push(format!("sops.templates.{attr:?}: {e}")),
         }
-        if templates.iter().any(|p| p.name == name) {
-            problems.push(format!("{who}: name {name:?} is used by another template"));
-            continue;
-        }
-        if t.content.is_some() == t.file.is_some() {
-            problems.push(format!("{who}: give exactly one of content and file"));
-            continue;
-        }
-        let default_path = cfg.secrets_dir.join(RENDERED).join(&name);
-        let path = t.path.clone().unwrap_or_else(|| default_path.clone());
-        if !path.is_absolute() || (path != default_path && inside(&path)) {
-            problems.push(format!(
-                "{who}: path {} must be absolute and outside {} and {}",
-                path.display(),
-                cfg.secrets_dir.display(),
-                cfg.secrets_mount_point.display()
-            ));
-            continue;
-        }
-        let own = match Own::resolve(&users, &t.owner, &t.group, &t.mode) {
-            Ok(o) => o,
-            Err(e) => {
-                problems.push(format!("{who}: {e}"));
-                continue;
-            }
-        };
-        templates.push(PlannedTemplate {
-            name,
-            content: t.content.clone(),
-            file: t.file.as_ref().map(|f| ctx.config_path(f)),
-            link: path != default_path,
-            path,
-            own,
-        });
     }
     let mut all_paths: Vec<&Path> = secrets.iter().map(|s| s.path.as_path()).collect();
     all_paths.extend(templates.iter().map(|t| t.path.as_path()));
@@ -344,6 +109,113 @@ fn plan(ctx: &Context, cfg: &SopsConfig) -> Result<(Vec<PlannedSecret>, Vec<Plan
             format!("sops config: {}", problems.join("; ")),
         ))
     }
+}
+
+/// One `sops.secrets.<attr>`, checked and resolved; `formats`: each sops file's format and the
+/// first secret that read it, so far.
+fn plan_secret(
+    ctx: &Context,
+    cfg: &SopsConfig,
+    users: &Users,
+    planned: &[PlannedSecret],
+    formats: &mut BTreeMap<PathBuf, (Format, String)>,
+    attr: &str,
+    s: &SopsSecret,
+) -> Result<PlannedSecret, String> {
+    let name = s.name.clone().unwrap_or_else(|| attr.to_string());
+    check_name(&name)?;
+    if name == RENDERED || name.starts_with(&format!("{RENDERED}/")) {
+        return Err(format!("name {name:?}: {RENDERED}/ holds the templates"));
+    }
+    if planned.iter().any(|p| p.name == name) {
+        return Err(format!("name {name:?} is used by another secret"));
+    }
+    let format = s.format.unwrap_or(cfg.default_sops_format);
+    let file_cfg = s
+        .sops_file
+        .clone()
+        .or_else(|| cfg.default_sops_file.clone())
+        .ok_or("no sopsFile and no defaultSopsFile")?;
+    let file = ctx.config_path(&file_cfg);
+    match formats.get(&file) {
+        Some((f, first)) if *f != format => {
+            return Err(format!(
+                "{} is read as {} here but as {} by secret {first:?}",
+                file_cfg.display(),
+                format.as_str(),
+                f.as_str()
+            ))
+        }
+        Some(_) => {}
+        None => {
+            formats.insert(file.clone(), (format, name.clone()));
+        }
+    }
+    let key = match format {
+        Format::Binary | Format::Dotenv | Format::Ini => String::new(),
+        Format::Yaml | Format::Json => s
+            .key
+            .clone()
+            .or_else(|| cfg.default_sops_key.clone())
+            .unwrap_or_else(|| attr.to_string()),
+    };
+    let default_path = cfg.secrets_dir.join(&name);
+    let path = s.path.clone().unwrap_or_else(|| default_path.clone());
+    install::check_path(
+        &path,
+        &default_path,
+        &cfg.secrets_dir,
+        &cfg.secrets_mount_point,
+    )?;
+    Ok(PlannedSecret {
+        own: Own::resolve(users, &s.owner, &s.group, &s.mode)?,
+        name,
+        attr: attr.to_string(),
+        file_cfg,
+        file,
+        format,
+        key,
+        link: path != default_path,
+        path,
+    })
+}
+
+/// One `sops.templates.<attr>`, checked and resolved.
+fn plan_template(
+    ctx: &Context,
+    cfg: &SopsConfig,
+    users: &Users,
+    planned: &[PlannedTemplate],
+    attr: &str,
+    t: &SopsTemplate,
+) -> Result<PlannedTemplate, String> {
+    let name = t.name.clone().unwrap_or_else(|| attr.to_string());
+    check_name(&name)?;
+    if planned.iter().any(|p| p.name == name) {
+        return Err(format!("name {name:?} is used by another template"));
+    }
+    if t.content.is_some() == t.file.is_some() {
+        return Err("give exactly one of content and file".into());
+    }
+    let default_path = cfg.secrets_dir.join(RENDERED).join(&name);
+    let path = t.path.clone().unwrap_or_else(|| default_path.clone());
+    let inside = path.starts_with(&cfg.secrets_dir) || path.starts_with(&cfg.secrets_mount_point);
+    if !path.is_absolute() || (path != default_path && inside) {
+        return Err(format!(
+            "path {} must be absolute and outside {} and {}",
+            path.display(),
+            cfg.secrets_dir.display(),
+            cfg.secrets_mount_point.display()
+        ));
+    }
+    Ok(PlannedTemplate {
+        own: Own::resolve(users, &t.owner, &t.group, &t.mode)?,
+        name,
+        content: t.content.clone(),
+        file: t.file.as_ref().map(|f| ctx.config_path(f)),
+        link: path != default_path,
+        path,
+    })
 }
 
 /// The identity files: `age.keyFile` and configured `age.sshKeyPaths` (each must load), and
@@ -726,33 +598,6 @@ pub fn status(ctx: &Context, cfg: &SopsConfig) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(yaml: &str) -> Result<SopsConfig, String> {
-        serde_norway::from_str(yaml).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn sops_nix_option_names() {
-        let c = parse(
-            "defaultSopsFile: s.yaml\nage:\n  keyFile: /k.txt\n  sshKeyPaths: [/etc/ssh/h]\n\
-             secrets:\n  db/pw: {key: db/password, owner: 1000, mode: \"0440\"}\n  \
-             bin: {format: binary, sopsFile: b.bin, path: /etc/b}\n\
-             templates:\n  app.env: {content: \"X=<SOPS:x:PLACEHOLDER>\"}\n",
-        )
-        .unwrap();
-        assert_eq!(c.default_sops_format, Format::Yaml);
-        assert_eq!(c.keep_generations, 1);
-        assert_eq!(c.secrets_dir, PathBuf::from("/run/secrets"));
-        assert_eq!(c.age.key_file, Some(PathBuf::from("/k.txt")));
-        assert_eq!(c.secrets["bin"].format, Some(Format::Binary));
-        assert_eq!(c.secrets["db/pw"].key.as_deref(), Some("db/password"));
-        assert!(parse("secrets:\n  a: {neededForUsers: true}\n")
-            .unwrap_err()
-            .contains("neededForUsers"));
-        assert!(parse("defaultSopsFormat: toml\n")
-            .unwrap_err()
-            .contains("toml"));
-    }
 
     #[test]
     fn placeholders_as_sops_nix() {
