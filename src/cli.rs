@@ -17,9 +17,7 @@ use crate::system::RealRunner;
     name = "provision",
     version,
     about = "Early-boot provisioning agent: disks, SSH keys and age secrets for netbooted nodes",
-    after_help = "Exit codes: 0 ok, 1 failure (or validate found problems), 2 usage, 3 bad \
-                  config/layout/cmdline, 4 refused by a safety check, 5 external command failed, \
-                  6 network, 7 key bundle failed verification, 8 decryption failed."
+    after_help = Code::help_summary()
 )]
 pub struct Cli {
     /// Config file.
