@@ -1,7 +1,7 @@
 //! Command line (DESIGN §3) and the top-level `run`.
 
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum, ValueHint};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -17,29 +17,50 @@ use crate::system::RealRunner;
     name = "provision",
     version,
     about = "Early-boot provisioning agent: disks, SSH keys and age secrets for netbooted nodes",
-    after_help = "Exit codes: 0 ok, 1 failure (or validate found problems), 2 usage, 3 bad \
-                  config/layout/cmdline, 4 refused by a safety check, 5 external command failed, \
-                  6 network, 7 key bundle failed verification, 8 decryption failed."
+    long_about = "Early-boot provisioning agent: disks, SSH keys and age secrets for netbooted \
+                  nodes.\n\n\
+                  Run by systemd oneshot units on every boot of a node whose OS comes from the \
+                  network and whose local disks persist. disks: only when the kernel command line \
+                  asks, wipe and lay out the disks from a disko-schema layout; on every boot, \
+                  activate the layout's LVM volume groups, check and mount its filesystems and \
+                  enable its swap. keys: fetch the node's SSH key bundle, verify it and install \
+                  the keys before sshd starts. secrets: decrypt agenix and sops-nix secrets into \
+                  /run/agenix and /run/secrets.\n\n\
+                  With --dry-run it prints what a run would do and what it would destroy, and \
+                  changes nothing.",
+    after_help = Code::help_summary()
 )]
 pub struct Cli {
     /// Config file.
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, global = true)]
     pub config: Option<PathBuf>,
     /// Layout file (disko schema, YAML or JSON); stands in for the config's `disks.layout`.
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, global = true)]
     pub layout: Option<PathBuf>,
     /// Read the kernel command line from FILE instead of /proc/cmdline.
-    #[arg(long, value_name = "FILE", global = true, conflicts_with = "cmdline")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        value_hint = ValueHint::FilePath,
+        global = true,
+        conflicts_with = "cmdline"
+    )]
     pub cmdline_file: Option<PathBuf>,
     /// Use STRING as the kernel command line instead of /proc/cmdline.
     #[arg(long, value_name = "STRING", global = true)]
     pub cmdline: Option<String>,
     /// Root of the target system (e.g. /sysroot from an initrd).
-    #[arg(long, value_name = "DIR", default_value = "/", global = true)]
+    #[arg(
+        long,
+        value_name = "DIR",
+        value_hint = ValueHint::DirPath,
+        default_value = "/",
+        global = true
+    )]
     pub root: PathBuf,
     /// Plan against a saved snapshot (JSON from `provision status --output json`) instead of
     /// probing this machine. Implies --dry-run.
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, global = true)]
     pub state: Option<PathBuf>,
     /// Print the plan; change nothing.
     #[arg(long, global = true)]
@@ -59,7 +80,9 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
+    /// For people.
     Text,
+    /// For tools: the same content as JSON.
     Json,
 }
 

@@ -101,12 +101,20 @@ pub fn parse_params(line: &str) -> Vec<Param> {
     out
 }
 
-/// Parse a boolean the way DESIGN §4 lists: 1/0, yes/no, true/false, on/off (any case).
+/// The words a boolean value may be for true (DESIGN §4), in any case; the man page lists these.
+pub const TRUE_WORDS: &[&str] = &["1", "yes", "true", "on"];
+/// The words for false.
+pub const FALSE_WORDS: &[&str] = &["0", "no", "false", "off"];
+
+/// Parse a boolean: one of [`TRUE_WORDS`] or [`FALSE_WORDS`], in any case.
 pub fn parse_bool(s: &str) -> Option<bool> {
-    match s.to_ascii_lowercase().as_str() {
-        "1" | "yes" | "true" | "on" => Some(true),
-        "0" | "no" | "false" | "off" => Some(false),
-        _ => None,
+    let is = |words: &[&str]| words.iter().any(|w| w.eq_ignore_ascii_case(s));
+    if is(TRUE_WORDS) {
+        Some(true)
+    } else if is(FALSE_WORDS) {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -161,15 +169,6 @@ impl fmt::Display for BadValue {
         )
     }
 }
-
-/// Keys this agent understands, under the configured prefix (without it).
-pub const KEYS: &[&str] = &[
-    "provision_disks",
-    "wipe_foreign",
-    "hostname",
-    "keys_url",
-    "keys_sha256",
-];
 
 /// The settings this agent takes from the kernel command line.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -264,6 +263,166 @@ pub fn valid_hostname(h: &str) -> bool {
         })
 }
 
+/// One kernel command line key this agent reads. [`KEYS`] is the one list of them: [`settings`]
+/// recognises exactly these names and parses each value with its `apply`; `provision(8)` (KERNEL
+/// COMMAND LINE) and the README's table are made from the same entries.
+pub struct KeySpec {
+    /// The name after `<prefix>.` (`provision_disks`, with `_` as the parser normalises it), or
+    /// the whole key when not `prefixed` (`BOOTIF`).
+    pub name: &'static str,
+    /// Under the configured prefix (`homelab.` by default) or a key of its own (`BOOTIF`).
+    pub prefixed: bool,
+    /// The values it takes and what they do, as the man page and README print it (Markdown
+    /// inline: `code`, **bold**).
+    pub doc: &'static str,
+    /// Sets the key's field of [`Settings`] from one occurrence's value (`None`: a bare key).
+    /// On error the field is left at its default and the reason is recorded as a [`BadValue`].
+    apply: fn(&mut Settings, Option<&str>) -> Result<(), String>,
+}
+
+impl KeySpec {
+    /// The key as written on a command line with this prefix: `homelab.provision_disks`, `BOOTIF`.
+    pub fn key(&self, prefix: &str) -> String {
+        if self.prefixed {
+            format!("{prefix}.{}", self.name)
+        } else {
+            self.name.to_string()
+        }
+    }
+}
+
+/// Every key this agent understands, in the order the documentation lists them.
+pub const KEYS: &[KeySpec] = &[
+    KeySpec {
+        name: "provision_disks",
+        prefixed: true,
+        doc: "`true` (bare, `1`, `yes`, `on`): provision on **every** boot that carries it (the \
+              old meaning; logged loudly). A **wipe-once token** — 1–128 characters of \
+              `A-Z a-z 0-9 . _ : + -` containing at least one digit, e.g. `rebuild-2026-11-22` — \
+              provisions only if that token is not yet recorded on the layout's VGs (tag \
+              `provision.token=<token>`, written after the whole layout is complete, so an \
+              interrupted run re-provisions with the same token and a finished one never wipes \
+              again). `false`/absent: mount-only. Anything else (`maybe`, `ture`, empty) is an \
+              error and **nothing is wiped** (exit 3). A token must contain a digit so that a \
+              misspelt boolean can never be taken for a token.",
+        apply: apply_provision_disks,
+    },
+    KeySpec {
+        name: "wipe_foreign",
+        prefixed: true,
+        doc: "`true` (bare): every target disk may hold foreign data that will be wiped. A comma \
+              list of layout disk names or device paths (`hdd,/dev/sdb`): only those. Default: \
+              foreign data is wiped only on disks named by `/dev/disk/by-id/…` or a serial/WWN \
+              selector.",
+        apply: apply_wipe_foreign,
+    },
+    KeySpec {
+        name: "hostname",
+        prefixed: true,
+        doc: "hostname for the keys URL's `{hostname}` (default: the kernel hostname)",
+        apply: apply_hostname,
+    },
+    KeySpec {
+        name: "keys_url",
+        prefixed: true,
+        doc: "overrides the config's `keys.url` (same placeholders)",
+        apply: apply_keys_url,
+    },
+    KeySpec {
+        name: "keys_sha256",
+        prefixed: true,
+        doc: "expected sha256 of the key bundle (64 hex digits)",
+        apply: apply_keys_sha256,
+    },
+    KeySpec {
+        name: "BOOTIF",
+        prefixed: false,
+        doc: "`01-aa-bb-cc-dd-ee-ff`: the pxelinux/iPXE boot interface; gives the keys URL's \
+              `{mac}` = `aa:bb:cc:dd:ee:ff`",
+        apply: apply_bootif,
+    },
+];
+
+fn apply_provision_disks(s: &mut Settings, v: Option<&str>) -> Result<(), String> {
+    s.provision = ProvisionRequest::No; // what a bad value leaves
+    s.provision = match v {
+        None => ProvisionRequest::Always,
+        Some(v) => match parse_bool(v) {
+            Some(true) => ProvisionRequest::Always,
+            Some(false) => ProvisionRequest::No,
+            None => ProvisionRequest::Token(parse_token(v)?),
+        },
+    };
+    Ok(())
+}
+
+fn apply_wipe_foreign(s: &mut Settings, v: Option<&str>) -> Result<(), String> {
+    s.wipe_foreign = WipeForeign::No; // what a bad value leaves
+    s.wipe_foreign = match v {
+        None => WipeForeign::All,
+        Some(v) => match parse_bool(v) {
+            Some(true) => WipeForeign::All,
+            Some(false) => WipeForeign::No,
+            None => {
+                let disks: Vec<String> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(String::from)
+                    .collect();
+                if disks.is_empty() {
+                    return Err("expected a boolean or a comma-separated list of disks".into());
+                }
+                WipeForeign::Disks(disks)
+            }
+        },
+    };
+    Ok(())
+}
+
+fn apply_hostname(s: &mut Settings, v: Option<&str>) -> Result<(), String> {
+    s.hostname = None;
+    match v {
+        Some(v) if valid_hostname(v) => s.hostname = Some(v.to_string()),
+        Some(_) => return Err("not a valid hostname (RFC 1123)".into()),
+        None => return Err("needs a value".into()),
+    }
+    Ok(())
+}
+
+fn apply_keys_url(s: &mut Settings, v: Option<&str>) -> Result<(), String> {
+    s.keys_url = None;
+    match v {
+        Some(v)
+            if (v.starts_with("http://") || v.starts_with("https://"))
+                && !v.chars().any(char::is_whitespace) =>
+        {
+            s.keys_url = Some(v.to_string());
+            Ok(())
+        }
+        _ => Err("expected an http:// or https:// URL".into()),
+    }
+}
+
+fn apply_keys_sha256(s: &mut Settings, v: Option<&str>) -> Result<(), String> {
+    s.keys_sha256 = None;
+    match v {
+        Some(v) if v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit()) => {
+            s.keys_sha256 = Some(v.to_ascii_lowercase());
+            Ok(())
+        }
+        _ => Err("expected 64 hex digits (a sha256)".into()),
+    }
+}
+
+fn apply_bootif(s: &mut Settings, v: Option<&str>) -> Result<(), String> {
+    s.mac = None;
+    if let Some(v) = v {
+        s.mac = Some(parse_mac_bootif(v)?);
+    }
+    Ok(())
+}
+
 /// Parse a whole command line into our settings. `prefix` is e.g. `homelab` (no dot).
 pub fn settings(line: &str, prefix: &str) -> Settings {
     let params = parse_params(line);
@@ -285,124 +444,37 @@ pub fn settings(line: &str, prefix: &str) -> Settings {
     // Last occurrence wins: fold over params in order, each occurrence replacing the earlier one
     // (and clearing an earlier bad value of the same key).
     for p in &params {
-        if p.key == "BOOTIF" {
-            let key = "BOOTIF".to_string();
-            s.bad.retain(|b| b.key != key);
-            match p.value.as_deref().map(parse_mac_bootif) {
-                Some(Ok(m)) => s.mac = Some(m),
-                Some(Err(reason)) => {
-                    s.mac = None;
-                    s.bad.push(BadValue {
-                        key,
-                        value: p.value.clone().unwrap_or_default(),
-                        reason,
-                    })
-                }
-                None => s.mac = None,
-            }
-            continue;
-        }
-        let Some(name) = p
-            .key
-            .strip_prefix(norm_prefix.as_str())
-            .and_then(|r| r.strip_prefix('.'))
-        else {
-            continue;
-        };
-        let full = p.key.clone();
-        s.bad.retain(|b| b.key != full);
-        let value = p.value.clone();
-        let mut bad = |reason: String| {
-            s_bad_push(&mut s.bad, &full, value.as_deref().unwrap_or(""), reason);
-        };
-        match name {
-            "provision_disks" => {
-                s.provision = match value.as_deref() {
-                    None => ProvisionRequest::Always,
-                    Some(v) => match parse_bool(v) {
-                        Some(true) => ProvisionRequest::Always,
-                        Some(false) => ProvisionRequest::No,
-                        None => match parse_token(v) {
-                            Ok(t) => ProvisionRequest::Token(t),
-                            Err(reason) => {
-                                bad(reason);
-                                ProvisionRequest::No
-                            }
-                        },
-                    },
-                }
-            }
-            "wipe_foreign" => {
-                s.wipe_foreign = match value.as_deref() {
-                    None => WipeForeign::All,
-                    Some(v) => match parse_bool(v) {
-                        Some(true) => WipeForeign::All,
-                        Some(false) => WipeForeign::No,
-                        None => {
-                            let disks: Vec<String> = v
-                                .split(',')
-                                .map(str::trim)
-                                .filter(|x| !x.is_empty())
-                                .map(String::from)
-                                .collect();
-                            if disks.is_empty() {
-                                bad("expected a boolean or a comma-separated list of disks".into());
-                                WipeForeign::No
-                            } else {
-                                WipeForeign::Disks(disks)
-                            }
+        let spec = match KEYS.iter().find(|k| !k.prefixed && k.name == p.key) {
+            Some(k) => k,
+            None => {
+                let Some(name) = p
+                    .key
+                    .strip_prefix(norm_prefix.as_str())
+                    .and_then(|r| r.strip_prefix('.'))
+                else {
+                    continue;
+                };
+                match KEYS.iter().find(|k| k.prefixed && k.name == name) {
+                    Some(k) => k,
+                    None => {
+                        if !s.unknown.contains(&p.key) {
+                            s.unknown.push(p.key.clone());
                         }
-                    },
+                        continue;
+                    }
                 }
             }
-            "hostname" => match value {
-                Some(v) if valid_hostname(&v) => s.hostname = Some(v),
-                Some(_) => {
-                    s.hostname = None;
-                    bad("not a valid hostname (RFC 1123)".into())
-                }
-                None => {
-                    s.hostname = None;
-                    bad("needs a value".into())
-                }
-            },
-            "keys_url" => match value {
-                Some(v)
-                    if (v.starts_with("http://") || v.starts_with("https://"))
-                        && !v.chars().any(char::is_whitespace) =>
-                {
-                    s.keys_url = Some(v)
-                }
-                _ => {
-                    s.keys_url = None;
-                    bad("expected an http:// or https:// URL".into())
-                }
-            },
-            "keys_sha256" => match value {
-                Some(v) if v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit()) => {
-                    s.keys_sha256 = Some(v.to_ascii_lowercase())
-                }
-                _ => {
-                    s.keys_sha256 = None;
-                    bad("expected 64 hex digits (a sha256)".into())
-                }
-            },
-            _ => {
-                if !s.unknown.contains(&full) {
-                    s.unknown.push(full);
-                }
-            }
+        };
+        s.bad.retain(|b| b.key != p.key);
+        if let Err(reason) = (spec.apply)(&mut s, p.value.as_deref()) {
+            s.bad.push(BadValue {
+                key: p.key.clone(),
+                value: p.value.clone().unwrap_or_default(),
+                reason,
+            });
         }
     }
     s
-}
-
-fn s_bad_push(bad: &mut Vec<BadValue>, key: &str, value: &str, reason: String) {
-    bad.push(BadValue {
-        key: key.to_string(),
-        value: value.to_string(),
-        reason,
-    });
 }
 
 #[cfg(test)]
@@ -498,6 +570,32 @@ mod tests {
             assert_eq!(&s.provision, want, "cmdline {line:?}");
             assert_eq!(s.bad_destructive().count() > 0, *bad, "cmdline {line:?}");
         }
+    }
+
+    #[test]
+    fn keys_list_is_what_the_parser_knows() {
+        for (i, k) in KEYS.iter().enumerate() {
+            assert!(!k.name.contains('-') && !k.doc.is_empty(), "{}", k.name);
+            assert!(
+                KEYS[..i].iter().all(|o| o.name != k.name),
+                "{} twice",
+                k.name
+            );
+            let line = k.key("site");
+            let s = settings(&line, "site");
+            assert!(s.unknown.is_empty(), "{line}: {:?}", s.unknown);
+            // Every key of ours refuses an empty value, and names itself for it.
+            let s = settings(&format!("{line}="), "site");
+            assert_eq!(s.bad.len(), 1, "{line}");
+            assert_eq!(s.bad[0].key, line);
+        }
+        assert_eq!(KEYS[0].key("homelab"), "homelab.provision_disks");
+        let s = settings(
+            "site.keys_url=https://x site.nope=1 BOOTIF=01-52-54-00-aa-bb-cc",
+            "site",
+        );
+        assert_eq!(s.unknown, vec!["site.nope".to_string()]);
+        assert!(s.bad.is_empty() && s.keys_url.is_some() && s.mac.is_some());
     }
 
     #[test]
