@@ -2,7 +2,7 @@
 //! with (the DRBD filter), the lvm argv builder, dm names of LVs, the completion tags, and the
 //! lvmlocal.conf step that writes the settings onto the node.
 
-use super::step::{s, Action, Op};
+use super::step::{s, Effect, Op, Step};
 use crate::layout::Layout;
 
 /// LVM tag prefix recording the layout hash when provisioning completed.
@@ -71,13 +71,7 @@ pub fn dm_name(vg: &str, lv: &str) -> String {
 
 /// Write the LVM settings into the node's lvm config, so later lvm runs (udev event activation,
 /// pvscan, the operator's own commands) filter DRBD exactly as ours do.
-pub(crate) fn conf_action(settings: &[String], conf_path: String) -> Action {
-    let mut wf = Action::new(
-        Op::WriteFile,
-        false,
-        format!("writing the LVM device filter to {conf_path}"),
-    );
-    wf.target = Some(conf_path);
+pub(crate) fn conf_step(settings: &[String], conf_path: String) -> Step {
     let mut text = String::from(
         "# Written by provision on every boot: lvm on this node filters devices exactly as\n\
          # provision does (global_filter is the one pvscan and event activation honour).\n\
@@ -87,7 +81,14 @@ pub(crate) fn conf_action(settings: &[String], conf_path: String) -> Action {
         text.push_str(&format!("    {line}\n"));
     }
     text.push_str("}\n");
-    wf.content = Some(text);
-    wf.mode = Some("0644".into());
-    wf
+    Step::new(
+        Op::WriteFile,
+        false,
+        format!("writing the LVM device filter to {conf_path}"),
+        Effect::WriteFile {
+            path: conf_path,
+            content: text,
+            mode: 0o644,
+        },
+    )
 }

@@ -316,9 +316,37 @@ pub fn plan_error(p: &Plan) -> Option<anyhow::Error> {
 }
 
 /// The stage's output: the plan as details; the text is the whole plan for a dry run, and what
-/// was done for a real one.
-fn output(p: &Plan, done: Vec<String>, dry_run: bool) -> StageOutput {
+/// was done for a real one. A real run's details also hold each step's outcome (`outcomes`:
+/// `step` counted from 1, `outcome` `changed` or `already-done`, `note`).
+fn output(p: &Plan, executed: Option<&[execute::Executed]>) -> StageOutput {
     let mut details = serde_json::to_value(p).unwrap_or_default();
+    let dry_run = executed.is_none();
+    let done: Vec<String> = match executed {
+        None => p.actions.iter().map(|a| a.description.clone()).collect(),
+        Some(ex) => ex
+            .iter()
+            .map(|e| {
+                let d = &p.actions[e.step].description;
+                match e.outcome.note() {
+                    Some(n) => format!("{d} ({n})"),
+                    None => d.clone(),
+                }
+            })
+            .collect(),
+    };
+    if let (Some(ex), Some(o)) = (executed, details.as_object_mut()) {
+        let outcomes: Vec<serde_json::Value> = ex
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "step": e.step + 1,
+                    "outcome": e.outcome.kind(),
+                    "note": e.outcome.note(),
+                })
+            })
+            .collect();
+        o.insert("outcomes".into(), outcomes.into());
+    }
     let text = if dry_run {
         plan::render_text(p)
     } else {
@@ -351,11 +379,7 @@ pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
     tracing::info!(stage = "disks", mode = p.mode.as_str(), plan_hash = %p.plan_hash, "{}", p.reason);
     if ctx.dry_run {
         // A dry run prints the plan and reports the outcome a real run would have.
-        let out = output(
-            &p,
-            p.actions.iter().map(|a| a.description.clone()).collect(),
-            true,
-        );
+        let out = output(&p, None);
         if let Some(e) = plan_error(&p) {
             // print the plan anyway: it says why
             if ctx.json {
@@ -380,7 +404,7 @@ pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
         return Err(e);
     }
     match execute::execute(ctx, &p) {
-        Ok(done) => Ok(output(&p, done, false)),
+        Ok(done) => Ok(output(&p, Some(&done))),
         Err(e) if quick_path(ctx, inputs) => {
             // Planned without reading LVM: a failure may be a missing VG or LV, which a full
             // read names (exit 9, as a plan made on a full read would have said up front).

@@ -6,12 +6,17 @@ use super::model::{Mode, PlanCx};
 use crate::disks::lvm::{self, dm_name};
 use crate::disks::resolve::{partition_path, partitions};
 use crate::disks::state::{BlockDevice, SystemState};
-use crate::disks::step::{s, wait, Action, Op};
+use crate::disks::step::{s, wait, Effect, MountOptions, Op, Step, SwapOptions};
 use crate::layout::{Content, Filesystem, Layout};
 
 /// The steps that bring the layout's filesystems and swap into use, after provisioning or on
 /// their own (mount-only); in mount-only mode also what the layout needs that is not there.
-pub(super) fn actions(cx: &PlanCx, actions: &mut Vec<Action>, missing: &mut Vec<String>) {
+/// Errors: swap options swapon(2) cannot take (exit 3; the layout parser refuses them first).
+pub(super) fn actions(
+    cx: &PlanCx,
+    actions: &mut Vec<Step>,
+    missing: &mut Vec<String>,
+) -> anyhow::Result<()> {
     let PlanCx {
         layout,
         state,
@@ -120,18 +125,16 @@ pub(super) fn actions(cx: &PlanCx, actions: &mut Vec<Action>, missing: &mut Vec<
         // One vgchange for all of them: every lvm process scans the devices again.
         let mut args = vec![s("-ay")];
         args.extend(activate.iter().cloned());
-        actions.push(
-            Action::new(
-                Op::Activate,
-                false,
-                format!(
-                    "activating VG{} {}",
-                    if activate.len() == 1 { "" } else { "s" },
-                    activate.join(", ")
-                ),
-            )
-            .cmd(lvm::argv(cfg, "vgchange", &args)),
-        );
+        actions.push(Step::run(
+            Op::Activate,
+            false,
+            format!(
+                "activating VG{} {}",
+                if activate.len() == 1 { "" } else { "s" },
+                activate.join(", ")
+            ),
+            lvm::argv(cfg, "vgchange", &args),
+        ));
     }
     for (dev, _, _) in &items {
         actions.push(wait(dev));
@@ -143,18 +146,18 @@ pub(super) fn actions(cx: &PlanCx, actions: &mut Vec<Action>, missing: &mut Vec<
             if f.format.starts_with("ext") && !provisioning {
                 // The executor reads the superblock first and runs e2fsck -p only when it would
                 // do more than say "clean" (see execute::ext_is_clean).
-                let mut a = Action::new(
+                actions.push(Step::new(
                     Op::Fsck,
                     false,
                     format!(
                         "checking {what} ({}): e2fsck -p unless its superblock is clean",
                         f.format
                     ),
-                )
-                .cmd(vec![s("e2fsck"), s("-p"), dev.clone()])
-                .dev(dev);
-                a.fs_type = Some(f.format.clone());
-                actions.push(a);
+                    Effect::Fsck {
+                        device: dev.clone(),
+                        fs_type: f.format.clone(),
+                    },
+                ));
             }
             if f.mountpoint.is_some() {
                 mounts.push((dev.clone(), f.clone()));
@@ -180,25 +183,31 @@ pub(super) fn actions(cx: &PlanCx, actions: &mut Vec<Action>, missing: &mut Vec<
         depth(&a.0).cmp(&depth(&b.0)).then(a.0.cmp(&b.0))
     });
     for (mp, m) in &all {
-        let mut a = match m {
-            M::Dev(dev, f) => {
-                let mut a =
-                    Action::new(Op::Mount, false, format!("mounting {dev} on {mp}")).dev(dev);
-                a.fs_type = Some(f.format.clone());
-                a.options = Some(f.mount_options.join(","));
-                a
-            }
-            M::Nodev(n) => {
-                let mut a =
-                    Action::new(Op::Mount, false, format!("mounting {} on {mp}", n.fs_type))
-                        .dev(&n.device);
-                a.fs_type = Some(n.fs_type.clone());
-                a.options = Some(n.mount_options.join(","));
-                a
-            }
+        let (description, source, fs_type, options) = match m {
+            M::Dev(dev, f) => (
+                format!("mounting {dev} on {mp}"),
+                dev.to_string(),
+                &f.format,
+                &f.mount_options,
+            ),
+            M::Nodev(n) => (
+                format!("mounting {} on {mp}", n.fs_type),
+                n.device.clone(),
+                &n.fs_type,
+                &n.mount_options,
+            ),
         };
-        a.target = Some(mp.clone());
-        actions.push(a);
+        actions.push(Step::new(
+            Op::Mount,
+            false,
+            description,
+            Effect::Mount {
+                source,
+                target: mp.clone(),
+                fs_type: fs_type.clone(),
+                options: MountOptions::parse(options),
+            },
+        ));
     }
     for (dev, c, what) in &items {
         if let Content::Swap(sw) = c {
@@ -213,26 +222,37 @@ pub(super) fn actions(cx: &PlanCx, actions: &mut Vec<Action>, missing: &mut Vec<
                 Some(d) => opts.push(format!("discard={d}")),
                 None => {}
             }
-            let mut a = Action::new(Op::Swapon, false, format!("enabling swap on {what}")).dev(dev);
-            a.options = Some(opts.join(","));
-            actions.push(a);
+            let options = SwapOptions::parse(&opts.join(",")).map_err(|e| {
+                crate::exit::coded(crate::exit::Code::BadInput, format!("swap on {what}: {e}"))
+            })?;
+            actions.push(Step::new(
+                Op::Swapon,
+                false,
+                format!("enabling swap on {what}"),
+                Effect::Swapon {
+                    device: dev.clone(),
+                    options,
+                },
+            ));
         }
     }
     for d in &layout.ensure_dirs {
-        let mut a = Action::new(
+        actions.push(Step::new(
             Op::EnsureDir,
             false,
             format!(
                 "ensuring directory {} ({}:{} {:04o})",
                 d.path, d.owner, d.group, d.mode
             ),
-        );
-        a.target = Some(d.path.clone());
-        a.owner = Some(d.owner.clone());
-        a.group = Some(d.group.clone());
-        a.mode = Some(format!("{:04o}", d.mode));
-        actions.push(a);
+            Effect::EnsureDir {
+                path: d.path.clone(),
+                owner: d.owner.clone(),
+                group: d.group.clone(),
+                mode: d.mode,
+            },
+        ));
     }
+    Ok(())
 }
 
 /// What a real run's libblkid check says of a device whose type is not the layout's
