@@ -39,10 +39,13 @@ pub fn lvm_devices_settings(layout: &Layout, lvm_version: Option<&str>) -> Vec<S
 
 /// The settings as one `--config` argument: `devices { … }`.
 pub fn lvm_devices_config(layout: &Layout, lvm_version: Option<&str>) -> String {
-    format!(
-        "devices {{ {} }}",
-        lvm_devices_settings(layout, lvm_version).join(" ")
-    )
+    config_arg(&lvm_devices_settings(layout, lvm_version))
+}
+
+/// Settings lines ([`lvm_devices_settings`]) as the one `--config` argument every lvm command
+/// gets: `devices { … }`.
+pub fn config_arg(settings: &[String]) -> String {
+    format!("devices {{ {} }}", settings.join(" "))
 }
 
 /// `use_devicesfile` exists from lvm 2.03.12 on (unknown version: assume a current lvm).

@@ -39,7 +39,7 @@ pub fn plan(
 ) -> anyhow::Result<Plan> {
     let layout_hash = layout.hash();
     let lvm_settings = lvm_devices_settings(layout, state.lvm_version.as_deref());
-    let lvm_cfg = format!("devices {{ {} }}", lvm_settings.join(" "));
+    let lvm_cfg = lvm::config_arg(&lvm_settings);
     let mut warnings: Vec<String> = cmdline
         .unknown
         .iter()
