@@ -67,9 +67,23 @@ pub(crate) fn argv(cfg: &str, sub: &str, args: &[String]) -> Vec<String> {
     v
 }
 
-/// dm name of an LV (`-` doubled inside names).
+/// dm name of an LV: `<vg>-<lv>` with every `-` inside either name doubled (lvm2
+/// `dm_build_dm_name`).
 pub fn dm_name(vg: &str, lv: &str) -> String {
-    format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--"))
+    format!("{}-{}", dm_escape(vg), dm_escape(lv))
+}
+
+/// Is `dm` the dm name of a device of VG `vg`, one of its LVs or one lvm made inside it
+/// (`<vg>-<pool>_tdata`)? By name: `vg` escaped, one `-`, then a name that does not start with
+/// `-` (lvm names never do), so that VG `a` does not claim VG `a-b`'s `a--b-lv`.
+pub fn dm_name_in_vg(dm: &str, vg: &str) -> bool {
+    dm.strip_prefix(&dm_escape(vg))
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|lv| !lv.is_empty() && !lv.starts_with('-'))
+}
+
+fn dm_escape(name: &str) -> String {
+    name.replace('-', "--")
 }
 
 /// Write the LVM settings into the node's lvm config, so later lvm runs (udev event activation,
@@ -94,4 +108,21 @@ pub(crate) fn conf_step(settings: &[String], conf_path: String) -> Step {
             mode: 0o644,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dm_names_escape_dashes_and_belong_to_exactly_their_vg() {
+        assert_eq!(dm_name("pool_host", "var"), "pool_host-var");
+        assert_eq!(dm_name("a-b", "c-d"), "a--b-c--d");
+        assert!(dm_name_in_vg("a--b-c--d", "a-b"));
+        assert!(dm_name_in_vg("pool-pool_tdata", "pool"));
+        // VG a-b's device is not VG a's, nor is a bare prefix
+        assert!(!dm_name_in_vg("a--b-c--d", "a"));
+        assert!(!dm_name_in_vg("a-", "a"));
+        assert!(!dm_name_in_vg("ab-c", "a"));
+    }
 }
