@@ -3,8 +3,9 @@
 //! record completion (VG tags) last.
 
 use super::model::PlanCx;
-use super::table::{gpt_step, hybrid_mbr_steps, reread, table_step, verify_table};
+use super::table::{self, gpt_step, hybrid_mbr_steps, reread, table_step, verify_table};
 use crate::cmdline::ProvisionRequest;
+use crate::disks::geometry::Extent;
 use crate::disks::lvm::{self, TAG_LAYOUT, TAG_TOKEN};
 use crate::disks::resolve::{partition_path, partitions};
 use crate::disks::step::{s, wait, Op, Step};
@@ -69,7 +70,18 @@ pub(super) fn actions(
         layout_hash,
         ..
     } = *cx;
-    let problems = crate::disks::fits::check(layout, resolved);
+    // Each table's extents once: the fit checks read them, the partitioning writes them.
+    let mut extents: Vec<Option<anyhow::Result<Vec<Extent>>>> = layout
+        .disks
+        .iter()
+        .zip(resolved)
+        .map(|(d, dev)| dev.and_then(|dev| table::extents(d, dev)))
+        .collect();
+    let fitting: Vec<Option<&[Extent]>> = extents
+        .iter()
+        .map(|e| e.as_ref().and_then(|r| r.as_deref().ok()))
+        .collect();
+    let problems = crate::disks::fits::check(layout, resolved, &fitting);
     if !problems.is_empty() {
         return Err(crate::exit::coded(
             crate::exit::Code::BadInput,
@@ -114,15 +126,17 @@ pub(super) fn actions(
             )
             .on(&dev.path),
         );
+        // A table that does not fit is bad input (exit 3), found here before any step runs.
+        let ext = extents[i].take().transpose()?.unwrap_or_default();
         match &d.content {
             Some(Content::Gpt(g)) => {
-                let (a, table) = gpt_step(&d.name, dev, g)?;
+                let (a, table) = gpt_step(dev, g, &ext);
                 actions.push(a);
                 actions.extend(hybrid_mbr_steps(dev, g));
                 actions.extend([reread(&dev.path), verify_table(&dev.path, table)]);
             }
             Some(Content::Table(t)) => {
-                let (a, table) = table_step(&d.name, dev, t)?;
+                let (a, table) = table_step(dev, t, &ext);
                 actions.extend([a, reread(&dev.path), verify_table(&dev.path, table)])
             }
             Some(Content::LvmPv { vg }) => pvs.push((vg.clone(), dev.path.clone())),

@@ -6,7 +6,7 @@ use crate::disks::geometry::{self, DiskGeometry, Extent, GeometryError, TableFor
 use crate::disks::state::BlockDevice;
 use crate::disks::step::{s, Effect, Op, PlannedPartition, PlannedTable, Step};
 use crate::layout::size::human;
-use crate::layout::Content;
+use crate::layout::{Content, Disk};
 
 /// Tell the kernel about the new partitions (BLKPG per partition: works where a whole-table
 /// re-read does not, and needs no udev).
@@ -58,19 +58,44 @@ fn planned(ext: &[Extent], ss: u64, names: Vec<Option<String>>, kind: &str) -> P
     }
 }
 
+/// The extents (logical sectors) of the partitions of a disk's `gpt` or `table`, in layout order,
+/// as sgdisk's or parted's rules place them on `dev` (see `geometry`); None when the disk has no
+/// table. Errors: a partition does not fit (exit 3, naming its layout path).
+pub(super) fn extents(d: &Disk, dev: &BlockDevice) -> Option<anyhow::Result<Vec<Extent>>> {
+    let geo = DiskGeometry::of(dev);
+    Some(match d.content.as_ref()? {
+        Content::Gpt(g) => {
+            let bounds: Vec<_> = g.partitions.iter().map(|p| (&p.start, &p.end)).collect();
+            geometry::gpt_extents(&geo, &bounds)
+                .map_err(|e| geometry_error(&d.name, &g.partitions[e.index].name, dev, e))
+        }
+        Content::Table(t) => {
+            let bounds: Vec<_> = t.partitions.iter().map(|p| (&p.start, &p.end)).collect();
+            geometry::table_extents(&geo, table_format(t), &bounds)
+                .map_err(|e| geometry_error(&d.name, &t.partitions[e.index].name, dev, e))
+        }
+        _ => return None,
+    })
+}
+
+fn table_format(t: &crate::layout::Table) -> TableFormat {
+    if t.format == "gpt" {
+        TableFormat::Gpt
+    } else {
+        TableFormat::Msdos
+    }
+}
+
 /// One sgdisk call that writes a fresh GPT with every partition of the layout at the sectors
 /// computed here (`--set-alignment=1`: sgdisk moves nothing), and the table it must give.
 pub(super) fn gpt_step(
-    disk_name: &str,
     dev: &BlockDevice,
     g: &crate::layout::Gpt,
-) -> anyhow::Result<(Step, PlannedTable)> {
+    ext: &[Extent],
+) -> (Step, PlannedTable) {
     let geo = DiskGeometry::of(dev);
-    let bounds: Vec<_> = g.partitions.iter().map(|p| (&p.start, &p.end)).collect();
-    let ext = geometry::gpt_extents(&geo, &bounds)
-        .map_err(|e| geometry_error(disk_name, &g.partitions[e.index].name, dev, e))?;
     let mut argv = vec![s("sgdisk"), s("--clear"), s("--set-alignment=1")];
-    for (i, (p, e)) in g.partitions.iter().zip(&ext).enumerate() {
+    for (i, (p, e)) in g.partitions.iter().zip(ext).enumerate() {
         let n = i + 1;
         argv.push(format!("--new={n}:{}:{}", e.first, e.last));
         argv.push(format!("--typecode={n}:{}", p.type_code));
@@ -84,7 +109,7 @@ pub(super) fn gpt_step(
     }
     argv.push(dev.path.clone());
     let names = g.partitions.iter().map(|p| Some(p.label.clone())).collect();
-    let table = planned(&ext, geo.logical, names, "gpt");
+    let table = planned(ext, geo.logical, names, "gpt");
     let a = Step::run(
         Op::Partition,
         true,
@@ -94,14 +119,14 @@ pub(super) fn gpt_step(
             g.partitions.len(),
             describe_extents(
                 g.partitions.iter().map(|p| p.name.as_str()),
-                &ext,
+                ext,
                 geo.logical
             )
         ),
         argv,
     )
     .on(&dev.path);
-    Ok((a, table))
+    (a, table)
 }
 
 fn describe_extents<'a>(names: impl Iterator<Item = &'a str>, ext: &[Extent], ss: u64) -> String {
@@ -235,27 +260,20 @@ pub(super) fn hybrid_mbr_steps(dev: &BlockDevice, g: &crate::layout::Gpt) -> Vec
 /// A disko `table`: positions resolved as parted would (see `geometry`), then written with
 /// exact sectors: gpt through sgdisk, msdos through an sfdisk script.
 pub(super) fn table_step(
-    disk_name: &str,
     dev: &BlockDevice,
     t: &crate::layout::Table,
-) -> anyhow::Result<(Step, PlannedTable)> {
+    ext: &[Extent],
+) -> (Step, PlannedTable) {
     let geo = DiskGeometry::of(dev);
-    let format = if t.format == "gpt" {
-        TableFormat::Gpt
-    } else {
-        TableFormat::Msdos
-    };
-    let bounds: Vec<_> = t.partitions.iter().map(|p| (&p.start, &p.end)).collect();
-    let ext = geometry::table_extents(&geo, format, &bounds)
-        .map_err(|e| geometry_error(disk_name, &t.partitions[e.index].name, dev, e))?;
+    let format = table_format(t);
     let what = describe_extents(
         t.partitions.iter().map(|p| p.name.as_str()),
-        &ext,
+        ext,
         geo.logical,
     );
     if format == TableFormat::Gpt {
         let mut argv = vec![s("sgdisk"), s("--clear"), s("--set-alignment=1")];
-        for (i, (p, e)) in t.partitions.iter().zip(&ext).enumerate() {
+        for (i, (p, e)) in t.partitions.iter().zip(ext).enumerate() {
             let n = i + 1;
             argv.push(format!("--new={n}:{}:{}", e.first, e.last));
             argv.push(format!(
@@ -283,10 +301,10 @@ pub(super) fn table_step(
             argv,
         )
         .on(&dev.path);
-        return Ok((a, planned(&ext, geo.logical, names, "gpt")));
+        return (a, planned(ext, geo.logical, names, "gpt"));
     }
     let mut script = String::from("label: dos\nunit: sectors\n");
-    for (p, e) in t.partitions.iter().zip(&ext) {
+    for (p, e) in t.partitions.iter().zip(ext) {
         let ty = match p.content.as_deref() {
             Some(Content::LvmPv { .. }) => "8e",
             Some(Content::Swap(_)) => "82",
@@ -319,7 +337,7 @@ pub(super) fn table_step(
     .on(&dev.path)
     .with_stdin(script);
     let names = t.partitions.iter().map(|_| None).collect();
-    Ok((a, planned(&ext, geo.logical, names, "dos")))
+    (a, planned(ext, geo.logical, names, "dos"))
 }
 
 /// After partitioning: read the table back from the disk and compare it with the plan, before
