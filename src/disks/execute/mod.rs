@@ -2,9 +2,9 @@
 //! ([`Outcome`]). Every external command goes through the context's
 //! [`Runner`](crate::system::Runner); mounts use mount(2).
 //!
-//! This file runs the steps (order, the planner's concurrent chains, failpoints, tools present,
-//! device waits, type checks); `mount.rs` does mount(2), `swap.rs` swapon(2), `fsck.rs` reads the
-//! ext superblock that decides whether `e2fsck -p` runs.
+//! This file runs the steps (order, the planner's concurrent chains, failpoints, device waits,
+//! type checks); `tools.rs` checks the tools before the first wipe, `mount.rs` does mount(2),
+//! `swap.rs` swapon(2), `fsck.rs` reads the ext superblock that decides whether `e2fsck -p` runs.
 
 use anyhow::{bail, Context as _, Result};
 use std::path::Path;
@@ -19,10 +19,12 @@ use crate::report::notify_status;
 use crate::system::fsutil;
 use mount::mount;
 use swap::{swap_active, swapon};
+use tools::tools_present;
 
 mod fsck;
 mod mount;
 mod swap;
+mod tools;
 
 pub use fsck::{ext_is_clean, ext_superblock_clean};
 
@@ -96,81 +98,6 @@ pub fn execute(ctx: &Context, plan: &Plan) -> Result<Vec<Executed>> {
         .enumerate()
         .filter_map(|(step, o)| o.map(|outcome| Executed { step, outcome }))
         .collect())
-}
-
-/// A plan that would destroy anything runs only when every tool it calls is on this node: a
-/// missing `mkfs.xfs` is found before the first wipe, not after it (exit 4, nothing changed).
-fn tools_present(ctx: &Context, plan: &Plan) -> Result<()> {
-    if !plan.actions.iter().any(|a| a.destructive) {
-        return Ok(());
-    }
-    let mut missing: Vec<String> = Vec::new();
-    for (i, a) in plan.actions.iter().enumerate() {
-        let Some(tool) = a.command().and_then(|v| v.into_iter().next()) else {
-            continue;
-        };
-        if !ctx.runner.has_tool(&tool)
-            && !missing.iter().any(|m| m.starts_with(&format!("{tool} (")))
-        {
-            missing.push(format!("{tool} (step {}: {})", i + 1, a.description));
-        }
-    }
-    if !missing.is_empty() {
-        return Err(coded(
-            Code::Refused,
-            format!(
-                "not installed on this node, needed by the plan: {}; nothing was changed",
-                missing.join(", ")
-            ),
-        ));
-    }
-    sgdisk_knows_the_type_codes(ctx, plan)
-}
-
-/// sgdisk turns a 4-digit type code it does not know into 8300 with only a warning: every code
-/// the plan hands it must be one `sgdisk -L` lists (exit 4, nothing changed). GUIDs are taken as
-/// they are.
-fn sgdisk_knows_the_type_codes(ctx: &Context, plan: &Plan) -> Result<()> {
-    let codes: Vec<String> = plan
-        .actions
-        .iter()
-        .filter_map(Step::argv)
-        .filter(|v| v.first().is_some_and(|t| t == "sgdisk"))
-        .flatten()
-        .filter_map(|arg| arg.strip_prefix("--typecode=")?.split_once(':'))
-        .map(|(_, code)| code.to_ascii_lowercase())
-        .filter(|c| c.len() == 4)
-        .collect();
-    if codes.is_empty() {
-        return Ok(());
-    }
-    let out = ctx.runner.run_raw(&["sgdisk".into(), "-L".into()], None)?;
-    let listed = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
-    let known: std::collections::HashSet<&str> = listed
-        .split_whitespace()
-        .filter(|w| w.len() == 4 && w.chars().all(|c| c.is_ascii_hexdigit()))
-        .collect();
-    if known.is_empty() {
-        return Ok(()); // a recording runner, or an sgdisk that lists nothing: nothing to compare
-    }
-    let mut unknown: Vec<&str> = codes
-        .iter()
-        .map(String::as_str)
-        .filter(|c| !known.contains(c))
-        .collect();
-    unknown.dedup();
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(coded(
-            Code::Refused,
-            format!(
-                "sgdisk on this node does not know the partition type code{} {} (it would write 8300 instead; see sgdisk -L, or give the type's GUID); nothing was changed",
-                if unknown.len() == 1 { "" } else { "s" },
-                unknown.join(", ").to_ascii_uppercase()
-            ),
-        ))
-    }
 }
 
 /// Formatting runs at most this many devices at once, and never more than there are CPUs: mkfs
