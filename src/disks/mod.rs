@@ -152,6 +152,7 @@ fn observe_lvm(
             (lvm, block)
         });
         let mut state = block?;
+        complete_partition_names(layout, &mut state);
         let lvm = lvm.context("reading LVM state")?;
         tracing::debug!(stage = "disks", "lvm version: {:?}", lvm.lvm_version);
         state.lvm_version = lvm.lvm_version;
@@ -174,6 +175,45 @@ fn observe_lvm(
         .collect();
     discover::probe_lvs(&mut state, &lvs);
     Ok(state)
+}
+
+/// Without libblkid (the every-boot path) partition names come from sysfs and the udev
+/// database. A partition the kernel learnt about through BLKPG (`partx -u`, after provisioning in
+/// this same boot) has no name in sysfs and may have none in the udev database: where the layout
+/// expects a name there, the disk's table is read with libblkid before planning, so that the plan
+/// does not call a partition misnamed that is not. Nothing is read when every name is known (a
+/// boot: the kernel read the tables itself), nor for a disk whose table cannot be read.
+fn complete_partition_names(layout: &Layout, state: &mut SystemState) {
+    let mut unnamed: Vec<String> = Vec::new();
+    for d in &layout.disks {
+        let Ok(dev) = resolve::resolve(d, state) else {
+            continue;
+        };
+        let lacks = resolve::partitions(d).iter().any(|p| {
+            p.label.is_some()
+                && dev
+                    .partitions
+                    .iter()
+                    .any(|o| o.number as usize == p.number && o.part_label.is_none())
+        });
+        if lacks && !unnamed.contains(&dev.path) {
+            unnamed.push(dev.path.clone());
+        }
+    }
+    for path in unnamed {
+        let Ok((_, table)) = discover::read_table(Path::new(&path)) else {
+            continue;
+        };
+        let Some(dev) = state.disks.iter_mut().find(|b| b.path == path) else {
+            continue;
+        };
+        for p in dev.partitions.iter_mut().filter(|p| p.part_label.is_none()) {
+            p.part_label = table
+                .iter()
+                .find(|e| e.number == p.number)
+                .and_then(|e| e.name.clone());
+        }
+    }
 }
 
 /// How long a real run waits for the layout's disks to appear (early in boot the kernel may
@@ -427,6 +467,62 @@ pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
 mod tests {
     use super::*;
     use state::BlockDevice;
+
+    /// After provisioning in the same boot (partitions added by `partx -u`) sysfs names no
+    /// partition: the every-boot path reads that disk's table rather than call them misnamed.
+    #[test]
+    fn partition_names_sysfs_does_not_give_are_read_from_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("disk.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        let made = std::process::Command::new("sgdisk")
+            .args([
+                "--new=1:2048:4095",
+                "--change-name=1:disk-d-a",
+                "--new=2:4096:6143",
+            ])
+            .arg(&img)
+            .output();
+        if !matches!(made, Ok(o) if o.status.success()) {
+            eprintln!("SKIP: sgdisk not installed");
+            return;
+        }
+        let path = img.to_string_lossy().to_string();
+        let layout = crate::layout::parse_str(
+            "t.yaml",
+            "disk:\n  d:\n    device: /dev/disk/by-id/test\n    content:\n      type: gpt\n      \
+             partitions:\n        a: {size: 1M}\n        b: {size: 1M}\n",
+        )
+        .unwrap();
+        let part = |n: u32, label: Option<&str>| state::Partition {
+            name: format!("p{n}"),
+            path: format!("{path}{n}"),
+            number: n,
+            part_label: label.map(String::from),
+            ..Default::default()
+        };
+        let mut st = SystemState {
+            disks: vec![BlockDevice {
+                name: "disk.img".into(),
+                path: path.clone(),
+                links: vec!["/dev/disk/by-id/test".into()],
+                size: 16 << 20,
+                partitions: vec![part(1, None), part(2, Some("known"))],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        complete_partition_names(&layout, &mut st);
+        let names: Vec<Option<&str>> = st.disks[0]
+            .partitions
+            .iter()
+            .map(|p| p.part_label.as_deref())
+            .collect();
+        assert_eq!(names, [Some("disk-d-a"), Some("known")]);
+    }
 
     #[test]
     fn a_disk_counts_once_udev_has_processed_it_where_udev_runs() {
