@@ -2,6 +2,7 @@
 //! with (the DRBD filter), the lvm argv builder, dm names of LVs, the completion tags, and the
 //! lvmlocal.conf step that writes the settings onto the node.
 
+use super::state::SystemState;
 use super::step::{s, Effect, Op, Step};
 use crate::layout::Layout;
 
@@ -84,6 +85,28 @@ pub fn dm_name_in_vg(dm: &str, vg: &str) -> bool {
 
 fn dm_escape(name: &str) -> String {
     name.replace('-', "--")
+}
+
+/// What of VG `vg` and its LVs `lvs` (the layout's) a full LVM read (`state`) does not show, in
+/// words: the VG (with how to provision it: `prefix` is the kernel cmdline's) or each missing LV.
+/// Empty when all are there. The planner's mount-only check, the executor's explanation of a
+/// failed activation or LV wait, and the stage's message after a plan made without reading LVM
+/// all say it this way.
+pub fn missing(vg: &str, lvs: &[String], state: &SystemState, prefix: &str) -> Vec<String> {
+    if state.vg(vg).is_none() {
+        return vec![format!(
+            "VG {vg} not found (are the disks provisioned? boot once with {prefix}.provision_disks=<token>)"
+        )];
+    }
+    lvs.iter()
+        .filter(|lv| {
+            !state
+                .lvs
+                .iter()
+                .any(|l| l.vg_name == vg && &&l.lv_name == lv)
+        })
+        .map(|lv| format!("LV {vg}/{lv} not found"))
+        .collect()
 }
 
 /// Write the LVM settings into the node's lvm config, so later lvm runs (udev event activation,

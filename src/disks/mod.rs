@@ -84,24 +84,14 @@ fn disks_wait(ctx: &Context) -> Duration {
     }
 }
 
-/// A full read after the quick path (no flag) failed: the disks were already waited for, and
-/// the same sysfs cannot show one that was missing then — do not wait for them again.
-fn observe_again(ctx: &Context, layout: &Layout, state_file: Option<&Path>) -> Result<SystemState> {
-    observe_lvm(
-        ctx,
-        layout,
-        state_file,
-        discover::LvmRead::Full,
-        Duration::ZERO,
-    )
-}
-
 /// What a run needs to read of LVM. A real mount-only boot without a flag (the every-boot path,
 /// DESIGN §11) plans without reading PVs/VGs/LVs: its actions do not depend on them, and the
 /// one lvm report would cost as much as the activation itself. What it would have told —
-/// a missing VG or LV — shows when activation fails or an LV's device does not come up; the
-/// run then reads LVM and fails naming what is missing, as a full read would have
-/// ([`run`]). A dry run, `status`, `--plan-hash`, a token and provisioning always read it all.
+/// a missing VG or LV — shows when activation fails or an LV's device does not come up: the
+/// executor then reads LVM once and fails naming what is missing (the steps' `Explain`), as a
+/// full read would have; a plan that finds something missing already gets the missing VGs and
+/// LVs added the same way ([`run`]). Nothing is planned twice. A dry run, `status`,
+/// `--plan-hash`, a token and provisioning always read it all.
 pub fn lvm_read_for(ctx: &Context, inputs: &DisksInputs) -> discover::LvmRead {
     if !quick_path(ctx, inputs) {
         return discover::LvmRead::Full;
@@ -314,13 +304,6 @@ pub fn make_plan(ctx: &Context, inputs: &DisksInputs) -> Result<(Layout, SystemS
         (t_observe - t_layout).as_millis(),
         (t0.elapsed() - t_observe).as_millis()
     );
-    if what != discover::LvmRead::Full && plan_error(&p).is_some() {
-        // The run stops here anyway: plan on a full read, so that the error names everything
-        // that is missing (VGs and LVs too), as a dry run would.
-        let state = observe_again(ctx, &layout, inputs.state_file.as_deref())?;
-        let p = plan::plan(&layout, &state, &ctx.cmdline, &inputs.options)?;
-        return Ok((layout, state, p));
-    }
     Ok((layout, state, p))
 }
 
@@ -412,7 +395,7 @@ fn output(p: &Plan, executed: Option<&[execute::Executed]>) -> StageOutput {
 
 /// Run the disks stage: plan, check, then (unless dry-run) execute.
 pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
-    let (layout, _state, p) = make_plan(ctx, inputs)?;
+    let (layout, state, p) = make_plan(ctx, inputs)?;
     for w in &p.warnings {
         tracing::warn!(stage = "disks", "{w}");
     }
@@ -441,32 +424,109 @@ pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
         }
     }
     if let Some(e) = plan_error(&p) {
-        return Err(e);
+        return Err(with_missing_lvm(ctx, &layout, &state, &p, e));
     }
-    match execute::execute(ctx, &p) {
-        Ok(done) => Ok(output(&p, Some(&done))),
-        Err(e) if quick_path(ctx, inputs) => {
-            // Planned without reading LVM: a failure may be a missing VG or LV, which a full
-            // read names (exit 9, as a plan made on a full read would have said up front).
-            let full =
-                observe_again(ctx, &layout, None).context("reading LVM state after a failure")?;
-            let again = plan::plan(&layout, &full, &ctx.cmdline, &inputs.options)?;
-            match plan_error(&again) {
-                Some(missing) => Err(coded(
-                    crate::exit::code_of(&missing),
-                    format!("{missing:#} (found after: {e:#})"),
-                )),
-                None => Err(e),
-            }
-        }
-        Err(e) => Err(e),
+    // A failure the plan could not foresee (planned without reading LVM: a missing VG or LV)
+    // is explained by the executor itself, from the failed step.
+    let done = execute::execute(ctx, &p)?;
+    Ok(output(&p, Some(&done)))
+}
+
+/// A mount-only plan made without reading LVM (the every-boot path) that already finds
+/// something missing fails with it; one `lvm fullreport` adds the layout's VGs and LVs that do
+/// not exist, so that the message names everything a dry run would (exit 9). A read for the
+/// message only: nothing is planned again, nothing runs after it. `err` unchanged otherwise, or
+/// when the read fails.
+fn with_missing_lvm(
+    ctx: &Context,
+    layout: &Layout,
+    state: &SystemState,
+    p: &Plan,
+    err: anyhow::Error,
+) -> anyhow::Error {
+    if !state.lvm_unread
+        || p.mode != Mode::MountOnly
+        || p.missing.is_empty()
+        || layout.vgs.is_empty()
+    {
+        return err;
     }
+    let config = lvm::lvm_devices_config(layout, state.lvm_version.as_deref());
+    let mut lvm_state = SystemState::default();
+    if let Err(e) = discover::read_fullreport(ctx.runner.as_ref(), &config, &mut lvm_state) {
+        tracing::warn!(stage = "disks", "reading LVM for the error message: {e:#}");
+        return err;
+    }
+    let mut missing = p.missing.clone();
+    for vg in &layout.vgs {
+        let lvs: Vec<String> = vg.lvs.iter().map(|lv| lv.name.clone()).collect();
+        missing.extend(lvm::missing(
+            &vg.name,
+            &lvs,
+            &lvm_state,
+            &ctx.cmdline.prefix,
+        ));
+    }
+    coded(Code::Missing, format!("mount-only: {}", missing.join("; ")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use state::BlockDevice;
+
+    /// The every-boot path's plan finds a partition missing: the error adds, from one LVM read,
+    /// the VGs and LVs that do not exist, and plans nothing again.
+    #[test]
+    fn a_quick_plan_that_finds_something_missing_names_the_missing_vgs_too() {
+        use crate::system::{Output, RecordingRunner};
+        let layout = crate::layout::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("layouts/ganeti-node.yaml"),
+        )
+        .unwrap();
+        let mut state = SystemState::blank_for(&layout, 1 << 40);
+        state.lvm_unread = true;
+        let settings = crate::cmdline::settings("ro", "homelab");
+        let p = plan::plan(&layout, &state, &settings, &PlanOptions::default()).unwrap();
+        assert!(!p.missing.is_empty() && p.missing.iter().all(|m| !m.contains("VG")));
+        let runner = std::sync::Arc::new(RecordingRunner::new());
+        runner.on(
+            &["lvm", "fullreport"],
+            Output::ok(
+                r#"{"report":[{"vg":[{"vg_name":"pool_host"}],"pv":[],
+                "lv":[{"vg_name":"pool_host","lv_name":"home"}],"seg":[]}]}"#,
+            ),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut ctx = Context::for_root(dir.path(), dir.path(), "", false);
+        ctx.runner = runner.clone();
+        let e = with_missing_lvm(&ctx, &layout, &state, &p, plan_error(&p).unwrap());
+        assert_eq!(crate::exit::code_of(&e), Code::Missing);
+        let msg = format!("{e:#}");
+        assert!(
+            msg.starts_with(&format!("mount-only: {}", p.missing[0])),
+            "{msg}"
+        );
+        for want in [
+            "VG pool_gnt not found (are the disks provisioned?",
+            "LV pool_host/swap not found",
+            "LV pool_host/var not found",
+        ] {
+            assert!(msg.contains(want), "{want}: {msg}");
+        }
+        assert!(!msg.contains("pool_host/home"), "{msg}");
+        let calls = runner.calls();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0][..2], ["lvm", "fullreport"]);
+        // A plan made on a full read already named them: no read.
+        let runner = std::sync::Arc::new(RecordingRunner::new());
+        ctx.runner = runner.clone();
+        state.lvm_unread = false;
+        let full = plan::plan(&layout, &state, &settings, &PlanOptions::default()).unwrap();
+        let e = with_missing_lvm(&ctx, &layout, &state, &full, plan_error(&full).unwrap());
+        assert!(format!("{e:#}").contains("VG pool_gnt not found"), "{e:#}");
+        assert!(runner.calls().is_empty());
+    }
 
     /// After provisioning in the same boot (partitions added by `partx -u`) sysfs names no
     /// partition: the every-boot path reads that disk's table rather than call them misnamed.

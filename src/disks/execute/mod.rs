@@ -3,8 +3,9 @@
 //! [`Runner`](crate::system::Runner); mounts use mount(2).
 //!
 //! This file runs the steps (order, the planner's concurrent chains, failpoints, device waits,
-//! type checks); `tools.rs` checks the tools before the first wipe, `mount.rs` does mount(2),
-//! `swap.rs` swapon(2), `fsck.rs` reads the ext superblock that decides whether `e2fsck -p` runs.
+//! type checks); `tools.rs` checks the tools before the first wipe, `explain.rs` turns a failed
+//! step into what is missing, `mount.rs` does mount(2), `swap.rs` swapon(2), `fsck.rs` reads the
+//! ext superblock that decides whether `e2fsck -p` runs.
 
 use anyhow::{bail, Context as _, Result};
 use std::path::Path;
@@ -21,6 +22,7 @@ use mount::mount;
 use swap::{swap_active, swapon};
 use tools::tools_present;
 
+mod explain;
 mod fsck;
 mod mount;
 mod swap;
@@ -155,8 +157,13 @@ fn run_step(ctx: &Context, plan: &Plan, i: usize, probes: &Probes) -> Result<Out
     notify_status(&format!("{} ({}/{n})", a.description, i + 1));
     failpoint(i + 1, false);
     let t0 = Instant::now();
-    let outcome = run_effect(ctx, a, probes)
-        .with_context(|| format!("step {}/{n}: {}", i + 1, a.description))?;
+    let outcome = match run_effect(ctx, a, probes) {
+        Ok(o) => o,
+        Err(e) => {
+            let e = e.context(format!("step {}/{n}: {}", i + 1, a.description));
+            return Err(explain::explain(ctx, a, e));
+        }
+    };
     failpoint(i + 1, true);
     let duration_ms = t0.elapsed().as_millis() as u64;
     tracing::info!(

@@ -6,7 +6,7 @@ use super::model::{Mode, PlanCx};
 use crate::disks::lvm::{self, dm_name};
 use crate::disks::resolve::{partition_path, partitions};
 use crate::disks::state::{BlockDevice, SystemState};
-use crate::disks::step::{s, wait, Effect, MountOptions, Op, Step, SwapOptions};
+use crate::disks::step::{s, wait, Effect, Explain, MountOptions, Op, Step, SwapOptions};
 use crate::layout::{Content, Filesystem, Layout};
 
 /// The steps that bring the layout's filesystems and swap into use, after provisioning or on
@@ -76,42 +76,35 @@ pub(super) fn actions(
             items.push((pp, c.clone(), format!("{}/{pname}", d.name)));
         }
     }
-    let mut activate: Vec<String> = Vec::new();
+    let mut activate: Vec<(String, Vec<String>)> = Vec::new(); // VG, its LVs
+    let mut lv_devs: Vec<(String, String, String)> = Vec::new(); // /dev/mapper path, VG, LV
     for vg in &layout.vgs {
+        let lvs: Vec<String> = vg.lvs.iter().map(|lv| lv.name.clone()).collect();
         if !provisioning && !state.lvm_unread {
-            match state.vg(&vg.name) {
-                None => {
-                    missing.push(format!(
-                        "VG {} not found (are the disks provisioned? boot once with {prefix}.provision_disks=<token>)",
-                        vg.name
-                    ));
-                    continue;
-                }
-                Some(_) => {
-                    for lv in &vg.lvs {
-                        if !state
-                            .lvs
-                            .iter()
-                            .any(|l| l.vg_name == vg.name && l.lv_name == lv.name)
-                        {
-                            missing.push(format!("LV {}/{} not found", vg.name, lv.name));
-                        }
-                    }
-                }
+            missing.extend(lvm::missing(&vg.name, &lvs, state, prefix));
+            if state.vg(&vg.name).is_none() {
+                continue;
             }
         }
-        activate.push(vg.name.clone());
+        activate.push((vg.name.clone(), lvs));
         for lv in &vg.lvs {
             if let Some(c) = &lv.content {
                 // /dev/mapper/<vg>-<lv>: the name mount(8) and findmnt show for an LV.
-                items.push((
-                    format!("/dev/mapper/{}", dm_name(&vg.name, &lv.name)),
-                    c.clone(),
-                    format!("{}/{}", vg.name, lv.name),
-                ));
+                let path = format!("/dev/mapper/{}", dm_name(&vg.name, &lv.name));
+                items.push((path.clone(), c.clone(), format!("{}/{}", vg.name, lv.name)));
+                lv_devs.push((path, vg.name.clone(), lv.name.clone()));
             }
         }
     }
+    // Mount-only, maybe planned without reading LVM (the every-boot path): a failed activation
+    // or LV wait is explained by one LVM read naming what does not exist.
+    let explain = |vgs: Vec<(String, Vec<String>)>| {
+        (!provisioning).then(|| Explain::LvmExists {
+            config: cfg.to_string(),
+            vgs,
+            prefix: prefix.clone(),
+        })
+    };
     // A provisioning run's lvcreate leaves each LV active (lvcreate activates what it creates
     // unless told otherwise: only the layout's extraArgs can say so), so a vgchange -ay after
     // it would be one more lvm process — a full device scan — that changes nothing. The waits
@@ -123,21 +116,28 @@ pub(super) fn actions(
             .all(|vg| vg.lvs.iter().all(|lv| lv.extra_args.is_empty()));
     if !activate.is_empty() && !created_active {
         // One vgchange for all of them: every lvm process scans the devices again.
+        let names: Vec<String> = activate.iter().map(|(vg, _)| vg.clone()).collect();
         let mut args = vec![s("-ay")];
-        args.extend(activate.iter().cloned());
-        actions.push(Step::run(
+        args.extend(names.iter().cloned());
+        let mut a = Step::run(
             Op::Activate,
             false,
             format!(
                 "activating VG{} {}",
-                if activate.len() == 1 { "" } else { "s" },
-                activate.join(", ")
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", ")
             ),
             lvm::argv(cfg, "vgchange", &args),
-        ));
+        );
+        a.explain = explain(activate);
+        actions.push(a);
     }
     for (dev, _, _) in &items {
-        actions.push(wait(dev));
+        let mut w = wait(dev);
+        if let Some((_, vg, lv)) = lv_devs.iter().find(|(p, _, _)| p == dev) {
+            w.explain = explain(vec![(vg.clone(), vec![lv.clone()])]);
+        }
+        actions.push(w);
     }
     // fsck (ext*), then mounts parents-first, then swap.
     let mut mounts: Vec<(String, Filesystem)> = Vec::new();

@@ -83,6 +83,24 @@ pub struct Step {
     /// rendered: concurrency changes no plan hash.
     pub chain: Option<u32>,
     pub effect: Effect,
+    /// How the executor explains this step's failure, if it can. Not rendered: it changes what a
+    /// failure says, never what a run does.
+    pub explain: Option<Explain>,
+}
+
+/// What a step expected, for the executor to check with one read when the step fails and turn
+/// into an error naming what is missing (ARCHITECTURE.md §2.5, "Failures explained by apply").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Explain {
+    /// The step needs these VGs and LVs of the layout (a mount-only activation: every VG it
+    /// activates with all its LVs; the wait for an LV's device: that LV). One `lvm fullreport`
+    /// with `config` names those that do not exist (exit 9, [`crate::disks::lvm::missing`]'s
+    /// words); `prefix` is the kernel cmdline prefix, for the hint how to provision.
+    LvmExists {
+        config: String,
+        vgs: Vec<(String, Vec<String>)>,
+        prefix: String,
+    },
 }
 
 /// What a step does: the executor's whole vocabulary.
@@ -178,6 +196,7 @@ impl Step {
             description: description.into(),
             chain: None,
             effect,
+            explain: None,
         }
     }
     /// A step that runs `argv`.
