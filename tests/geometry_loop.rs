@@ -493,6 +493,96 @@ impl Tally {
     }
 }
 
+/// The model's extents for partitions given as (start, end) texts: each parsed by `parse` (a
+/// text that does not parse is the model's refusal of that partition), then placed by `place`;
+/// in bytes.
+fn model_of<'a, P>(
+    ss: u64,
+    parts: impl Iterator<Item = (&'a str, &'a str)>,
+    parse: fn(&str) -> Result<P, String>,
+    place: impl FnOnce(&[(&P, &P)]) -> Result<Vec<Extent>, GeometryError>,
+) -> Result<Parts, GeometryError> {
+    let mut parsed = Vec::new();
+    for (i, (s, e)) in parts.enumerate() {
+        let parse = |t: &str| {
+            parse(t).map_err(|e| GeometryError {
+                index: i,
+                reason: format!("parse: {e}"),
+            })
+        };
+        parsed.push((parse(s)?, parse(e)?));
+    }
+    let refs: Vec<(&P, &P)> = parsed.iter().map(|(a, b)| (a, b)).collect();
+    place(&refs).map(|e| bytes_of(&e, ss))
+}
+
+/// A generated case the model and a tool must place alike: a disk and its partitions.
+trait OracleCase: Sync {
+    /// The tool disko runs (`sgdisk`, `parted`).
+    const TOOL: &'static str;
+    /// The tool writes the empty table before the first partition (parted's `mklabel`), so a
+    /// table must be there even when it refused partition 1; sgdisk writes none then.
+    const LABEL_FIRST: bool;
+    /// Image size in bytes, logical sector size.
+    fn disk(&self) -> (u64, u64);
+    fn describe(&self) -> String;
+    /// The table type libblkid reads back (`gpt`, `dos`).
+    fn kind(&self) -> &'static str;
+    /// How many partitions.
+    fn len(&self) -> usize;
+    /// The model's extents for the first `n` partitions on `geo`.
+    fn model(&self, geo: &DiskGeometry, n: usize) -> Result<Parts, GeometryError>;
+    /// The tool's calls as disko makes them on `dev`: the partition refused, if one, with the
+    /// tool's output.
+    fn make(&self, dev: &str) -> Option<(usize, String)>;
+}
+
+/// One case on a fresh loop device: the model's extents against the tool's table.
+fn oracle_case<C: OracleCase>(c: &C) -> Result<Verdict, String> {
+    let (bytes, logical) = c.disk();
+    let l = Loop::new(bytes, logical)?;
+    let geo = l.geometry();
+    if geo.logical != logical {
+        return Err(format!("the loop device has {}-byte sectors", geo.logical));
+    }
+    let model = c.model(&geo, c.len());
+    let refused = c.make(&l.dev);
+    let (kind, got) = l.table();
+    if (C::LABEL_FIRST || !got.is_empty()) && kind != c.kind() {
+        return Ok(Verdict::Differs(format!(
+            "{} left a {kind:?} table",
+            C::TOOL
+        )));
+    }
+    Ok(judge(
+        &model,
+        |j| c.model(&geo, j),
+        refused,
+        &got,
+        geo.logical,
+    ))
+}
+
+/// Run `n` generated cases (scaled by `PROVISION_GEOMETRY_CASES`) on `workers` threads, print
+/// the tally as `what`, and fail on any difference; skip, saying why, where the machine
+/// cannot.
+fn run_oracle<C: OracleCase>(what: &str, n: usize, workers: usize, gen: fn(usize) -> C) {
+    if let Some(why) = unsupported(&[C::TOOL]) {
+        eprintln!("SKIP {what}: {why}");
+        return;
+    }
+    let all: Vec<C> = (0..cases(n)).map(gen).collect();
+    let verdicts = parallel(&all, workers, oracle_case);
+    let mut t = Tally::default();
+    for (c, v) in all.iter().zip(verdicts) {
+        match v {
+            Ok(v) => t.add(&c.describe(), v),
+            Err(e) => t.skipped.push(format!("{}: {e}", c.describe())),
+        }
+    }
+    t.report(what, C::TOOL);
+}
+
 // ---------------------------------------------------------------------------------------------
 // gpt: the model against sgdisk
 
@@ -526,22 +616,6 @@ fn show_disk(bytes: u64, logical: u64) -> String {
             String::new()
         }
     )
-}
-
-impl GptCase {
-    fn describe(&self) -> String {
-        format!(
-            "gpt case {} (seed {}): {}: {}",
-            self.id,
-            seed(),
-            show_disk(self.bytes, self.logical),
-            self.parts
-                .iter()
-                .map(|p| format!("[{}]", p.shown))
-                .collect::<Vec<_>>()
-                .join(" ")
-        )
-    }
 }
 
 fn disk_bytes(r: &mut Rng, logical: u64, lo_mib: u64, hi_mib: u64) -> u64 {
@@ -593,9 +667,9 @@ fn gpt_size_text(r: &mut Rng, sz: u64) -> String {
     }
 }
 
-/// The combination whose difference from sgdisk is documented (geometry.rs module doc): an end
-/// `+SIZE` after a start sgdisk moves to align it (`-NNNM`, back from an aligned end, is never
-/// aligned).
+/// The combination whose difference from sgdisk is documented (geometry/sgdisk.rs module doc):
+/// an end `+SIZE` after a start sgdisk moves to align it (`-NNNM`, back from an aligned end, is
+/// never aligned).
 fn documented_difference(start: &str, end: &str) -> bool {
     let (Ok(s), Ok(e)) = (GptPos::parse(start), GptPos::parse(end)) else {
         return false;
@@ -682,18 +756,10 @@ fn gen_gpt_case(id: usize) -> GptCase {
 
 /// The model's extents for `parts` on `geo`, in bytes.
 fn gpt_model(geo: &DiskGeometry, parts: &[GptPart]) -> Result<Parts, GeometryError> {
-    let mut parsed = Vec::new();
-    for (i, p) in parts.iter().enumerate() {
-        let parse = |t: &str| {
-            GptPos::parse(t).map_err(|e| GeometryError {
-                index: i,
-                reason: format!("parse: {e}"),
-            })
-        };
-        parsed.push((parse(&p.start)?, parse(&p.end)?));
-    }
-    let refs: Vec<(&GptPos, &GptPos)> = parsed.iter().map(|(a, b)| (a, b)).collect();
-    gpt_extents(geo, &refs).map(|e| bytes_of(&e, geo.logical))
+    let texts = parts.iter().map(|p| (p.start.as_str(), p.end.as_str()));
+    model_of(geo.logical, texts, GptPos::parse, |refs| {
+        gpt_extents(geo, refs)
+    })
 }
 
 /// disko's sgdisk calls for `parts` (gpt.nix `_create`; a blank disk, so `--clear` first): the
@@ -719,48 +785,47 @@ fn sgdisk_as_disko(dev: &str, parts: &[GptPart]) -> Option<(usize, String)> {
     None
 }
 
-fn gpt_oracle_case(c: &GptCase) -> Result<Verdict, String> {
-    let l = Loop::new(c.bytes, c.logical)?;
-    let geo = l.geometry();
-    if geo.logical != c.logical {
-        return Err(format!("the loop device has {}-byte sectors", geo.logical));
+impl OracleCase for GptCase {
+    const TOOL: &'static str = "sgdisk";
+    const LABEL_FIRST: bool = false;
+    fn disk(&self) -> (u64, u64) {
+        (self.bytes, self.logical)
     }
-    let model = gpt_model(&geo, &c.parts);
-    let refused = sgdisk_as_disko(&l.dev, &c.parts);
-    let (kind, got) = l.table();
-    if !got.is_empty() && kind != "gpt" {
-        return Ok(Verdict::Differs(format!("sgdisk left a {kind:?} table")));
+    fn describe(&self) -> String {
+        format!(
+            "gpt case {} (seed {}): {}: {}",
+            self.id,
+            seed(),
+            show_disk(self.bytes, self.logical),
+            self.parts
+                .iter()
+                .map(|p| format!("[{}]", p.shown))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
     }
-    Ok(judge(
-        &model,
-        |j| gpt_model(&geo, &c.parts[..j]),
-        refused,
-        &got,
-        geo.logical,
-    ))
+    fn kind(&self) -> &'static str {
+        "gpt"
+    }
+    fn len(&self) -> usize {
+        self.parts.len()
+    }
+    fn model(&self, geo: &DiskGeometry, n: usize) -> Result<Parts, GeometryError> {
+        gpt_model(geo, &self.parts[..n])
+    }
+    fn make(&self, dev: &str) -> Option<(usize, String)> {
+        sgdisk_as_disko(dev, &self.parts)
+    }
 }
 
 #[test]
 fn gpt_geometry_matches_sgdisk_as_disko_runs_it() {
-    if let Some(why) = unsupported(&["sgdisk"]) {
-        eprintln!("SKIP gpt_geometry_matches_sgdisk_as_disko_runs_it: {why}");
-        return;
-    }
-    let all: Vec<GptCase> = (0..cases(64)).map(gen_gpt_case).collect();
-    let verdicts = parallel(&all, 16, gpt_oracle_case);
-    let mut t = Tally::default();
-    for (c, v) in all.iter().zip(verdicts) {
-        match v {
-            Ok(v) => t.add(&c.describe(), v),
-            Err(e) => t.skipped.push(format!("{}: {e}", c.describe())),
-        }
-    }
-    t.report("gpt against sgdisk", "sgdisk");
+    run_oracle("gpt against sgdisk", 64, 16, gen_gpt_case);
 }
 
-/// The one documented difference (geometry.rs module doc): an end `+SIZE` after a start sgdisk
-/// has to align. sgdisk counts the size from the start as asked and then moves the start, so
-/// the partition is not SIZE; the model counts from the aligned start: exactly SIZE.
+/// The one documented difference (geometry/sgdisk.rs module doc): an end `+SIZE` after a start
+/// sgdisk has to align. sgdisk counts the size from the start as asked and then moves the start,
+/// so the partition is not SIZE; the model counts from the aligned start: exactly SIZE.
 #[test]
 fn gpt_plus_size_after_an_unaligned_start_is_exact_where_sgdisk_is_not() {
     if let Some(why) = unsupported(&["sgdisk"]) {
@@ -826,26 +891,6 @@ struct TableCase {
     format: TableFormat,
     /// (start, end) in parted's grammar.
     parts: Vec<(String, String)>,
-}
-
-impl TableCase {
-    fn describe(&self) -> String {
-        format!(
-            "table case {} (seed {}): {} {}: {}",
-            self.id,
-            seed(),
-            match self.format {
-                TableFormat::Msdos => "msdos",
-                TableFormat::Gpt => "gpt",
-            },
-            show_disk(self.bytes, self.logical),
-            self.parts
-                .iter()
-                .map(|(s, e)| format!("[{s} {e}]"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        )
-    }
 }
 
 /// A parted position for byte `pos` of a `disk`-byte disk, in a random unit; `end` for an end
@@ -927,18 +972,10 @@ fn table_model(
     format: TableFormat,
     parts: &[(String, String)],
 ) -> Result<Parts, GeometryError> {
-    let mut parsed = Vec::new();
-    for (i, (s, e)) in parts.iter().enumerate() {
-        let parse = |t: &str| {
-            PartedPos::parse(t).map_err(|e| GeometryError {
-                index: i,
-                reason: format!("parse: {e}"),
-            })
-        };
-        parsed.push((parse(s)?, parse(e)?));
-    }
-    let refs: Vec<(&PartedPos, &PartedPos)> = parsed.iter().map(|(a, b)| (a, b)).collect();
-    table_extents(geo, format, &refs).map(|e| bytes_of(&e, geo.logical))
+    let texts = parts.iter().map(|(s, e)| (s.as_str(), e.as_str()));
+    model_of(geo.logical, texts, PartedPos::parse, |refs| {
+        table_extents(geo, format, refs)
+    })
 }
 
 /// disko's parted calls (table.nix `_create`): the partition parted refused, if one.
@@ -968,44 +1005,49 @@ fn parted_as_disko(
     None
 }
 
-fn table_oracle_case(c: &TableCase) -> Result<Verdict, String> {
-    let l = Loop::new(c.bytes, c.logical)?;
-    let geo = l.geometry();
-    let model = table_model(&geo, c.format, &c.parts);
-    let refused = parted_as_disko(&l.dev, c.format, &c.parts);
-    let (kind, got) = l.table();
-    let want_kind = match c.format {
-        TableFormat::Msdos => "dos",
-        TableFormat::Gpt => "gpt",
-    };
-    if kind != want_kind {
-        return Ok(Verdict::Differs(format!("parted left a {kind:?} table")));
+impl OracleCase for TableCase {
+    const TOOL: &'static str = "parted";
+    const LABEL_FIRST: bool = true;
+    fn disk(&self) -> (u64, u64) {
+        (self.bytes, self.logical)
     }
-    Ok(judge(
-        &model,
-        |j| table_model(&geo, c.format, &c.parts[..j]),
-        refused,
-        &got,
-        geo.logical,
-    ))
+    fn describe(&self) -> String {
+        format!(
+            "table case {} (seed {}): {} {}: {}",
+            self.id,
+            seed(),
+            match self.format {
+                TableFormat::Msdos => "msdos",
+                TableFormat::Gpt => "gpt",
+            },
+            show_disk(self.bytes, self.logical),
+            self.parts
+                .iter()
+                .map(|(s, e)| format!("[{s} {e}]"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    }
+    fn kind(&self) -> &'static str {
+        match self.format {
+            TableFormat::Msdos => "dos",
+            TableFormat::Gpt => "gpt",
+        }
+    }
+    fn len(&self) -> usize {
+        self.parts.len()
+    }
+    fn model(&self, geo: &DiskGeometry, n: usize) -> Result<Parts, GeometryError> {
+        table_model(geo, self.format, &self.parts[..n])
+    }
+    fn make(&self, dev: &str) -> Option<(usize, String)> {
+        parted_as_disko(dev, self.format, &self.parts)
+    }
 }
 
 #[test]
 fn table_geometry_matches_parted_as_disko_runs_it() {
-    if let Some(why) = unsupported(&["parted"]) {
-        eprintln!("SKIP table_geometry_matches_parted_as_disko_runs_it: {why}");
-        return;
-    }
-    let all: Vec<TableCase> = (0..cases(120)).map(gen_table_case).collect();
-    let verdicts = parallel(&all, 6, table_oracle_case);
-    let mut t = Tally::default();
-    for (c, v) in all.iter().zip(verdicts) {
-        match v {
-            Ok(v) => t.add(&c.describe(), v),
-            Err(e) => t.skipped.push(format!("{}: {e}", c.describe())),
-        }
-    }
-    t.report("table against parted", "parted");
+    run_oracle("table against parted", 120, 6, gen_table_case);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -109,11 +109,9 @@ fn success_installs_keys_pub_files_and_reports_fingerprints() {
     let ctx = context(root.path(), CMDLINE, false);
 
     let st = keys::status(&ctx, &c);
-    assert!(st["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|e| e["fingerprint"] == "missing"));
+    let listed = st["keys"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{st}");
+    assert!(listed.iter().all(|e| e["fingerprint"] == "missing"), "{st}");
 
     let out = keys::run(&ctx, &c).unwrap();
     assert_eq!(srv.requests(), vec!["/keys/node-1.tar.gz"]);
@@ -169,11 +167,13 @@ fn success_installs_keys_pub_files_and_reports_fingerprints() {
 
     // A second run changes nothing and says so.
     let again = keys::run(&ctx, &c).unwrap();
-    assert!(again.details["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|f| f["outcome"] == "unchanged"));
+    let files = again.details["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{}", again.details);
+    assert!(
+        files.iter().all(|f| f["outcome"] == "unchanged"),
+        "{}",
+        again.details
+    );
 }
 
 #[test]

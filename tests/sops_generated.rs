@@ -8,8 +8,10 @@
 //! Skipped, with the reason printed, when python3 with `cryptography`, `age` or `ssh-keygen` is
 //! missing (tools/install-deps installs them).
 
+#[path = "common/secrets_util.rs"]
+mod util;
+
 use std::path::PathBuf;
-use std::process::Command;
 
 use provision::secrets::sops::keys::SopsKeys;
 use provision::secrets::sops::tree::{go_format_float, Item, Key, Value};
@@ -18,34 +20,6 @@ use serde_json::{json, Value as Json};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A python3 that has `cryptography`, if any (Debian's, or the one on PATH).
-fn python() -> Option<String> {
-    for p in ["python3", "/usr/bin/python3"] {
-        let ok = Command::new(p)
-            .args(["-c", "import cryptography.hazmat.primitives.ciphers.aead"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return Some(p.to_string());
-        }
-    }
-    None
-}
-
-fn tools_present() -> Result<String, String> {
-    let py = python().ok_or("no python3 with the cryptography package (python3-cryptography)")?;
-    for t in ["age", "age-keygen", "ssh-keygen"] {
-        let ok = Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            return Err(format!("no {t} on PATH"));
-        }
-    }
-    Ok(py)
 }
 
 fn tree_json(items: &[Item]) -> Json {
@@ -97,24 +71,9 @@ fn kind_of(s: &str) -> ErrorKind {
     }
 }
 
-fn run(py: &str, args: &[&str]) -> String {
-    let out = Command::new(py)
-        .arg(root().join("tests/sops_encoder.py"))
-        .args(args)
-        .output()
-        .expect("running the encoder");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "sops_encoder.py {args:?}: {text}");
-    text
-}
-
 #[test]
 fn encoder_files_decrypt_exactly_and_hostile_ones_fail_closed() {
-    let py = match tools_present() {
+    let py = match util::sops_encoder_tools() {
         Ok(p) => p,
         Err(why) => {
             eprintln!("SKIPPED sops encoder tests: {why} (tools/install-deps installs it)");
@@ -124,14 +83,14 @@ fn encoder_files_decrypt_exactly_and_hostile_ones_fail_closed() {
     let real = root().join("../shared/testdata/sops-nix");
     assert!(real.is_dir(), "test data missing: {}", real.display());
     // The encoder must first agree with sops itself.
-    let said = run(&py, &["check-real", real.to_str().unwrap()]);
+    let said = util::sops_encoder(&py, &["check-real", real.to_str().unwrap()]);
     assert!(
         said.contains("secrets.yaml: 4 values and the MAC reproduced"),
         "{said}"
     );
 
     let dir = tempfile::tempdir().unwrap();
-    run(&py, &["generate", dir.path().to_str().unwrap()]);
+    util::sops_encoder(&py, &["generate", dir.path().to_str().unwrap()]);
     let cases: Json =
         serde_json::from_slice(&std::fs::read(dir.path().join("cases.json")).unwrap()).unwrap();
 

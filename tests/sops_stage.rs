@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use provision::exit::{code_of, Code};
-use provision::secrets::sops::stage::{placeholder, run, SopsConfig};
+use provision::secrets::sops::stage::{run, SopsConfig};
 
 fn real() -> PathBuf {
     let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/sops-nix");
@@ -94,8 +94,10 @@ secrets:
 templates:
   app.conf: {{content: "k={}\nf={}\n", owner: svc}}
 "#,
-        placeholder("test_key"),
-        placeholder("nested-file")
+        // sops-nix's placeholders (`<SOPS:${hashString "sha256" name}:PLACEHOLDER>`), written
+        // out: `printf test_key | sha256sum`, `printf nested-file | sha256sum`.
+        "<SOPS:92488e1e3eeecdf99f3ed2ce59233efb4b4fb612d5655c0ce9ea52b5a502e655:PLACEHOLDER>",
+        "<SOPS:2c34c37094a3f1d7241057c3ce0e1c666ccc5977fd7aacd419a66fa9f82e1501:PLACEHOLDER>"
     );
     let out = root.run(&real(), &cfg).unwrap();
     assert_eq!(root.live(), PathBuf::from("/run/secrets.d/1"));
@@ -178,35 +180,19 @@ secrets:
     assert_eq!(root.live(), PathBuf::from("/run/secrets.d/3"));
 }
 
-fn python() -> Option<String> {
-    ["python3", "/usr/bin/python3"]
-        .into_iter()
-        .map(String::from)
-        .find(|p| {
-            Command::new(p)
-                .args(["-c", "import cryptography.hazmat.primitives.ciphers.aead"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-}
-
 #[test]
 fn whole_binary_dotenv_ini_files_and_a_flipped_byte() {
     let Some(root) = Root::new() else { return };
-    let Some(py) = python() else {
-        eprintln!("SKIPPED: no python3 with cryptography (python3-cryptography)");
-        return;
+    let py = match util::sops_encoder_tools() {
+        Ok(py) => py,
+        Err(why) => {
+            eprintln!("SKIPPED: {why} (tools/install-deps installs it)");
+            return;
+        }
     };
+    // With its tools present the encoder must run: a failure of it is a failure here.
     let gen = tempfile::tempdir().unwrap();
-    let ok = Command::new(py)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sops_encoder.py"))
-        .args(["generate", gen.path().to_str().unwrap()])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIPPED: the encoder could not run (age, age-keygen, ssh-keygen?)");
-        return;
-    }
+    util::sops_encoder(&py, &["generate", gen.path().to_str().unwrap()]);
     let cfg = "age:
   keyFile: node.agekey
   sshKeyPaths: [host_ed25519, host_rsa]
@@ -377,6 +363,10 @@ fn through_the_binary_beside_agenix() {
     );
     assert!(!stderr.contains("another value"), "{stderr}");
     assert_eq!(root.live(), PathBuf::from("/run/secrets.d/1"));
-    // The agenix side still ran.
+    // The agenix side still ran: a new generation of its own went live.
+    assert_eq!(
+        fs::read_link(root.dir.path().join("run/agenix")).unwrap(),
+        PathBuf::from("/run/agenix.d/2")
+    );
     assert_eq!(root.read("/run/agenix/a"), b"agenix secret");
 }

@@ -13,18 +13,19 @@
 
 pub mod sops;
 
+pub mod config;
 pub mod decrypt;
 pub mod generation;
 pub mod identities;
+pub mod install;
 pub mod ssh_rsa;
 
 use anyhow::{Context as _, Result};
-use serde::Deserialize;
 use serde_json::json;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -32,178 +33,12 @@ use crate::context::{Context, StageOutput};
 use crate::exit::{coded, Code};
 use crate::system::users::Users;
 
+pub use config::{
+    Secret, SecretsConfig, DEFAULT_IDENTITY_PATHS, DEFAULT_MOUNT_POINT, DEFAULT_SECRETS_DIR,
+};
 use identities::Identities;
-
-/// agenix's default identities: the SSH host keys that exist.
-pub const DEFAULT_IDENTITY_PATHS: &[&str] =
-    &["/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key"];
-/// Where the live generation is linked (agenix `age.secretsDir`).
-pub const DEFAULT_SECRETS_DIR: &str = "/run/agenix";
-/// Where generations live on ramfs (agenix `age.secretsMountPoint`).
-pub const DEFAULT_MOUNT_POINT: &str = "/run/agenix.d";
-/// Default file mode of a decrypted secret.
-pub const DEFAULT_MODE: u32 = 0o400;
-
-/// The `secrets:` section of the config.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SecretsConfig {
-    /// The secrets to decrypt (agenix `age.secrets`), each decrypted to
-    /// `<secrets_dir>/<name>`. Default: none.
-    #[serde(default)]
-    pub secrets: Vec<Secret>,
-    /// Identity files that may decrypt the secrets: OpenSSH `ssh-ed25519` / `ssh-rsa` private
-    /// keys (unencrypted) or age identity files (`AGE-SECRET-KEY-1…` lines). Absolute paths are
-    /// on the target system (under `--root`), relative ones relative to the config file.
-    /// Default (agenix's): `/etc/ssh/ssh_host_ed25519_key` and `/etc/ssh/ssh_host_rsa_key`,
-    /// whichever exist — at least one must. Every path listed here explicitly must exist and
-    /// parse; a missing, unreadable or unparseable identity is an error (agenix warns "no
-    /// readable identities found" and carries on; we fail).
-    #[serde(default)]
-    pub identity_paths: Option<Vec<PathBuf>>,
-    /// The symlink to the live generation (agenix `age.secretsDir`). Default `/run/agenix`.
-    /// If it is a real directory it is replaced by the symlink.
-    #[serde(default = "default_secrets_dir")]
-    pub secrets_dir: PathBuf,
-    /// Where generations `<N>/` live (agenix `age.secretsMountPoint`). A ramfs is mounted there
-    /// (`nodev,nosuid,mode=0751`) unless one already is. Default `/run/agenix.d`.
-    #[serde(default = "default_mount_point")]
-    pub secrets_mount_point: PathBuf,
-}
-
-fn default_secrets_dir() -> PathBuf {
-    PathBuf::from(DEFAULT_SECRETS_DIR)
-}
-
-fn default_mount_point() -> PathBuf {
-    PathBuf::from(DEFAULT_MOUNT_POINT)
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl Default for SecretsConfig {
-    fn default() -> Self {
-        SecretsConfig {
-            secrets: Vec::new(),
-            identity_paths: None,
-            secrets_dir: default_secrets_dir(),
-            secrets_mount_point: default_mount_point(),
-        }
-    }
-}
-
-/// One secret (agenix `age.secrets.<name>`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Secret {
-    /// Name of the decrypted file under `secrets_dir` (may contain `/` for subdirectories; no
-    /// `.`/`..` components). Unique.
-    pub name: String,
-    /// The encrypted `.age` file (binary or ASCII-armored). Relative paths are relative to the
-    /// config file's directory.
-    pub file: PathBuf,
-    /// Where the secret should appear (absolute). Default `<secrets_dir>/<name>`. With
-    /// `symlink: true` this is a symlink to `<secrets_dir>/<name>`.
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// Owner: a user name from `/etc/passwd` or a numeric uid. Default `root`.
-    #[serde(default)]
-    pub owner: Option<IdSpec>,
-    /// Group: a group name from `/etc/group` or a numeric gid. Default: the owner's primary
-    /// group (`root` for the default owner; gid 0 for a uid without a passwd entry), as agenix.
-    #[serde(default)]
-    pub group: Option<IdSpec>,
-    /// File mode, a quoted octal string (`"0400"`, `"0440"`); at most `0777`. Default `"0400"`.
-    #[serde(default)]
-    pub mode: Option<ModeSpec>,
-    /// `true` (default): `path` is a symlink into the live generation. `false`: the file itself
-    /// is written at `path` (atomically, owner and mode set first), which must be on ramfs or
-    /// tmpfs — secrets are never written to disk.
-    #[serde(default = "yes")]
-    pub symlink: bool,
-    /// `true`: a failure to decrypt this secret is reported but does not stop the others or
-    /// the switch to the new generation. Default `false` (fail closed).
-    #[serde(default)]
-    pub optional: bool,
-}
-
-/// A user/group given by name or numeric id.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
-pub enum IdSpec {
-    Id(u32),
-    Name(String),
-}
-
-impl IdSpec {
-    fn spec(&self) -> String {
-        match self {
-            IdSpec::Id(n) => n.to_string(),
-            IdSpec::Name(s) => s.clone(),
-        }
-    }
-}
-
-/// A file mode as written in the config.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
-pub enum ModeSpec {
-    Text(String),
-    Number(i64),
-}
-
-/// Parse a mode: a quoted octal string of 3 or 4 digits, at most 0777.
-pub fn parse_mode(m: &ModeSpec) -> Result<u32, String> {
-    let s = match m {
-        ModeSpec::Text(s) => s.trim(),
-        ModeSpec::Number(n) => {
-            return Err(format!(
-                "mode {n}: write the mode as an octal string with a leading zero, such as \"0400\" \
-                 (quoted is safest: YAML may read it as a decimal number)"
-            ))
-        }
-    };
-    if !(3..=4).contains(&s.len()) || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        return Err(format!(
-            "mode {s:?}: expected an octal mode such as \"0400\""
-        ));
-    }
-    let v = u32::from_str_radix(s, 8).map_err(|e| format!("mode {s:?}: {e}"))?;
-    if v > 0o777 {
-        return Err(format!(
-            "mode {s:?}: setuid, setgid and sticky bits are not allowed on secrets"
-        ));
-    }
-    Ok(v)
-}
-
-/// Check a secret name: a relative path of normal components.
-pub fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("empty name".into());
-    }
-    if name.contains('\0') {
-        return Err(format!("name {name:?} contains a NUL byte"));
-    }
-    if name.starts_with('/') || name.ends_with('/') || name.contains("//") {
-        return Err(format!(
-            "name {name:?}: must be a relative file name (subdirectories with single '/')"
-        ));
-    }
-    if Path::new(name)
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_)))
-        || name.split('/').any(|c| c == "." || c == "..")
-    {
-        return Err(format!("name {name:?}: '.' and '..' are not allowed"));
-    }
-    if name.contains(".provision-tmp-") {
-        return Err(format!("name {name:?}: reserved name"));
-    }
-    Ok(())
-}
+pub use install::{check_name, parse_mode, IdSpec, ModeSpec, DEFAULT_MODE};
+use install::{mode_str, Generations, Link, Own};
 
 /// A secret, checked and resolved.
 #[derive(Debug, Clone)]
@@ -218,11 +53,7 @@ struct Planned {
     link: bool,
     /// The file itself is written at `path` (symlink: false, custom path).
     direct: bool,
-    owner: String,
-    group: String,
-    uid: u32,
-    gid: u32,
-    mode: u32,
+    own: Own,
     optional: bool,
 }
 
@@ -235,28 +66,19 @@ fn bad_input(problems: &[String]) -> anyhow::Error {
 
 /// Check the config and resolve owners, groups, modes and paths. Every problem is listed.
 fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
-    let mut problems = Vec::new();
-    for (what, p) in [
-        ("secrets_dir", &cfg.secrets_dir),
-        ("secrets_mount_point", &cfg.secrets_mount_point),
-    ] {
-        if !p.is_absolute() || p.parent().is_none() {
-            problems.push(format!(
-                "{what} {}: must be an absolute path below /",
-                p.display()
-            ));
-        }
-    }
-    if cfg.secrets_dir == cfg.secrets_mount_point
-        || cfg.secrets_dir.starts_with(&cfg.secrets_mount_point)
-        || cfg.secrets_mount_point.starts_with(&cfg.secrets_dir)
-    {
-        problems.push(format!(
-            "secrets_dir {} and secrets_mount_point {} must not contain each other",
-            cfg.secrets_dir.display(),
-            cfg.secrets_mount_point.display()
-        ));
-    }
+    let (dir, mount_point) = (&cfg.secrets_dir, &cfg.secrets_mount_point);
+    let mut problems = install::check_dirs(
+        ["secrets_dir", "secrets_mount_point"],
+        dir,
+        mount_point,
+        || {
+            format!(
+                "secrets_dir {} and secrets_mount_point {} must not contain each other",
+                dir.display(),
+                mount_point.display()
+            )
+        },
+    );
     if let Some(v) = &cfg.identity_paths {
         if v.is_empty() {
             problems.push("identity_paths is empty: list at least one identity file".into());
@@ -274,21 +96,10 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
             problems.push(format!("{who}: duplicate name"));
             continue;
         }
-        let default_path = cfg.secrets_dir.join(&s.name);
+        let default_path = dir.join(&s.name);
         let path = s.path.clone().unwrap_or_else(|| default_path.clone());
-        if !path.is_absolute() {
-            problems.push(format!("{who}: path {} must be absolute", path.display()));
-            continue;
-        }
-        if path != default_path
-            && (path.starts_with(&cfg.secrets_dir) || path.starts_with(&cfg.secrets_mount_point))
-        {
-            problems.push(format!(
-                "{who}: path {} lies inside {} or {}",
-                path.display(),
-                cfg.secrets_dir.display(),
-                cfg.secrets_mount_point.display()
-            ));
+        if let Err(e) = install::check_path(&path, &default_path, dir, mount_point) {
+            problems.push(format!("{who}: {e}"));
             continue;
         }
         if out.iter().any(|p| p.path == path) {
@@ -298,43 +109,12 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
             ));
             continue;
         }
-        let mode = match s.mode.as_ref().map(parse_mode).unwrap_or(Ok(DEFAULT_MODE)) {
-            Ok(m) => m,
+        let own = match Own::resolve(&users, &s.owner, &s.group, &s.mode) {
+            Ok(o) => o,
             Err(e) => {
                 problems.push(format!("{who}: {e}"));
                 continue;
             }
-        };
-        let owner = s
-            .owner
-            .as_ref()
-            .map(IdSpec::spec)
-            .unwrap_or_else(|| "root".into());
-        let uid = match users.uid(&owner) {
-            Ok(u) => u,
-            Err(e) => {
-                problems.push(format!("{who}: {e:#}"));
-                continue;
-            }
-        };
-        let (group, gid) = match &s.group {
-            Some(g) => {
-                let g = g.spec();
-                match users.gid(&g) {
-                    Ok(id) => (g, id),
-                    Err(e) => {
-                        problems.push(format!("{who}: {e:#}"));
-                        continue;
-                    }
-                }
-            }
-            None => match users.primary_gid(&owner) {
-                Ok(id) => (id.to_string(), id),
-                Err(e) => {
-                    problems.push(format!("{who}: {e:#}"));
-                    continue;
-                }
-            },
         };
         let custom = path != default_path;
         out.push(Planned {
@@ -344,25 +124,12 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
             path,
             link: custom && s.symlink,
             direct: custom && !s.symlink,
-            owner,
-            group,
-            uid,
-            gid,
-            mode,
+            own,
             optional: s.optional,
         });
     }
-    // A name that is a directory prefix of another (`a` and `a/b`) cannot both be files.
-    for p in &out {
-        for q in &out {
-            if q.name.starts_with(&format!("{}/", p.name)) {
-                problems.push(format!(
-                    "secret {:?}: its name is a directory of secret {:?}",
-                    p.name, q.name
-                ));
-            }
-        }
-    }
+    let names: Vec<&str> = out.iter().map(|p| p.name.as_str()).collect();
+    problems.extend(install::nested_names(&names, "secret"));
     if problems.is_empty() {
         Ok(out)
     } else {
@@ -404,20 +171,16 @@ enum Outcome {
     Failed(String),
 }
 
-fn mode_str(m: u32) -> String {
-    format!("{m:04o}")
-}
-
 fn secret_json(p: &Planned, outcome: &str, error: Option<&str>) -> serde_json::Value {
     json!({
         "name": p.name,
         "file": p.file_cfg,
         "path": p.path,
-        "owner": p.owner,
-        "group": p.group,
-        "uid": p.uid,
-        "gid": p.gid,
-        "mode": mode_str(p.mode),
+        "owner": p.own.owner,
+        "group": p.own.group,
+        "uid": p.own.uid,
+        "gid": p.own.gid,
+        "mode": mode_str(p.own.mode),
         "symlink": !p.direct,
         "optional": p.optional,
         "outcome": outcome,
@@ -428,21 +191,17 @@ fn secret_json(p: &Planned, outcome: &str, error: Option<&str>) -> serde_json::V
 /// Run the secrets stage.
 pub fn run(ctx: &Context, cfg: &SecretsConfig) -> Result<StageOutput> {
     let planned = plan(ctx, cfg)?;
-    let mount_host = ctx.path(&cfg.secrets_mount_point);
-    let link_host = ctx.path(&cfg.secrets_dir);
-    let previous = generation::current_generation(&link_host, &cfg.secrets_mount_point);
-    let existing = generation::generations(&mount_host);
-    let next = existing.iter().copied().chain(previous).max().unwrap_or(0) + 1;
-    let next_target = cfg.secrets_mount_point.join(next.to_string());
+    let gens = Generations::scan(ctx, "secrets", &cfg.secrets_dir, &cfg.secrets_mount_point);
+    let (previous, next, next_target) = (gens.current, gens.next, gens.next_target());
 
     if ctx.dry_run {
-        return Ok(dry_run(ctx, cfg, &planned, previous, &existing, next));
+        return Ok(dry_run(ctx, cfg, &planned, &gens));
     }
     if planned.is_empty() {
-        return Ok(StageOutput {
-            actions: vec![],
-            details: json!({"generation": previous, "secrets": [], "text": "secrets: none configured; nothing to do\n"}),
-        });
+        return Ok(install::nothing_to_do(
+            previous,
+            "secrets: none configured; nothing to do\n",
+        ));
     }
 
     let ids = load_identities(ctx, cfg, &planned)?;
@@ -450,29 +209,10 @@ pub fn run(ctx: &Context, cfg: &SecretsConfig) -> Result<StageOutput> {
         tracing::info!(stage = "secrets", identity = %i.path.display(), kind = i.kind.as_str(), public = %i.public, engine = i.engine, "identity loaded");
     }
     let mut actions = Vec::new();
-    match generation::ensure_ramfs(&mount_host).context("secrets: preparing the ramfs")? {
-        generation::MountAction::Mounted => actions.push(format!(
-            "mounted ramfs on {} (nodev,nosuid,mode=0751)",
-            cfg.secrets_mount_point.display()
-        )),
-        generation::MountAction::AlreadyMounted(t) => {
-            tracing::info!(
-                stage = "secrets",
-                "{} already mounted ({t})",
-                cfg.secrets_mount_point.display()
-            )
-        }
-    }
-    let gen_host = mount_host.join(next.to_string());
-    generation::make_dir(&gen_host, generation::DIR_MODE)?;
-    let result = fill_generation(ctx, &planned, &gen_host, &ids);
-    let outcomes = match result {
-        Ok(o) => o,
-        Err(e) => {
-            let _ = fs::remove_dir_all(&gen_host);
-            return Err(e);
-        }
-    };
+    actions.extend(gens.mount()?);
+    let outcomes = gens.write(None, |gen_host| {
+        fill_generation(ctx, &planned, gen_host, &ids)
+    })?;
 
     let failed_required: Vec<String> = planned
         .iter()
@@ -493,71 +233,43 @@ pub fn run(ctx: &Context, cfg: &SecretsConfig) -> Result<StageOutput> {
         }
     }
     if !failed_required.is_empty() {
-        let _ = fs::remove_dir_all(&gen_host);
-        let live = match previous {
-            Some(g) => format!(
-                "{} still points at generation {g}",
-                cfg.secrets_dir.display()
-            ),
-            None => format!("{} not created", cfg.secrets_dir.display()),
-        };
+        gens.discard();
         return Err(coded(
             Code::Decrypt,
             format!(
-                "{} of {} required secret(s) failed, generation {next} discarded, {live}: {}",
+                "{} of {} required secret(s) failed, generation {next} discarded, {}: {}",
                 failed_required.len(),
                 planned.iter().filter(|p| !p.optional).count(),
+                gens.unchanged(),
                 failed_required.join("; ")
             ),
         ));
     }
 
-    generation::swap_symlink(&link_host, &next_target, true).with_context(|| {
-        format!(
-            "switching {} to generation {next}",
-            cfg.secrets_dir.display()
-        )
-    })?;
-    actions.push(format!(
-        "switched {} -> {}",
-        cfg.secrets_dir.display(),
-        next_target.display()
-    ));
-
-    // Per-secret symlinks, after the switch (they point through secrets_dir).
-    let mut link_errors = Vec::new();
+    gens.switch(&mut actions)?;
+    // Path symlinks after the switch (they point through secrets_dir); a failed optional
+    // secret's (now dangling) link of ours is removed, nothing else.
+    let mut links = Vec::new();
     for (p, o) in planned.iter().zip(&outcomes) {
         if !p.link {
             continue;
         }
-        let host = ctx.path(&p.path);
         let target = cfg.secrets_dir.join(&p.name);
         match o {
-            Outcome::Ok => match generation::swap_symlink(&host, &target, false) {
-                Ok(()) => actions.push(format!(
-                    "linked {} -> {}",
-                    p.path.display(),
-                    target.display()
-                )),
-                Err(e) => link_errors.push(format!("{}: {e:#}", p.name)),
-            },
+            Outcome::Ok => links.push(Link {
+                name: &p.name,
+                path: &p.path,
+                target,
+            }),
             Outcome::Failed(_) => {
-                // A failed optional secret: remove our (now dangling) link, nothing else.
+                let host = ctx.path(&p.path);
                 if fs::read_link(&host).map(|t| t == target).unwrap_or(false) {
                     let _ = fs::remove_file(&host);
                 }
             }
         }
     }
-
-    let keep: Vec<u64> = std::iter::once(next).chain(previous).collect();
-    let pruned = generation::prune(&mount_host, &keep).unwrap_or_else(|e| {
-        tracing::warn!(stage = "secrets", "pruning old generations: {e:#}");
-        Vec::new()
-    });
-    for g in &pruned {
-        actions.push(format!("removed old generation {g}"));
-    }
+    let pruned = gens.finish(ctx, &links, Some(previous.as_slice()), "", &mut actions)?;
 
     let ok = outcomes.iter().filter(|o| matches!(o, Outcome::Ok)).count();
     let mut text = format!(
@@ -579,26 +291,14 @@ pub fn run(ctx: &Context, cfg: &SecretsConfig) -> Result<StageOutput> {
             Outcome::Ok => ("ok", None),
             Outcome::Failed(r) => ("failed", Some(r.as_str())),
         };
-        text.push_str(&format!(
-            "  {:<7} {}  {}  {}:{} {}{}\n",
+        text.push_str(&install::report_line(
             if err.is_some() { "FAILED" } else { "ok" },
-            p.name,
-            p.path.display(),
-            p.owner,
-            p.group,
-            mode_str(p.mode),
-            err.map(|e| format!("  (optional) {e}")).unwrap_or_default()
+            &p.name,
+            &p.path,
+            &p.own,
+            &err.map(|e| format!("  (optional) {e}")).unwrap_or_default(),
         ));
         secrets_json.push(secret_json(p, outcome, err));
-    }
-    if !link_errors.is_empty() {
-        return Err(coded(
-            Code::Failure,
-            format!(
-                "generation {next} is live but some path symlinks could not be made: {}",
-                link_errors.join("; ")
-            ),
-        ));
     }
     Ok(StageOutput {
         actions,
@@ -625,14 +325,7 @@ fn fill_generation(
 ) -> Result<Vec<Outcome>> {
     // Subdirectories for names with '/', made up front (single-threaded).
     for p in planned {
-        let mut dir = gen_host.to_path_buf();
-        let parts: Vec<&str> = p.name.split('/').collect();
-        for part in &parts[..parts.len() - 1] {
-            dir.push(part);
-            if !dir.exists() {
-                generation::make_dir(&dir, generation::DIR_MODE)?;
-            }
-        }
+        install::make_parents(gen_host, &p.name, None)?;
     }
     let mut outcomes = decrypt_all(planned, gen_host, ids);
     for (p, o) in planned.iter().zip(outcomes.iter_mut()) {
@@ -684,30 +377,13 @@ fn decrypt_all(planned: &[Planned], gen_host: &Path, ids: &Identities) -> Vec<Ou
 fn install_one(p: &Planned, gen_host: &Path, ids: &Identities) -> Result<(), String> {
     let ct = fs::read(&p.file).map_err(|e| format!("cannot read {}: {e}", p.file.display()))?;
     let opened = decrypt::open(&ct, ids).map_err(|e| e.to_string())?;
-    let dest = gen_host.join(&p.name);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o000)
-        .open(&dest)
-        .map_err(|e| format!("creating {}: {e}", dest.display()))?;
-    let prepared = std::os::unix::fs::fchown(&f, Some(p.uid), Some(p.gid))
-        .map_err(|e| format!("chown {}:{} {}: {e}", p.uid, p.gid, dest.display()))
-        .and_then(|()| {
-            f.set_permissions(fs::Permissions::from_mode(p.mode))
-                .map_err(|e| format!("chmod {} {}: {e}", mode_str(p.mode), dest.display()))
-        });
-    let res = prepared.and_then(|()| {
+    install::write_owned(&gen_host.join(&p.name), &p.own, |f| {
         opened
-            .copy_to(&mut f)
+            .copy_to(f)
             .map(|_| ())
-            .map_err(|e| e.to_string())
-    });
-    drop(f);
-    if res.is_err() {
-        let _ = fs::remove_file(&dest);
-    }
-    res
+            .map_err(|e| anyhow::anyhow!(e.to_string()))
+    })
+    .map_err(|e| format!("{e:#}"))
 }
 
 /// `symlink: false` with a custom path: copy the decrypted file to `path` atomically (temp file
@@ -735,42 +411,28 @@ fn write_direct(ctx: &Context, p: &Planned, gen_host: &Path) -> Result<()> {
         .to_string_lossy();
     let tmp = dir.join(format!(".{name}.provision-tmp-{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
-    let res = (|| -> Result<()> {
-        let mut out = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o000)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        std::os::unix::fs::fchown(&out, Some(p.uid), Some(p.gid))
-            .with_context(|| format!("chown {}", tmp.display()))?;
-        out.set_permissions(fs::Permissions::from_mode(p.mode))
-            .with_context(|| format!("chmod {}", tmp.display()))?;
+    install::write_owned(&tmp, &p.own, |out| {
         let mut input =
             fs::File::open(&src).with_context(|| format!("opening {}", src.display()))?;
-        std::io::copy(&mut input, &mut out)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        out.flush()?;
-        fs::rename(&tmp, &dest).with_context(|| format!("renaming onto {}", dest.display()))
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res
+        std::io::copy(&mut input, out).with_context(|| format!("writing {}", tmp.display()))?;
+        Ok(out.flush()?)
+    })?;
+    fs::rename(&tmp, &dest)
+        .with_context(|| format!("renaming onto {}", dest.display()))
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
 }
 
 fn dry_run(
     ctx: &Context,
     cfg: &SecretsConfig,
     planned: &[Planned],
-    previous: Option<u64>,
-    existing: &[u64],
-    next: u64,
+    gens: &Generations,
 ) -> StageOutput {
     let mut actions = Vec::new();
     let mut problems = Vec::new();
-    let mount_host = ctx.path(&cfg.secrets_mount_point);
-    let mounted = generation::mounted_type(&mount_host).ok().flatten();
+    let mounted = generation::mounted_type(&gens.mount_host).ok().flatten();
     match mounted.as_deref() {
         Some("ramfs") | Some("tmpfs") => {}
         Some(t) => problems.push(format!(
@@ -796,7 +458,7 @@ fn dry_run(
     if !any_id && !planned.is_empty() {
         problems.push("no identity file present".into());
     }
-    let gen_target = cfg.secrets_mount_point.join(next.to_string());
+    let gen_target = gens.next_target();
     let mut secrets_json = Vec::new();
     for p in planned {
         let exists = p.file.is_file();
@@ -812,9 +474,9 @@ fn dry_run(
             "decrypt {} -> {} ({}:{} {})",
             p.file.display(),
             gen_target.join(&p.name).display(),
-            p.owner,
-            p.group,
-            mode_str(p.mode)
+            p.own.owner,
+            p.own.group,
+            mode_str(p.own.mode)
         ));
         secrets_json.push(secret_json(
             p,
@@ -839,53 +501,34 @@ fn dry_run(
                 actions.push(format!("write {} (symlink: false)", p.path.display()));
             }
         }
-        for g in existing {
-            if Some(*g) != previous {
+        for g in &gens.existing {
+            if Some(*g) != gens.current {
                 actions.push(format!("remove old generation {g}"));
             }
         }
     }
-    let mut text = String::from("secrets (dry run, nothing changed):\n");
-    for a in &actions {
-        text.push_str(&format!("  would {a}\n"));
-    }
-    for p in &problems {
-        text.push_str(&format!("  PROBLEM: {p}\n"));
-    }
-    StageOutput {
-        actions: actions.iter().map(|a| format!("would {a}")).collect(),
-        details: json!({
-            "dry_run": true,
-            "generation": previous,
-            "next_generation": next,
+    install::dry_run_output(
+        "secrets",
+        actions,
+        problems,
+        json!({
+            "generation": gens.current,
+            "next_generation": gens.next,
             "identities": id_json,
             "secrets": secrets_json,
-            "problems": problems,
-            "text": text,
         }),
-    }
+    )
 }
 
 /// What is there now: the mount, the live generation, and per secret whether it is present.
 pub fn status(ctx: &Context, cfg: &SecretsConfig) -> serde_json::Value {
-    let mount_host = ctx.path(&cfg.secrets_mount_point);
-    let link_host = ctx.path(&cfg.secrets_dir);
-    let current = generation::current_generation(&link_host, &cfg.secrets_mount_point);
-    let mounted = generation::mounted_type(&mount_host).ok().flatten();
+    let gens = Generations::scan(ctx, "secrets", &cfg.secrets_dir, &cfg.secrets_mount_point);
+    let mounted = generation::mounted_type(&gens.mount_host).ok().flatten();
     let secrets: Vec<serde_json::Value> = cfg
         .secrets
         .iter()
         .map(|s| {
-            let file_present = current
-                .map(|g| {
-                    mount_host
-                        .join(g.to_string())
-                        .join(&s.name)
-                        .symlink_metadata()
-                        .map(|m| m.is_file())
-                        .unwrap_or(false)
-                })
-                .unwrap_or(false);
+            let file_present = gens.present(&s.name);
             let default_path = cfg.secrets_dir.join(&s.name);
             let path = s.path.clone().unwrap_or_else(|| default_path.clone());
             let path_present = if path == default_path {
@@ -910,86 +553,8 @@ pub fn status(ctx: &Context, cfg: &SecretsConfig) -> serde_json::Value {
         "secrets_dir": cfg.secrets_dir,
         "secrets_mount_point": cfg.secrets_mount_point,
         "mounted": mounted,
-        "generation": current,
-        "generations": generation::generations(&mount_host),
+        "generation": gens.current,
+        "generations": gens.existing,
         "secrets": secrets,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(yaml: &str) -> Result<SecretsConfig, String> {
-        serde_norway::from_str(yaml).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn config_defaults() {
-        let c = parse("secrets:\n  - name: db\n    file: db.age\n").unwrap();
-        assert_eq!(c.secrets_dir, PathBuf::from("/run/agenix"));
-        assert_eq!(c.secrets_mount_point, PathBuf::from("/run/agenix.d"));
-        assert!(c.identity_paths.is_none());
-        let s = &c.secrets[0];
-        assert!(s.symlink && !s.optional && s.path.is_none() && s.mode.is_none());
-        assert!(parse("secrets: []\nbogus: 1\n")
-            .unwrap_err()
-            .contains("bogus"));
-        assert!(parse("secrets:\n  - name: a\n    file: a\n    onwer: x\n")
-            .unwrap_err()
-            .contains("onwer"));
-        let c =
-            parse("secrets:\n  - {name: a, file: a, owner: 1000, group: wheel, mode: \"0440\"}\n")
-                .unwrap();
-        assert_eq!(c.secrets[0].owner, Some(IdSpec::Id(1000)));
-        assert_eq!(c.secrets[0].group, Some(IdSpec::Name("wheel".into())));
-        let c = parse(
-            "secrets:\n  - {name: a, file: a, mode: 0400}\n  - {name: b, file: b, mode: 400}\n",
-        )
-        .unwrap();
-        // serde_norway reads an unquoted 0400 as the string "0400" (fine); 400 is a number.
-        assert_eq!(c.secrets[0].mode, Some(ModeSpec::Text("0400".into())));
-        assert_eq!(c.secrets[1].mode, Some(ModeSpec::Number(400)));
-    }
-
-    #[test]
-    fn modes() {
-        let t = |s: &str| parse_mode(&ModeSpec::Text(s.into()));
-        assert_eq!(t("0400"), Ok(0o400));
-        assert_eq!(t("440"), Ok(0o440));
-        assert_eq!(t("0777"), Ok(0o777));
-        for bad in ["", "04000", "4755", "0800", "rw", "u=r", "04"] {
-            assert!(t(bad).is_err(), "{bad}");
-        }
-        let e = parse_mode(&ModeSpec::Number(400)).unwrap_err();
-        assert!(e.contains("quoted"), "{e}");
-    }
-
-    #[test]
-    fn names() {
-        for ok in [
-            "db",
-            "db-password.env",
-            "nginx/cert.pem",
-            "a/b/c",
-            ".hidden",
-        ] {
-            assert!(check_name(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "/abs",
-            "a/",
-            "a//b",
-            "..",
-            "a/../b",
-            ".",
-            "./a",
-            "a/.",
-            "a\0b",
-            ".x.provision-tmp-1",
-        ] {
-            assert!(check_name(bad).is_err(), "{bad:?}");
-        }
-    }
 }

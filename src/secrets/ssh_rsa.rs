@@ -145,49 +145,30 @@ fn parse_tag(arg: &str) -> Option<[u8; TAG_BYTES]> {
 }
 
 #[cfg(test)]
+#[path = "../../tests/common/age_cli.rs"]
+mod age_cli;
+
+#[cfg(test)]
 mod tests {
+    use super::age_cli::{self, tool};
     use super::*;
     use crate::secrets::decrypt::{decrypt_to, FailureKind};
     use crate::secrets::identities::{load_file, Identities};
     use age::secrecy::ExposeSecret;
     use std::path::{Path, PathBuf};
-    use std::process::Command;
-
-    fn tool(name: &str, args: &[&str]) -> String {
-        let out = Command::new(name).args(args).output().unwrap_or_else(|e| {
-            panic!("{name}: {e} — install the Debian packages `age` and `openssh-client`")
-        });
-        assert!(
-            out.status.success(),
-            "{name} {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
 
     /// An RSA key made by ssh-keygen (`extra`: e.g. `-m PEM`); returns the private key path.
     fn keygen(dir: &Path, name: &str, bits: &str, extra: &[&str]) -> PathBuf {
         let key = dir.join(name);
-        let k = key.to_str().unwrap();
-        let mut args = vec!["-q", "-t", "rsa", "-b", bits, "-N", "", "-C", "t", "-f", k];
-        args.extend(extra);
-        tool("ssh-keygen", &args);
+        age_cli::ssh_keygen(&key, "rsa", Some(bits), "", extra);
         key
     }
 
     /// `data` encrypted by the age CLI to the key's `.pub`.
     fn age_encrypt(key: &Path, data: &[u8], armor: bool) -> Vec<u8> {
-        let dir = key.parent().unwrap();
-        let plain = dir.join("plain");
-        let out = dir.join("out.age");
-        std::fs::write(&plain, data).unwrap();
-        let recip = format!("{}.pub", key.display());
-        let mut args = vec!["-R", &recip, "-o", out.to_str().unwrap()];
-        if armor {
-            args.push("-a");
-        }
-        args.push(plain.to_str().unwrap());
-        tool("age", &args);
+        let out = key.parent().unwrap().join("out.age");
+        let recip = PathBuf::from(format!("{}.pub", key.display()));
+        age_cli::age_encrypt(&recip, data, &out, armor);
         std::fs::read(out).unwrap()
     }
 

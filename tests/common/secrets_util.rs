@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use provision::context::Context;
 use sha2::Digest;
@@ -13,6 +14,48 @@ pub fn ctx(root: &Path, config_dir: &Path, dry_run: bool) -> Context {
 
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
+}
+
+/// A python3 that has `cryptography` (Debian's, or the one on PATH), with the `age`,
+/// `age-keygen` and `ssh-keygen` that tests/sops_encoder.py calls: `Err(reason)` when one is
+/// missing (the caller skips, saying so; tools/install-deps installs them).
+pub fn sops_encoder_tools() -> Result<String, String> {
+    let py = ["python3", "/usr/bin/python3"]
+        .into_iter()
+        .find(|p| {
+            Command::new(p)
+                .args(["-c", "import cryptography.hazmat.primitives.ciphers.aead"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .ok_or("no python3 with the cryptography package (python3-cryptography)")?;
+    for t in ["age", "age-keygen", "ssh-keygen"] {
+        let ok = Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            return Err(format!("no {t} on PATH"));
+        }
+    }
+    Ok(py.to_string())
+}
+
+/// Run tests/sops_encoder.py with `args` through `py`: its stdout and stderr. Panics, with
+/// them, when it fails.
+pub fn sops_encoder(py: &str, args: &[&str]) -> String {
+    let out = Command::new(py)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sops_encoder.py"))
+        .args(args)
+        .output()
+        .expect("running the encoder");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "sops_encoder.py {args:?}: {text}");
+    text
 }
 
 /// Whether this process may mount a ramfs: `Err(reason)` when not (the caller skips, saying so).

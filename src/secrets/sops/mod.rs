@@ -12,6 +12,7 @@
 //! Mic92/ssh-to-age `convert.go`.
 
 pub mod cipher;
+pub mod config;
 pub mod dotenv;
 pub mod emit;
 pub mod ini;

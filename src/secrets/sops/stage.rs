@@ -1,6 +1,7 @@
-//! The sops-nix side of the secrets stage (DESIGN §8): the config's `sops:` section, with
-//! sops-nix's option names, installed as sops-install-secrets does (Mic92/sops-nix
-//! `pkgs/sops-install-secrets/main.go`, `modules/sops`).
+//! The sops-nix side of the secrets stage (DESIGN §8): the config's `sops:` section
+//! ([`super::config`]) installed as sops-install-secrets does (Mic92/sops-nix
+//! `pkgs/sops-install-secrets/main.go`), through the installer both sides share
+//! ([`crate::secrets::install`]).
 //!
 //! - one file per secret at `/run/secrets/<name>`: the value at its `key` (`a/b` walks nested
 //!   mappings; `""` is the whole file), or the whole file for `binary`, `dotenv` and `ini`;
@@ -18,11 +19,9 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -31,149 +30,17 @@ use super::{emit, Document, Format};
 use crate::context::{Context, StageOutput};
 use crate::exit::{coded, Code};
 use crate::secrets::identities::wipe;
-use crate::secrets::{check_name, generation, parse_mode, IdSpec, ModeSpec, DEFAULT_MODE};
+use crate::secrets::install::{self, check_name, Generations, Link, Own};
 use crate::system::users::Users;
 
-/// Where the live generation is linked (sops-nix's `/run/secrets`).
-pub const DEFAULT_SECRETS_DIR: &str = "/run/secrets";
-/// Where generations live on ramfs (sops-nix's `/run/secrets.d`).
-pub const DEFAULT_MOUNT_POINT: &str = "/run/secrets.d";
-/// Host keys used when `age.sshKeyPaths` is not given: whichever exist. sops-nix defaults to
-/// the ed25519 host keys (for ssh-to-age); the RSA key is added for native `ssh-rsa` recipients.
-pub const DEFAULT_SSH_KEY_PATHS: &[&str] =
-    &["/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key"];
-/// Templates' subdirectory of a generation (sops-nix `RenderedSubdir`).
-pub const RENDERED: &str = "rendered";
-
-/// The `sops:` section (sops-nix's `sops.*` options).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SopsConfig {
-    /// The sops file of every secret that names none. Relative = next to the config.
-    #[serde(default)]
-    pub default_sops_file: Option<PathBuf>,
-    /// Default `format` (default `yaml`).
-    #[serde(default = "yaml")]
-    pub default_sops_format: Format,
-    /// Default `key` (default: the secret's name).
-    #[serde(default)]
-    pub default_sops_key: Option<String>,
-    #[serde(default)]
-    pub age: AgeConfig,
-    /// `secrets.<name>`.
-    #[serde(default)]
-    pub secrets: BTreeMap<String, SopsSecret>,
-    /// `templates.<name>`.
-    #[serde(default)]
-    pub templates: BTreeMap<String, SopsTemplate>,
-    /// Older generations kept besides the live one (sops-nix `keepGenerations`, default 1;
-    /// 0 keeps all).
-    #[serde(default = "one")]
-    pub keep_generations: u64,
-    /// The symlink to the live generation (an extension; sops-nix's is fixed). Default
-    /// `/run/secrets`.
-    #[serde(default = "default_secrets_dir")]
-    pub secrets_dir: PathBuf,
-    /// Where generations live (an extension). Default `/run/secrets.d`.
-    #[serde(default = "default_mount_point")]
-    pub secrets_mount_point: PathBuf,
-}
-
-fn yaml() -> Format {
-    Format::Yaml
-}
-fn one() -> u64 {
-    1
-}
-fn default_secrets_dir() -> PathBuf {
-    PathBuf::from(DEFAULT_SECRETS_DIR)
-}
-fn default_mount_point() -> PathBuf {
-    PathBuf::from(DEFAULT_MOUNT_POINT)
-}
-
-/// `sops.age`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AgeConfig {
-    /// An age key file (`AGE-SECRET-KEY-1…` lines). Must exist when given.
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
-    /// SSH private keys: ed25519 keys are used as ssh-to-age X25519 identities and for native
-    /// `ssh-ed25519` recipients, RSA keys for native `ssh-rsa` recipients. Given: each must
-    /// exist and load. Default: [`DEFAULT_SSH_KEY_PATHS`], whichever exist.
-    #[serde(default)]
-    pub ssh_key_paths: Option<Vec<PathBuf>>,
-}
-
-/// `sops.secrets.<name>`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SopsSecret {
-    /// File name under `/run/secrets` (default: the attribute name; may contain `/`).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Key in the file, `a/b` for nested mappings; `""` = the whole file. Ignored for
-    /// binary, dotenv and ini, which are installed whole. Default: `defaultSopsKey`, else the
-    /// name.
-    #[serde(default)]
-    pub key: Option<String>,
-    #[serde(default)]
-    pub format: Option<Format>,
-    /// Where the secret appears (absolute); another path than `/run/secrets/<name>` is a
-    /// symlink to it.
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// User name or uid (default root).
-    #[serde(default)]
-    pub owner: Option<IdSpec>,
-    /// Group name or gid (default: the owner's primary group).
-    #[serde(default)]
-    pub group: Option<IdSpec>,
-    /// Octal string, default `"0400"`.
-    #[serde(default)]
-    pub mode: Option<ModeSpec>,
-    /// The sops file (default `defaultSopsFile`). Relative = next to the config.
-    #[serde(default)]
-    pub sops_file: Option<PathBuf>,
-}
-
-/// `sops.templates.<name>`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SopsTemplate {
-    /// File name under `/run/secrets/rendered` (default: the attribute name).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// The text, with `<SOPS:…:PLACEHOLDER>` placeholders (sops-nix `config.sops.placeholder`).
-    #[serde(default)]
-    pub content: Option<String>,
-    /// Or a file holding it (relative = next to the config).
-    #[serde(default)]
-    pub file: Option<PathBuf>,
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    #[serde(default)]
-    pub owner: Option<IdSpec>,
-    #[serde(default)]
-    pub group: Option<IdSpec>,
-    #[serde(default)]
-    pub mode: Option<ModeSpec>,
-}
+pub use super::config::{
+    AgeConfig, SopsConfig, SopsSecret, SopsTemplate, DEFAULT_MOUNT_POINT, DEFAULT_SECRETS_DIR,
+    DEFAULT_SSH_KEY_PATHS, RENDERED,
+};
 
 /// sops-nix's placeholder for a secret: `<SOPS:` + hex SHA-256 of its name + `:PLACEHOLDER>`.
 pub fn placeholder(name: &str) -> String {
     format!("<SOPS:{}:PLACEHOLDER>", hex::encode(Sha256::digest(name)))
-}
-
-/// Owner, group and mode, resolved.
-#[derive(Debug, Clone)]
-struct Own {
-    owner: String,
-    group: String,
-    uid: u32,
-    gid: u32,
-    mode: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -201,189 +68,29 @@ struct PlannedTemplate {
     own: Own,
 }
 
-fn resolve_own(
-    users: &Users,
-    owner: &Option<IdSpec>,
-    group: &Option<IdSpec>,
-    mode: &Option<ModeSpec>,
-) -> Result<Own, String> {
-    let spec = |s: &IdSpec| match s {
-        IdSpec::Id(n) => n.to_string(),
-        IdSpec::Name(s) => s.clone(),
-    };
-    let mode = mode.as_ref().map(parse_mode).unwrap_or(Ok(DEFAULT_MODE))?;
-    let owner = owner.as_ref().map(spec).unwrap_or_else(|| "root".into());
-    let uid = users.uid(&owner).map_err(|e| format!("{e:#}"))?;
-    let (group, gid) = match group {
-        Some(g) => {
-            let g = spec(g);
-            let id = users.gid(&g).map_err(|e| format!("{e:#}"))?;
-            (g, id)
-        }
-        None => {
-            let id = users.primary_gid(&owner).map_err(|e| format!("{e:#}"))?;
-            (id.to_string(), id)
-        }
-    };
-    Ok(Own {
-        owner,
-        group,
-        uid,
-        gid,
-        mode,
-    })
-}
-
 /// Check the section and resolve everything; every problem is listed (exit 3).
 fn plan(ctx: &Context, cfg: &SopsConfig) -> Result<(Vec<PlannedSecret>, Vec<PlannedTemplate>)> {
-    let mut problems = Vec::new();
-    for (what, p) in [
-        ("secretsDir", &cfg.secrets_dir),
-        ("secretsMountPoint", &cfg.secrets_mount_point),
-    ] {
-        if !p.is_absolute() || p.parent().is_none() {
-            problems.push(format!(
-                "{what} {}: must be an absolute path below /",
-                p.display()
-            ));
-        }
-    }
-    if cfg.secrets_dir.starts_with(&cfg.secrets_mount_point)
-        || cfg.secrets_mount_point.starts_with(&cfg.secrets_dir)
-    {
-        problems.push("secretsDir and secretsMountPoint must not contain each other".into());
-    }
+    let mut problems = install::check_dirs(
+        ["secretsDir", "secretsMountPoint"],
+        &cfg.secrets_dir,
+        &cfg.secrets_mount_point,
+        || "secretsDir and secretsMountPoint must not contain each other".into(),
+    );
     let users = Users::load(&ctx.root);
-    let inside =
-        |p: &Path| p.starts_with(&cfg.secrets_dir) || p.starts_with(&cfg.secrets_mount_point);
     let mut secrets: Vec<PlannedSecret> = Vec::new();
     let mut formats: BTreeMap<PathBuf, (Format, String)> = BTreeMap::new();
     for (attr, s) in &cfg.secrets {
-        let who = format!("sops.secrets.{attr:?}");
-        let name = s.name.clone().unwrap_or_else(|| attr.clone());
-        if let Err(e) = check_name(&name) {
-            problems.push(format!("{who}: {e}"));
-            continue;
+        match plan_secret(ctx, cfg, &users, &secrets, &mut formats, attr, s) {
+            Ok(p) => secrets.push(p),
+            Err(e) => problems.push(format!("sops.secrets.{attr:?}: {e}")),
         }
-        if name == RENDERED || name.starts_with(&format!("{RENDERED}/")) {
-            problems.push(format!(
-                "{who}: name {name:?}: {RENDERED}/ holds the templates"
-            ));
-            continue;
-        }
-        if secrets.iter().any(|p| p.name == name) {
-            problems.push(format!("{who}: name {name:?} is used by another secret"));
-            continue;
-        }
-        let format = s.format.unwrap_or(cfg.default_sops_format);
-        let Some(file_cfg) = s
-            .sops_file
-            .clone()
-            .or_else(|| cfg.default_sops_file.clone())
-        else {
-            problems.push(format!("{who}: no sopsFile and no defaultSopsFile"));
-            continue;
-        };
-        let file = ctx.config_path(&file_cfg);
-        match formats.get(&file) {
-            Some((f, first)) if *f != format => {
-                problems.push(format!(
-                    "{who}: {} is read as {} here but as {} by secret {first:?}",
-                    file_cfg.display(),
-                    format.as_str(),
-                    f.as_str()
-                ));
-                continue;
-            }
-            Some(_) => {}
-            None => {
-                formats.insert(file.clone(), (format, name.clone()));
-            }
-        }
-        let key = match format {
-            Format::Binary | Format::Dotenv | Format::Ini => String::new(),
-            Format::Yaml | Format::Json => s
-                .key
-                .clone()
-                .or_else(|| cfg.default_sops_key.clone())
-                .unwrap_or_else(|| attr.clone()),
-        };
-        let default_path = cfg.secrets_dir.join(&name);
-        let path = s.path.clone().unwrap_or_else(|| default_path.clone());
-        if !path.is_absolute() {
-            problems.push(format!("{who}: path {} must be absolute", path.display()));
-            continue;
-        }
-        if path != default_path && inside(&path) {
-            problems.push(format!(
-                "{who}: path {} lies inside {} or {}",
-                path.display(),
-                cfg.secrets_dir.display(),
-                cfg.secrets_mount_point.display()
-            ));
-            continue;
-        }
-        let own = match resolve_own(&users, &s.owner, &s.group, &s.mode) {
-            Ok(o) => o,
-            Err(e) => {
-                problems.push(format!("{who}: {e}"));
-                continue;
-            }
-        };
-        secrets.push(PlannedSecret {
-            name,
-            attr: attr.clone(),
-            file_cfg,
-            file,
-            format,
-            key,
-            link: path != default_path,
-            path,
-            own,
-        });
     }
     let mut templates: Vec<PlannedTemplate> = Vec::new();
     for (attr, t) in &cfg.templates {
-        let who = format!("sops.templates.{attr:?}");
-        let name = t.name.clone().unwrap_or_else(|| attr.clone());
-        if let Err(e) = check_name(&name) {
-            problems.push(format!("{who}: {e}"));
-            continue;
+        match plan_template(ctx, cfg, &users, &templates, attr, t) {
+            Ok(p) => templates.push(p),
+            Err(e) => problems.push(format!("sops.templates.{attr:?}: {e}")),
         }
-        if templates.iter().any(|p| p.name == name) {
-            problems.push(format!("{who}: name {name:?} is used by another template"));
-            continue;
-        }
-        if t.content.is_some() == t.file.is_some() {
-            problems.push(format!("{who}: give exactly one of content and file"));
-            continue;
-        }
-        let default_path = cfg.secrets_dir.join(RENDERED).join(&name);
-        let path = t.path.clone().unwrap_or_else(|| default_path.clone());
-        if !path.is_absolute() || (path != default_path && inside(&path)) {
-            problems.push(format!(
-                "{who}: path {} must be absolute and outside {} and {}",
-                path.display(),
-                cfg.secrets_dir.display(),
-                cfg.secrets_mount_point.display()
-            ));
-            continue;
-        }
-        let own = match resolve_own(&users, &t.owner, &t.group, &t.mode) {
-            Ok(o) => o,
-            Err(e) => {
-                problems.push(format!("{who}: {e}"));
-                continue;
-            }
-        };
-        templates.push(PlannedTemplate {
-            name,
-            content: t.content.clone(),
-            file: t.file.as_ref().map(|f| ctx.config_path(f)),
-            link: path != default_path,
-            path,
-            own,
-        });
     }
     let mut all_paths: Vec<&Path> = secrets.iter().map(|s| s.path.as_path()).collect();
     all_paths.extend(templates.iter().map(|t| t.path.as_path()));
@@ -392,16 +99,8 @@ fn plan(ctx: &Context, cfg: &SopsConfig) -> Result<(Vec<PlannedSecret>, Vec<Plan
             problems.push(format!("path {} is used twice", p.display()));
         }
     }
-    for p in &secrets {
-        for q in &secrets {
-            if q.name.starts_with(&format!("{}/", p.name)) {
-                problems.push(format!(
-                    "sops secret {:?}: its name is a directory of secret {:?}",
-                    p.name, q.name
-                ));
-            }
-        }
-    }
+    let names: Vec<&str> = secrets.iter().map(|p| p.name.as_str()).collect();
+    problems.extend(install::nested_names(&names, "sops secret"));
     if problems.is_empty() {
         Ok((secrets, templates))
     } else {
@@ -410,6 +109,113 @@ fn plan(ctx: &Context, cfg: &SopsConfig) -> Result<(Vec<PlannedSecret>, Vec<Plan
             format!("sops config: {}", problems.join("; ")),
         ))
     }
+}
+
+/// One `sops.secrets.<attr>`, checked and resolved; `formats`: each sops file's format and the
+/// first secret that read it, so far.
+fn plan_secret(
+    ctx: &Context,
+    cfg: &SopsConfig,
+    users: &Users,
+    planned: &[PlannedSecret],
+    formats: &mut BTreeMap<PathBuf, (Format, String)>,
+    attr: &str,
+    s: &SopsSecret,
+) -> Result<PlannedSecret, String> {
+    let name = s.name.clone().unwrap_or_else(|| attr.to_string());
+    check_name(&name)?;
+    if name == RENDERED || name.starts_with(&format!("{RENDERED}/")) {
+        return Err(format!("name {name:?}: {RENDERED}/ holds the templates"));
+    }
+    if planned.iter().any(|p| p.name == name) {
+        return Err(format!("name {name:?} is used by another secret"));
+    }
+    let format = s.format.unwrap_or(cfg.default_sops_format);
+    let file_cfg = s
+        .sops_file
+        .clone()
+        .or_else(|| cfg.default_sops_file.clone())
+        .ok_or("no sopsFile and no defaultSopsFile")?;
+    let file = ctx.config_path(&file_cfg);
+    match formats.get(&file) {
+        Some((f, first)) if *f != format => {
+            return Err(format!(
+                "{} is read as {} here but as {} by secret {first:?}",
+                file_cfg.display(),
+                format.as_str(),
+                f.as_str()
+            ))
+        }
+        Some(_) => {}
+        None => {
+            formats.insert(file.clone(), (format, name.clone()));
+        }
+    }
+    let key = match format {
+        Format::Binary | Format::Dotenv | Format::Ini => String::new(),
+        Format::Yaml | Format::Json => s
+            .key
+            .clone()
+            .or_else(|| cfg.default_sops_key.clone())
+            .unwrap_or_else(|| attr.to_string()),
+    };
+    let default_path = cfg.secrets_dir.join(&name);
+    let path = s.path.clone().unwrap_or_else(|| default_path.clone());
+    install::check_path(
+        &path,
+        &default_path,
+        &cfg.secrets_dir,
+        &cfg.secrets_mount_point,
+    )?;
+    Ok(PlannedSecret {
+        own: Own::resolve(users, &s.owner, &s.group, &s.mode)?,
+        name,
+        attr: attr.to_string(),
+        file_cfg,
+        file,
+        format,
+        key,
+        link: path != default_path,
+        path,
+    })
+}
+
+/// One `sops.templates.<attr>`, checked and resolved.
+fn plan_template(
+    ctx: &Context,
+    cfg: &SopsConfig,
+    users: &Users,
+    planned: &[PlannedTemplate],
+    attr: &str,
+    t: &SopsTemplate,
+) -> Result<PlannedTemplate, String> {
+    let name = t.name.clone().unwrap_or_else(|| attr.to_string());
+    check_name(&name)?;
+    if planned.iter().any(|p| p.name == name) {
+        return Err(format!("name {name:?} is used by another template"));
+    }
+    if t.content.is_some() == t.file.is_some() {
+        return Err("give exactly one of content and file".into());
+    }
+    let default_path = cfg.secrets_dir.join(RENDERED).join(&name);
+    let path = t.path.clone().unwrap_or_else(|| default_path.clone());
+    let inside = path.starts_with(&cfg.secrets_dir) || path.starts_with(&cfg.secrets_mount_point);
+    if !path.is_absolute() || (path != default_path && inside) {
+        return Err(format!(
+            "path {} must be absolute and outside {} and {}",
+            path.display(),
+            cfg.secrets_dir.display(),
+            cfg.secrets_mount_point.display()
+        ));
+    }
+    Ok(PlannedTemplate {
+        own: Own::resolve(users, &t.owner, &t.group, &t.mode)?,
+        name,
+        content: t.content.clone(),
+        file: t.file.as_ref().map(|f| ctx.config_path(f)),
+        link: path != default_path,
+        path,
+    })
 }
 
 /// The identity files: `age.keyFile` and configured `age.sshKeyPaths` (each must load), and
@@ -545,48 +351,6 @@ fn replace_all(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Create `dest` with owner, group and mode set before the content is written.
-fn write_file(dest: &Path, own: &Own, data: &[u8]) -> Result<()> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o000)
-        .open(dest)
-        .with_context(|| format!("creating {}", dest.display()))?;
-    let res = std::os::unix::fs::fchown(&f, Some(own.uid), Some(own.gid))
-        .with_context(|| format!("chown {}:{} {}", own.uid, own.gid, dest.display()))
-        .and_then(|()| {
-            f.set_permissions(fs::Permissions::from_mode(own.mode))
-                .with_context(|| format!("chmod {:04o} {}", own.mode, dest.display()))
-        })
-        .and_then(|()| {
-            f.write_all(data)
-                .with_context(|| format!("writing {}", dest.display()))
-        });
-    if res.is_err() {
-        drop(f);
-        let _ = fs::remove_file(dest);
-    }
-    res
-}
-
-/// Directories of a generation: 0751, root and (as sops-nix) the `keys` group when it exists.
-fn make_dirs(base: &Path, name: &str, keys_gid: Option<u32>) -> Result<()> {
-    let mut dir = base.to_path_buf();
-    let parts: Vec<&str> = name.split('/').collect();
-    for part in &parts[..parts.len() - 1] {
-        dir.push(part);
-        if !dir.exists() {
-            generation::make_dir(&dir, generation::DIR_MODE)?;
-            if let Some(g) = keys_gid {
-                std::os::unix::fs::chown(&dir, Some(0), Some(g))
-                    .with_context(|| format!("chown 0:{g} {}", dir.display()))?;
-            }
-        }
-    }
-    Ok(())
-}
-
 fn secret_json(p: &PlannedSecret, outcome: &str, error: Option<&str>) -> serde_json::Value {
     json!({
         "name": p.name, "sops_file": p.file_cfg, "format": p.format, "key": p.key,
@@ -598,20 +362,16 @@ fn secret_json(p: &PlannedSecret, outcome: &str, error: Option<&str>) -> serde_j
 /// Run the sops side of the secrets stage.
 pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
     let (secrets, templates) = plan(ctx, cfg)?;
-    let mount_host = ctx.path(&cfg.secrets_mount_point);
-    let link_host = ctx.path(&cfg.secrets_dir);
-    let previous = generation::current_generation(&link_host, &cfg.secrets_mount_point);
-    let existing = generation::generations(&mount_host);
-    let next = existing.iter().copied().chain(previous).max().unwrap_or(0) + 1;
-    let next_target = cfg.secrets_mount_point.join(next.to_string());
+    let gens = Generations::scan(ctx, "sops", &cfg.secrets_dir, &cfg.secrets_mount_point);
+    let (previous, next) = (gens.current, gens.next);
     if ctx.dry_run {
         return Ok(dry_run(ctx, cfg, &secrets, &templates, next));
     }
     if secrets.is_empty() && templates.is_empty() {
-        return Ok(StageOutput {
-            actions: vec![],
-            details: json!({"generation": previous, "secrets": [], "text": "sops: no secrets configured; nothing to do\n"}),
-        });
+        return Ok(install::nothing_to_do(
+            previous,
+            "sops: no secrets configured; nothing to do\n",
+        ));
     }
     let keys = load_keys(ctx, cfg)?;
     if keys.is_empty() && !secrets.is_empty() {
@@ -650,144 +410,87 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
     };
     if !failed.is_empty() {
         wipe_all(&mut values, &mut rendered);
-        let live = match previous {
-            Some(g) => format!(
-                "{} still points at generation {g}",
-                cfg.secrets_dir.display()
-            ),
-            None => format!("{} not created", cfg.secrets_dir.display()),
-        };
         return Err(coded(
             Code::Decrypt,
             format!(
-                "sops: {} of {} secret(s)/template(s) failed, nothing written, {live}: {}",
+                "sops: {} of {} secret(s)/template(s) failed, nothing written, {}: {}",
                 failed.len(),
                 secrets.len() + templates.len(),
+                gens.unchanged(),
                 failed.join("; ")
             ),
         ));
     }
 
     let mut actions = Vec::new();
-    match generation::ensure_ramfs(&mount_host).context("sops: preparing the ramfs")? {
-        generation::MountAction::Mounted => actions.push(format!(
-            "mounted ramfs on {} (nodev,nosuid,mode=0751)",
-            cfg.secrets_mount_point.display()
-        )),
-        generation::MountAction::AlreadyMounted(_) => {}
-    }
+    actions.extend(gens.mount()?);
     let keys_gid = Users::load(&ctx.root).gid("keys").ok();
-    let gen_host = mount_host.join(next.to_string());
-    let written = (|| -> Result<()> {
-        generation::make_dir(&gen_host, generation::DIR_MODE)?;
-        if let Some(g) = keys_gid {
-            std::os::unix::fs::chown(&gen_host, Some(0), Some(g))
-                .with_context(|| format!("chown 0:{g} {}", gen_host.display()))?;
-        }
-        for (p, v) in secrets.iter().zip(&values) {
-            make_dirs(&gen_host, &p.name, keys_gid)?;
-            write_file(
-                &gen_host.join(&p.name),
-                &p.own,
-                v.as_ref().expect("checked"),
-            )?;
-        }
-        for (t, v) in templates.iter().zip(&rendered) {
-            let name = format!("{RENDERED}/{}", t.name);
-            make_dirs(&gen_host, &name, keys_gid)?;
-            write_file(&gen_host.join(&name), &t.own, v.as_ref().expect("checked"))?;
+    let written = gens.write(keys_gid, |gen_host| {
+        let made = secrets.iter().map(|p| (p.name.clone(), &p.own)).chain(
+            templates
+                .iter()
+                .map(|t| (format!("{RENDERED}/{}", t.name), &t.own)),
+        );
+        for ((name, own), v) in made.zip(values.iter().chain(&rendered)) {
+            install::make_parents(gen_host, &name, keys_gid)?;
+            let data = v.as_ref().expect("checked");
+            install::write_owned(&gen_host.join(&name), own, |f| {
+                f.write_all(data)
+                    .with_context(|| format!("writing {}", gen_host.join(&name).display()))
+            })?;
         }
         Ok(())
-    })();
+    });
     wipe_all(&mut values, &mut rendered);
     if let Err(e) = written {
-        let _ = fs::remove_dir_all(&gen_host);
         return Err(e.context(format!(
             "sops: writing generation {next} (discarded; {} not switched)",
             cfg.secrets_dir.display()
         )));
     }
-    generation::swap_symlink(&link_host, &next_target, true).with_context(|| {
-        format!(
-            "switching {} to generation {next}",
-            cfg.secrets_dir.display()
-        )
-    })?;
-    actions.push(format!(
-        "switched {} -> {}",
-        cfg.secrets_dir.display(),
-        next_target.display()
-    ));
-    let mut link_errors = Vec::new();
-    let links = secrets
+    gens.switch(&mut actions)?;
+    let links: Vec<Link> = secrets
         .iter()
         .filter(|p| p.link)
-        .map(|p| (&p.name, &p.path, cfg.secrets_dir.join(&p.name)))
-        .chain(templates.iter().filter(|t| t.link).map(|t| {
-            (
-                &t.name,
-                &t.path,
-                cfg.secrets_dir.join(RENDERED).join(&t.name),
-            )
-        }));
-    for (name, path, target) in links {
-        match generation::swap_symlink(&ctx.path(path), &target, false) {
-            Ok(()) => actions.push(format!("linked {} -> {}", path.display(), target.display())),
-            Err(e) => link_errors.push(format!("{name}: {e:#}")),
-        }
-    }
-    let mut keep: Vec<u64> = existing
+        .map(|p| Link {
+            name: &p.name,
+            path: &p.path,
+            target: cfg.secrets_dir.join(&p.name),
+        })
+        .chain(templates.iter().filter(|t| t.link).map(|t| Link {
+            name: &t.name,
+            path: &t.path,
+            target: cfg.secrets_dir.join(RENDERED).join(&t.name),
+        }))
+        .collect();
+    // The newest `keepGenerations` of the older ones stay (0: all).
+    let mut older: Vec<u64> = gens
+        .existing
         .iter()
         .copied()
         .chain(previous)
         .filter(|g| *g < next)
         .collect();
-    keep.sort_unstable();
-    keep.dedup();
-    let pruned = if cfg.keep_generations == 0 {
-        Vec::new()
-    } else {
-        let old = keep.len().saturating_sub(cfg.keep_generations as usize);
-        let keep: Vec<u64> = keep[old..].iter().copied().chain([next]).collect();
-        generation::prune(&mount_host, &keep).unwrap_or_else(|e| {
-            tracing::warn!(stage = "sops", "pruning old generations: {e:#}");
-            Vec::new()
-        })
-    };
-    for g in &pruned {
-        actions.push(format!("removed old generation {g}"));
-    }
+    older.sort_unstable();
+    older.dedup();
+    let keep = (cfg.keep_generations != 0)
+        .then(|| &older[older.len().saturating_sub(cfg.keep_generations as usize)..]);
+    let pruned = gens.finish(ctx, &links, keep, "sops: ", &mut actions)?;
     let mut text = format!(
         "sops: generation {next} live ({} -> {}), {} secret(s), {} template(s)\n",
         cfg.secrets_dir.display(),
-        next_target.display(),
+        gens.next_target().display(),
         secrets.len(),
         templates.len()
     );
     for p in &secrets {
-        text.push_str(&format!(
-            "  ok      {}  {}  {}:{} {:04o}\n",
-            p.name,
-            p.path.display(),
-            p.own.owner,
-            p.own.group,
-            p.own.mode
-        ));
+        text.push_str(&install::report_line("ok", &p.name, &p.path, &p.own, ""));
     }
     for t in &templates {
         text.push_str(&format!(
             "  ok      template {}  {}\n",
             t.name,
             t.path.display()
-        ));
-    }
-    if !link_errors.is_empty() {
-        return Err(coded(
-            Code::Failure,
-            format!(
-                "sops: generation {next} is live but some path symlinks could not be made: {}",
-                link_errors.join("; ")
-            ),
         ));
     }
     Ok(StageOutput {
@@ -863,48 +566,31 @@ fn dry_run(
             gen.display()
         ));
     }
-    let mut text = String::from("sops (dry run, nothing changed):\n");
-    for a in &actions {
-        text.push_str(&format!("  would {a}\n"));
-    }
-    for p in &problems {
-        text.push_str(&format!("  PROBLEM: {p}\n"));
-    }
-    StageOutput {
-        actions: actions.iter().map(|a| format!("would {a}")).collect(),
-        details: json!({
-            "dry_run": true, "next_generation": next,
+    install::dry_run_output(
+        "sops",
+        actions,
+        problems,
+        json!({
+            "next_generation": next,
             "secrets": secrets.iter().map(|p| secret_json(p, "planned", None)).collect::<Vec<_>>(),
-            "problems": problems, "text": text,
         }),
-    }
+    )
 }
 
 /// What is there now: the live generation and whether each secret and template is present.
 pub fn status(ctx: &Context, cfg: &SopsConfig) -> serde_json::Value {
-    let mount_host = ctx.path(&cfg.secrets_mount_point);
-    let link_host = ctx.path(&cfg.secrets_dir);
-    let current = generation::current_generation(&link_host, &cfg.secrets_mount_point);
-    let present = |rel: &str| {
-        current.is_some_and(|g| {
-            mount_host
-                .join(g.to_string())
-                .join(rel)
-                .symlink_metadata()
-                .is_ok_and(|m| m.is_file())
-        })
-    };
+    let gens = Generations::scan(ctx, "sops", &cfg.secrets_dir, &cfg.secrets_mount_point);
     json!({
         "secrets_dir": cfg.secrets_dir,
-        "generation": current,
-        "generations": generation::generations(&mount_host),
+        "generation": gens.current,
+        "generations": gens.existing,
         "secrets": cfg.secrets.iter().map(|(attr, s)| {
             let name = s.name.clone().unwrap_or_else(|| attr.clone());
-            json!({"name": name, "present": present(&name)})
+            json!({"name": name, "present": gens.present(&name)})
         }).collect::<Vec<_>>(),
         "templates": cfg.templates.iter().map(|(attr, t)| {
             let name = t.name.clone().unwrap_or_else(|| attr.clone());
-            json!({"name": name, "present": present(&format!("{RENDERED}/{name}"))})
+            json!({"name": name, "present": gens.present(&format!("{RENDERED}/{name}"))})
         }).collect::<Vec<_>>(),
     })
 }
@@ -913,42 +599,13 @@ pub fn status(ctx: &Context, cfg: &SopsConfig) -> serde_json::Value {
 mod tests {
     use super::*;
 
-    fn parse(yaml: &str) -> Result<SopsConfig, String> {
-        serde_norway::from_str(yaml).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn sops_nix_option_names() {
-        let c = parse(
-            "defaultSopsFile: s.yaml\nage:\n  keyFile: /k.txt\n  sshKeyPaths: [/etc/ssh/h]\n\
-             secrets:\n  db/pw: {key: db/password, owner: 1000, mode: \"0440\"}\n  \
-             bin: {format: binary, sopsFile: b.bin, path: /etc/b}\n\
-             templates:\n  app.env: {content: \"X=<SOPS:x:PLACEHOLDER>\"}\n",
-        )
-        .unwrap();
-        assert_eq!(c.default_sops_format, Format::Yaml);
-        assert_eq!(c.keep_generations, 1);
-        assert_eq!(c.secrets_dir, PathBuf::from("/run/secrets"));
-        assert_eq!(c.age.key_file, Some(PathBuf::from("/k.txt")));
-        assert_eq!(c.secrets["bin"].format, Some(Format::Binary));
-        assert_eq!(c.secrets["db/pw"].key.as_deref(), Some("db/password"));
-        assert!(parse("secrets:\n  a: {neededForUsers: true}\n")
-            .unwrap_err()
-            .contains("neededForUsers"));
-        assert!(parse("defaultSopsFormat: toml\n")
-            .unwrap_err()
-            .contains("toml"));
-    }
-
+    /// sops-nix `modules/sops/templates/default.nix`: `<SOPS:${builtins.hashString "sha256"
+    /// name}:PLACEHOLDER>`; the hash written out (`printf db-password | sha256sum`).
     #[test]
     fn placeholders_as_sops_nix() {
-        // sha256("db-password")
         assert_eq!(
             placeholder("db-password"),
-            format!(
-                "<SOPS:{}:PLACEHOLDER>",
-                hex::encode(Sha256::digest(b"db-password"))
-            )
+            "<SOPS:47facce23a4e378e2db6678d49886c2c01fb69ec0fba65258571f9c19c06eb7f:PLACEHOLDER>"
         );
         assert_eq!(replace_all(b"a<P>b<P>", b"<P>", b"xy"), b"axybxy".to_vec());
     }
