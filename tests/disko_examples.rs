@@ -241,3 +241,64 @@ fn lvm_thin_example_creates_its_pool_as_lvm_accepts() {
         "{t}"
     );
 }
+
+/// The plan hash of every example that plans and of the repository's layouts, for a provisioning
+/// run (`true`, and a token), a mount-only run, and on 4096-byte sectors: a reviewed hash
+/// (`--plan-hash`) must not move when the code that builds or renders steps is reshaped, only
+/// when a plan really changes (ARCHITECTURE.md §2.5, canonical rendering v1). The file is created
+/// when absent; a deliberate change of a plan edits it in the commit that says why.
+#[test]
+fn every_plan_hash_is_pinned() {
+    let mut inputs: Vec<(String, String)> = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(corpus())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        inputs.push((name, std::fs::read_to_string(&p).unwrap()));
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for l in ["layouts/ganeti-node.yaml", "layouts/vm.yaml"] {
+        inputs.push((
+            l.to_string(),
+            std::fs::read_to_string(repo.join(l)).unwrap(),
+        ));
+    }
+    let mut out = String::new();
+    for (name, text) in &inputs {
+        let Ok(layout) = provision::layout::parse_str(name, text) else {
+            continue;
+        };
+        for (sector, cmdline) in [
+            (512, "homelab.provision_disks=true"),
+            (512, "homelab.provision_disks=tok-1"),
+            (512, "ro quiet"),
+            (4096, "homelab.provision_disks=true"),
+        ] {
+            let mut state = provision::disks::state::SystemState::blank_for(&layout, 1 << 40);
+            for d in &mut state.disks {
+                d.logical_sector_size = sector;
+                d.physical_sector_size = sector;
+            }
+            let settings = provision::cmdline::settings(cmdline, "homelab");
+            let line =
+                match provision::disks::plan::plan(&layout, &state, &settings, &Default::default())
+                {
+                    Ok(p) => format!("{} {} steps", p.plan_hash, p.actions.len()),
+                    Err(e) => format!("error: {}", format!("{e:#}").lines().next().unwrap_or("")),
+                };
+            out.push_str(&format!("{name} {sector} {cmdline}: {line}\n"));
+        }
+    }
+    let path = repo.join("tests/golden/plan-hashes.txt");
+    match std::fs::read_to_string(&path) {
+        Ok(want) => assert_eq!(out, want, "plan hashes moved ({})", path.display()),
+        Err(_) => {
+            std::fs::write(&path, &out).unwrap();
+            panic!("{} created: review and commit it", path.display());
+        }
+    }
+}

@@ -222,6 +222,30 @@ fn provision_then_mount_only_on_a_loop_device() {
         out.contains("already mounted") && out.contains("already on"),
         "{out}"
     );
+    // The report says so step by step: the second run changed nothing it did not have to
+    // (waits count as carried out).
+    let rep: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(l.root.join("run/provision/report.json")).unwrap(),
+    )
+    .unwrap();
+    let disks = rep["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "disks")
+        .unwrap();
+    let outcomes = disks["details"]["outcomes"].as_array().unwrap();
+    let steps = disks["details"]["actions"].as_array().unwrap();
+    assert_eq!(outcomes.len(), steps.len(), "{disks}");
+    for o in outcomes {
+        let op = &steps[o["step"].as_u64().unwrap() as usize - 1]["op"];
+        let want = if op == "wait-device" {
+            "changed"
+        } else {
+            "already-done"
+        };
+        assert_eq!(o["outcome"], want, "{op}: {o}");
+    }
 
     // "Reboot": unmount everything, run mount-only: the data is still there.
     l.cleanup_mounts();

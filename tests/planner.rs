@@ -153,7 +153,7 @@ fn activations(p: &Plan) -> Vec<&[String]> {
     p.actions
         .iter()
         .filter(|a| a.op == Op::Activate)
-        .map(|a| a.argv.as_deref().unwrap())
+        .map(|a| a.argv().unwrap())
         .collect()
 }
 
@@ -181,7 +181,7 @@ fn blank_disks_with_flag_provision_the_whole_layout() {
     );
     // Every lvm command carries the DRBD global_filter.
     for a in &p.actions {
-        if let Some(argv) = &a.argv {
+        if let Some(argv) = a.argv() {
             if argv[0] == "lvm" {
                 assert_eq!(argv[2], "--config");
                 assert!(
@@ -267,7 +267,7 @@ fn provisioned_disks_without_flag_mount_only() {
         .actions
         .iter()
         .filter(|a| a.op == Op::Mount)
-        .map(|a| a.target.as_deref().unwrap())
+        .map(|a| a.target().unwrap())
         .collect();
     assert_eq!(mounts, ["/boot", "/home", "/var"]);
     assert_eq!(o.iter().filter(|x| **x == Op::EnsureDir).count(), 3);
@@ -297,8 +297,7 @@ fn consumed_token_mounts_and_new_token_provisions() {
     assert_eq!(p.actions[1].op, Op::Deactivate);
     let tag = p.actions.iter().rposition(|a| a.op == Op::Tag).unwrap();
     assert!(p.actions[tag]
-        .argv
-        .as_ref()
+        .argv()
         .unwrap()
         .contains(&"provision.token=tok2".to_string()));
     assert!(p.actions[..tag].iter().all(|a| a.op != Op::Mount));
@@ -711,7 +710,7 @@ fn vm_layout_and_thin_pools_plan() {
         .actions
         .iter()
         .filter(|a| a.op == Op::LvCreate)
-        .map(|a| provision::system::shell_join(a.argv.as_ref().unwrap()))
+        .map(|a| provision::system::shell_join(a.argv().unwrap()))
         .collect();
     assert_eq!(lvc.len(), 3);
     assert!(
@@ -730,7 +729,7 @@ fn vm_layout_and_thin_pools_plan() {
         .actions
         .iter()
         .filter(|a| a.op == Op::LvCreate)
-        .map(|a| provision::system::shell_join(a.argv.as_ref().unwrap()))
+        .map(|a| provision::system::shell_join(a.argv().unwrap()))
         .collect();
     let pool = lvc
         .iter()
@@ -902,7 +901,7 @@ fn formatting_runs_concurrently_and_nothing_else_does() {
         let ops: Vec<Op> = chain.iter().map(|&i| p.actions[i].op).collect();
         assert_eq!(ops[0], Op::WaitDevice);
         assert!(matches!(ops[1], Op::Mkfs | Op::Mkswap));
-        assert_eq!(p.actions[chain[0]].device, p.actions[chain[1]].device);
+        assert_eq!(p.actions[chain[0]].device(), p.actions[chain[1]].device());
     }
     // contiguous: the group covers exactly its steps, the tag comes after all of them
     let steps: Vec<usize> = g[0].iter().flatten().copied().collect();

@@ -3,7 +3,7 @@
 //! cluster count on the disk's sector size) and whether the fixed-size LVs fit their VG. Every
 //! problem of every disk is listed at once; any is bad input (exit 3).
 
-use super::geometry::{self, DiskGeometry, TableFormat};
+use super::geometry::{DiskGeometry, Extent};
 use super::state::BlockDevice;
 use crate::layout::size::{human, LvSize, KIB, MIB};
 use crate::layout::{Content, Filesystem, Layout, LvType};
@@ -142,39 +142,35 @@ fn content_fits(c: &Content, size: u64, logical: u64) -> Result<(), String> {
 }
 
 /// Every check above for a layout on the disks it resolved to (`resolved[i]` for
-/// `layout.disks[i]`). Partition tables that do not fit are reported by the partitioning itself;
-/// here they are skipped. Errors: one line per problem, named by layout path.
-pub fn check(layout: &Layout, resolved: &[Option<&BlockDevice>]) -> Vec<String> {
+/// `layout.disks[i]`), with the partition extents the partitioning will write (`extents[i]`, in
+/// the disk's logical sectors, one per partition in layout order; None for a disk without a
+/// table and for a table that does not fit, which the partitioning reports itself). Errors: one
+/// line per problem, named by layout path.
+pub fn check(
+    layout: &Layout,
+    resolved: &[Option<&BlockDevice>],
+    extents: &[Option<&[Extent]>],
+) -> Vec<String> {
     let mut problems = Vec::new();
     // PV sizes per VG (bytes), for the LV check.
     let mut pv_sizes: Vec<(&str, u64, u64)> = Vec::new(); // (vg, bytes, logical sector)
-    for (d, dev) in layout.disks.iter().zip(resolved) {
+    for (i, (d, dev)) in layout.disks.iter().zip(resolved).enumerate() {
         let Some(dev) = dev else { continue };
-        let geo = DiskGeometry::of(dev);
-        let ss = geo.logical;
-        let mut parts: Vec<(String, Option<&Content>, u64)> = Vec::new();
+        let ss = DiskGeometry::of(dev).logical;
+        let ext = extents.get(i).copied().flatten().unwrap_or_default();
+        // (name, content) of each partition; their sizes come from `ext`.
+        let mut parts: Vec<(&str, Option<&Content>)> = Vec::new();
         match &d.content {
-            Some(Content::Gpt(g)) => {
-                let b: Vec<_> = g.partitions.iter().map(|p| (&p.start, &p.end)).collect();
-                if let Ok(ext) = geometry::gpt_extents(&geo, &b) {
-                    for (p, e) in g.partitions.iter().zip(ext) {
-                        parts.push((p.name.clone(), p.content.as_deref(), e.sectors() * ss));
-                    }
-                }
-            }
-            Some(Content::Table(t)) => {
-                let f = if t.format == "gpt" {
-                    TableFormat::Gpt
-                } else {
-                    TableFormat::Msdos
-                };
-                let b: Vec<_> = t.partitions.iter().map(|p| (&p.start, &p.end)).collect();
-                if let Ok(ext) = geometry::table_extents(&geo, f, &b) {
-                    for (p, e) in t.partitions.iter().zip(ext) {
-                        parts.push((p.name.clone(), p.content.as_deref(), e.sectors() * ss));
-                    }
-                }
-            }
+            Some(Content::Gpt(g)) => parts.extend(
+                g.partitions
+                    .iter()
+                    .map(|p| (p.name.as_str(), p.content.as_deref())),
+            ),
+            Some(Content::Table(t)) => parts.extend(
+                t.partitions
+                    .iter()
+                    .map(|p| (p.name.as_str(), p.content.as_deref())),
+            ),
             Some(c) => {
                 if let Content::LvmPv { vg } = c {
                     pv_sizes.push((vg, dev.size, ss));
@@ -184,7 +180,8 @@ pub fn check(layout: &Layout, resolved: &[Option<&BlockDevice>]) -> Vec<String> 
             }
             None => {}
         }
-        for (name, content, size) in parts {
+        for ((name, content), e) in parts.into_iter().zip(ext) {
+            let size = e.sectors() * ss;
             match content {
                 Some(Content::LvmPv { vg }) => pv_sizes.push((vg, size, ss)),
                 Some(c) => {
@@ -266,7 +263,7 @@ pub fn check(layout: &Layout, resolved: &[Option<&BlockDevice>]) -> Vec<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::disks::state::{BlockDevice, SystemState};
+    use crate::disks::state::BlockDevice;
 
     fn disk(size: u64, ss: u32) -> BlockDevice {
         BlockDevice {
@@ -281,8 +278,12 @@ mod tests {
 
     fn problems(yaml: &str, dev: &BlockDevice) -> Vec<String> {
         let l = crate::layout::parse_str("t.yaml", yaml).unwrap();
-        let _ = SystemState::default();
-        check(&l, &[Some(dev)])
+        let Some(Content::Gpt(g)) = &l.disks[0].content else {
+            panic!("a gpt layout")
+        };
+        let bounds: Vec<_> = g.partitions.iter().map(|p| (&p.start, &p.end)).collect();
+        let ext = crate::disks::geometry::gpt_extents(&DiskGeometry::of(dev), &bounds).ok();
+        check(&l, &[Some(dev)], &[ext.as_deref()])
     }
 
     const ESP: &str = "disk:\n  d:\n    device: /dev/vda\n    content:\n      type: gpt\n      partitions:\n        ESP:\n          type: EF00\n          size: 100M\n          content: {type: filesystem, format: vfat, extraArgs: [\"-F\", \"32\"]}\n";

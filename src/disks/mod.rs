@@ -84,24 +84,14 @@ fn disks_wait(ctx: &Context) -> Duration {
     }
 }
 
-/// A full read after the quick path (no flag) failed: the disks were already waited for, and
-/// the same sysfs cannot show one that was missing then — do not wait for them again.
-fn observe_again(ctx: &Context, layout: &Layout, state_file: Option<&Path>) -> Result<SystemState> {
-    observe_lvm(
-        ctx,
-        layout,
-        state_file,
-        discover::LvmRead::Full,
-        Duration::ZERO,
-    )
-}
-
 /// What a run needs to read of LVM. A real mount-only boot without a flag (the every-boot path,
 /// DESIGN §11) plans without reading PVs/VGs/LVs: its actions do not depend on them, and the
 /// one lvm report would cost as much as the activation itself. What it would have told —
-/// a missing VG or LV — shows when activation fails or an LV's device does not come up; the
-/// run then reads LVM and fails naming what is missing, as a full read would have
-/// ([`run`]). A dry run, `status`, `--plan-hash`, a token and provisioning always read it all.
+/// a missing VG or LV — shows when activation fails or an LV's device does not come up: the
+/// executor then reads LVM once and fails naming what is missing (the steps' `Explain`), as a
+/// full read would have; a plan that finds something missing already gets the missing VGs and
+/// LVs added the same way ([`run`]). Nothing is planned twice. A dry run, `status`,
+/// `--plan-hash`, a token and provisioning always read it all.
 pub fn lvm_read_for(ctx: &Context, inputs: &DisksInputs) -> discover::LvmRead {
     if !quick_path(ctx, inputs) {
         return discover::LvmRead::Full;
@@ -152,6 +142,7 @@ fn observe_lvm(
             (lvm, block)
         });
         let mut state = block?;
+        complete_partition_names(layout, &mut state);
         let lvm = lvm.context("reading LVM state")?;
         tracing::debug!(stage = "disks", "lvm version: {:?}", lvm.lvm_version);
         state.lvm_version = lvm.lvm_version;
@@ -174,6 +165,45 @@ fn observe_lvm(
         .collect();
     discover::probe_lvs(&mut state, &lvs);
     Ok(state)
+}
+
+/// Without libblkid (the every-boot path) partition names come from sysfs and the udev
+/// database. A partition the kernel learnt about through BLKPG (`partx -u`, after provisioning in
+/// this same boot) has no name in sysfs and may have none in the udev database: where the layout
+/// expects a name there, the disk's table is read with libblkid before planning, so that the plan
+/// does not call a partition misnamed that is not. Nothing is read when every name is known (a
+/// boot: the kernel read the tables itself), nor for a disk whose table cannot be read.
+fn complete_partition_names(layout: &Layout, state: &mut SystemState) {
+    let mut unnamed: Vec<String> = Vec::new();
+    for d in &layout.disks {
+        let Ok(dev) = resolve::resolve(d, state) else {
+            continue;
+        };
+        let lacks = resolve::partitions(d).iter().any(|p| {
+            p.label.is_some()
+                && dev
+                    .partitions
+                    .iter()
+                    .any(|o| o.number as usize == p.number && o.part_label.is_none())
+        });
+        if lacks && !unnamed.contains(&dev.path) {
+            unnamed.push(dev.path.clone());
+        }
+    }
+    for path in unnamed {
+        let Ok((_, table)) = discover::read_table(Path::new(&path)) else {
+            continue;
+        };
+        let Some(dev) = state.disks.iter_mut().find(|b| b.path == path) else {
+            continue;
+        };
+        for p in dev.partitions.iter_mut().filter(|p| p.part_label.is_none()) {
+            p.part_label = table
+                .iter()
+                .find(|e| e.number == p.number)
+                .and_then(|e| e.name.clone());
+        }
+    }
 }
 
 /// How long a real run waits for the layout's disks to appear (early in boot the kernel may
@@ -274,13 +304,6 @@ pub fn make_plan(ctx: &Context, inputs: &DisksInputs) -> Result<(Layout, SystemS
         (t_observe - t_layout).as_millis(),
         (t0.elapsed() - t_observe).as_millis()
     );
-    if what != discover::LvmRead::Full && plan_error(&p).is_some() {
-        // The run stops here anyway: plan on a full read, so that the error names everything
-        // that is missing (VGs and LVs too), as a dry run would.
-        let state = observe_again(ctx, &layout, inputs.state_file.as_deref())?;
-        let p = plan::plan(&layout, &state, &ctx.cmdline, &inputs.options)?;
-        return Ok((layout, state, p));
-    }
     Ok((layout, state, p))
 }
 
@@ -316,9 +339,37 @@ pub fn plan_error(p: &Plan) -> Option<anyhow::Error> {
 }
 
 /// The stage's output: the plan as details; the text is the whole plan for a dry run, and what
-/// was done for a real one.
-fn output(p: &Plan, done: Vec<String>, dry_run: bool) -> StageOutput {
+/// was done for a real one. A real run's details also hold each step's outcome (`outcomes`:
+/// `step` counted from 1, `outcome` `changed` or `already-done`, `note`).
+fn output(p: &Plan, executed: Option<&[execute::Executed]>) -> StageOutput {
     let mut details = serde_json::to_value(p).unwrap_or_default();
+    let dry_run = executed.is_none();
+    let done: Vec<String> = match executed {
+        None => p.actions.iter().map(|a| a.description.clone()).collect(),
+        Some(ex) => ex
+            .iter()
+            .map(|e| {
+                let d = &p.actions[e.step].description;
+                match e.outcome.note() {
+                    Some(n) => format!("{d} ({n})"),
+                    None => d.clone(),
+                }
+            })
+            .collect(),
+    };
+    if let (Some(ex), Some(o)) = (executed, details.as_object_mut()) {
+        let outcomes: Vec<serde_json::Value> = ex
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "step": e.step + 1,
+                    "outcome": e.outcome.kind(),
+                    "note": e.outcome.note(),
+                })
+            })
+            .collect();
+        o.insert("outcomes".into(), outcomes.into());
+    }
     let text = if dry_run {
         plan::render_text(p)
     } else {
@@ -344,18 +395,14 @@ fn output(p: &Plan, done: Vec<String>, dry_run: bool) -> StageOutput {
 
 /// Run the disks stage: plan, check, then (unless dry-run) execute.
 pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
-    let (layout, _state, p) = make_plan(ctx, inputs)?;
+    let (layout, state, p) = make_plan(ctx, inputs)?;
     for w in &p.warnings {
         tracing::warn!(stage = "disks", "{w}");
     }
     tracing::info!(stage = "disks", mode = p.mode.as_str(), plan_hash = %p.plan_hash, "{}", p.reason);
     if ctx.dry_run {
         // A dry run prints the plan and reports the outcome a real run would have.
-        let out = output(
-            &p,
-            p.actions.iter().map(|a| a.description.clone()).collect(),
-            true,
-        );
+        let out = output(&p, None);
         if let Some(e) = plan_error(&p) {
             // print the plan anyway: it says why
             if ctx.json {
@@ -377,32 +424,165 @@ pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
         }
     }
     if let Some(e) = plan_error(&p) {
-        return Err(e);
+        return Err(with_missing_lvm(ctx, &layout, &state, &p, e));
     }
-    match execute::execute(ctx, &p) {
-        Ok(done) => Ok(output(&p, done, false)),
-        Err(e) if quick_path(ctx, inputs) => {
-            // Planned without reading LVM: a failure may be a missing VG or LV, which a full
-            // read names (exit 9, as a plan made on a full read would have said up front).
-            let full =
-                observe_again(ctx, &layout, None).context("reading LVM state after a failure")?;
-            let again = plan::plan(&layout, &full, &ctx.cmdline, &inputs.options)?;
-            match plan_error(&again) {
-                Some(missing) => Err(coded(
-                    crate::exit::code_of(&missing),
-                    format!("{missing:#} (found after: {e:#})"),
-                )),
-                None => Err(e),
-            }
-        }
-        Err(e) => Err(e),
+    // A failure the plan could not foresee (planned without reading LVM: a missing VG or LV)
+    // is explained by the executor itself, from the failed step.
+    let done = execute::execute(ctx, &p)?;
+    Ok(output(&p, Some(&done)))
+}
+
+/// A mount-only plan made without reading LVM (the every-boot path) that already finds
+/// something missing fails with it; one `lvm fullreport` adds the layout's VGs and LVs that do
+/// not exist, so that the message names everything a dry run would (exit 9). A read for the
+/// message only: nothing is planned again, nothing runs after it. `err` unchanged otherwise, or
+/// when the read fails.
+fn with_missing_lvm(
+    ctx: &Context,
+    layout: &Layout,
+    state: &SystemState,
+    p: &Plan,
+    err: anyhow::Error,
+) -> anyhow::Error {
+    if !state.lvm_unread
+        || p.mode != Mode::MountOnly
+        || p.missing.is_empty()
+        || layout.vgs.is_empty()
+    {
+        return err;
     }
+    let config = lvm::lvm_devices_config(layout, state.lvm_version.as_deref());
+    let mut lvm_state = SystemState::default();
+    if let Err(e) = discover::read_fullreport(ctx.runner.as_ref(), &config, &mut lvm_state) {
+        tracing::warn!(stage = "disks", "reading LVM for the error message: {e:#}");
+        return err;
+    }
+    let mut missing = p.missing.clone();
+    for vg in &layout.vgs {
+        let lvs: Vec<String> = vg.lvs.iter().map(|lv| lv.name.clone()).collect();
+        missing.extend(lvm::missing(
+            &vg.name,
+            &lvs,
+            &lvm_state,
+            &ctx.cmdline.prefix,
+        ));
+    }
+    coded(Code::Missing, format!("mount-only: {}", missing.join("; ")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use state::BlockDevice;
+
+    /// The every-boot path's plan finds a partition missing: the error adds, from one LVM read,
+    /// the VGs and LVs that do not exist, and plans nothing again.
+    #[test]
+    fn a_quick_plan_that_finds_something_missing_names_the_missing_vgs_too() {
+        use crate::system::{Output, RecordingRunner};
+        let layout = crate::layout::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("layouts/ganeti-node.yaml"),
+        )
+        .unwrap();
+        let mut state = SystemState::blank_for(&layout, 1 << 40);
+        state.lvm_unread = true;
+        let settings = crate::cmdline::settings("ro", "homelab");
+        let p = plan::plan(&layout, &state, &settings, &PlanOptions::default()).unwrap();
+        assert!(!p.missing.is_empty() && p.missing.iter().all(|m| !m.contains("VG")));
+        let runner = std::sync::Arc::new(RecordingRunner::new());
+        runner.on(
+            &["lvm", "fullreport"],
+            Output::ok(
+                r#"{"report":[{"vg":[{"vg_name":"pool_host"}],"pv":[],
+                "lv":[{"vg_name":"pool_host","lv_name":"home"}],"seg":[]}]}"#,
+            ),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut ctx = Context::for_root(dir.path(), dir.path(), "", false);
+        ctx.runner = runner.clone();
+        let e = with_missing_lvm(&ctx, &layout, &state, &p, plan_error(&p).unwrap());
+        assert_eq!(crate::exit::code_of(&e), Code::Missing);
+        let msg = format!("{e:#}");
+        assert!(
+            msg.starts_with(&format!("mount-only: {}", p.missing[0])),
+            "{msg}"
+        );
+        for want in [
+            "VG pool_gnt not found (are the disks provisioned?",
+            "LV pool_host/swap not found",
+            "LV pool_host/var not found",
+        ] {
+            assert!(msg.contains(want), "{want}: {msg}");
+        }
+        assert!(!msg.contains("pool_host/home"), "{msg}");
+        let calls = runner.calls();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0][..2], ["lvm", "fullreport"]);
+        // A plan made on a full read already named them: no read.
+        let runner = std::sync::Arc::new(RecordingRunner::new());
+        ctx.runner = runner.clone();
+        state.lvm_unread = false;
+        let full = plan::plan(&layout, &state, &settings, &PlanOptions::default()).unwrap();
+        let e = with_missing_lvm(&ctx, &layout, &state, &full, plan_error(&full).unwrap());
+        assert!(format!("{e:#}").contains("VG pool_gnt not found"), "{e:#}");
+        assert!(runner.calls().is_empty());
+    }
+
+    /// After provisioning in the same boot (partitions added by `partx -u`) sysfs names no
+    /// partition: the every-boot path reads that disk's table rather than call them misnamed.
+    #[test]
+    fn partition_names_sysfs_does_not_give_are_read_from_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("disk.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        let made = std::process::Command::new("sgdisk")
+            .args([
+                "--new=1:2048:4095",
+                "--change-name=1:disk-d-a",
+                "--new=2:4096:6143",
+            ])
+            .arg(&img)
+            .output();
+        if !matches!(made, Ok(o) if o.status.success()) {
+            eprintln!("SKIP: sgdisk not installed");
+            return;
+        }
+        let path = img.to_string_lossy().to_string();
+        let layout = crate::layout::parse_str(
+            "t.yaml",
+            "disk:\n  d:\n    device: /dev/disk/by-id/test\n    content:\n      type: gpt\n      \
+             partitions:\n        a: {size: 1M}\n        b: {size: 1M}\n",
+        )
+        .unwrap();
+        let part = |n: u32, label: Option<&str>| state::Partition {
+            name: format!("p{n}"),
+            path: format!("{path}{n}"),
+            number: n,
+            part_label: label.map(String::from),
+            ..Default::default()
+        };
+        let mut st = SystemState {
+            disks: vec![BlockDevice {
+                name: "disk.img".into(),
+                path: path.clone(),
+                links: vec!["/dev/disk/by-id/test".into()],
+                size: 16 << 20,
+                partitions: vec![part(1, None), part(2, Some("known"))],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        complete_partition_names(&layout, &mut st);
+        let names: Vec<Option<&str>> = st.disks[0]
+            .partitions
+            .iter()
+            .map(|p| p.part_label.as_deref())
+            .collect();
+        assert_eq!(names, [Some("disk-d-a"), Some("known")]);
+    }
 
     #[test]
     fn a_disk_counts_once_udev_has_processed_it_where_udev_runs() {

@@ -131,8 +131,17 @@ pub fn read_lvm(
         return Ok(());
     }
     state.lvm_unread = false;
-    let lvm_config = lvm_config(state.lvm_version.as_deref());
-    let rep = runner.check(&fullreport_argv(&lvm_config), None)?;
+    read_fullreport(runner, &lvm_config(state.lvm_version.as_deref()), state)
+}
+
+/// One `lvm fullreport` with `lvm_config` into `state`'s PVs, VGs and LVs: the one read that
+/// also explains a failure after a plan made without it.
+pub fn read_fullreport(
+    runner: &dyn Runner,
+    lvm_config: &str,
+    state: &mut SystemState,
+) -> Result<()> {
+    let rep = runner.check(&fullreport_argv(lvm_config), None)?;
     parse_fullreport(&rep.stdout, state)
 }
 

@@ -18,8 +18,8 @@ mod proc;
 
 pub use blkid::{probe_type, probe_type_expecting, read_table, TableEntry};
 pub use lvm::{
-    fullreport_argv, lvm_conf_knows_devicesfile, parse_fullreport, probe_lvs, read_lvm,
-    report_rows, LvmRead,
+    fullreport_argv, lvm_conf_knows_devicesfile, parse_fullreport, probe_lvs, read_fullreport,
+    read_lvm, report_rows, LvmRead,
 };
 pub use proc::{parse_mountinfo, parse_swaps};
 

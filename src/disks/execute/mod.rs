@@ -1,9 +1,11 @@
-//! The executor: carries out a plan's actions in order, nothing else. Every external command goes
-//! through the context's [`Runner`](crate::system::Runner); mounts use mount(2).
+//! The executor: carries out a plan's steps in order, nothing else, and says of each what it did
+//! ([`Outcome`]). Every external command goes through the context's
+//! [`Runner`](crate::system::Runner); mounts use mount(2).
 //!
-//! This file runs the steps (order, concurrent groups, failpoints, tools present, device waits,
-//! type checks); `mount.rs` does mount(2), `swap.rs` swapon(2), `fsck.rs` reads the ext
-//! superblock that decides whether `e2fsck -p` runs.
+//! This file runs the steps (order, the planner's concurrent chains, failpoints, device waits,
+//! type checks); `tools.rs` checks the tools before the first wipe, `explain.rs` turns a failed
+//! step into what is missing, `mount.rs` does mount(2), `swap.rs` swapon(2), `fsck.rs` reads the
+//! ext superblock that decides whether `e2fsck -p` runs.
 
 use anyhow::{bail, Context as _, Result};
 use std::path::Path;
@@ -11,20 +13,22 @@ use std::time::{Duration, Instant};
 
 use super::discover::parse_mountinfo;
 use super::plan::{type_matches, Plan};
-use super::step::{concurrent_groups, Action, Op};
+use super::step::{concurrent_groups, fsck_argv, Effect, Outcome, Step};
 use crate::context::Context;
 use crate::exit::{coded, Code};
 use crate::report::notify_status;
 use crate::system::fsutil;
 use mount::mount;
 use swap::{swap_active, swapon};
+use tools::tools_present;
 
+mod explain;
 mod fsck;
 mod mount;
 mod swap;
+mod tools;
 
 pub use fsck::{ext_is_clean, ext_superblock_clean};
-pub use mount::split_options;
 
 /// How long to wait for a device node to appear.
 const DEVICE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,18 +55,25 @@ fn failpoint(step: usize, after: bool) {
     }
 }
 
-/// Carry out every action; returns the descriptions of what was done (or found done), in plan
-/// order. The groups of [`concurrent_groups`] run at the same time, one thread per device's chain
-/// (at most [`MAX_CONCURRENT`], and no more than there are CPUs); failpoints keep their step numbers (a failpoint inside a group
-/// fires when that step starts or ends, with its neighbours possibly under way, as a power cut
-/// would find them). After a failure in a group the other chains finish; the first error in plan
-/// order is returned.
-pub fn execute(ctx: &Context, plan: &Plan) -> Result<Vec<String>> {
+/// One step carried out: its index in the plan (0-based) and what it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executed {
+    pub step: usize,
+    pub outcome: Outcome,
+}
+
+/// Carry out every step; returns what each did, in plan order. The groups of
+/// [`concurrent_groups`] (chains the planner marked) run at the same time, one thread per chain
+/// (at most [`MAX_CONCURRENT`], and no more than there are CPUs); failpoints keep their step
+/// numbers (a failpoint inside a group fires when that step starts or ends, with its neighbours
+/// possibly under way, as a power cut would find them). After a failure in a group the other
+/// chains finish; the first error in plan order is returned.
+pub fn execute(ctx: &Context, plan: &Plan) -> Result<Vec<Executed>> {
     tools_present(ctx, plan)?;
     let n = plan.actions.len();
     let groups = concurrent_groups(&plan.actions);
     let probes = Probes::default();
-    let mut done: Vec<Option<String>> = vec![None; n];
+    let mut done: Vec<Option<Outcome>> = vec![None; n];
     let mut i = 0;
     while i < n {
         if let Some(g) = groups.iter().find(|g| g[0][0] == i) {
@@ -70,7 +81,7 @@ pub fn execute(ctx: &Context, plan: &Plan) -> Result<Vec<String>> {
             let mut first_err = None;
             for (idx, r) in results {
                 match r {
-                    Ok(d) => done[idx] = Some(d),
+                    Ok(o) => done[idx] = Some(o),
                     Err(e) if first_err.is_none() => first_err = Some(e),
                     Err(_) => {}
                 }
@@ -84,82 +95,11 @@ pub fn execute(ctx: &Context, plan: &Plan) -> Result<Vec<String>> {
         done[i] = Some(run_step(ctx, plan, i, &probes)?);
         i += 1;
     }
-    Ok(done.into_iter().flatten().collect())
-}
-
-/// A plan that would destroy anything runs only when every tool it calls is on this node: a
-/// missing `mkfs.xfs` is found before the first wipe, not after it (exit 4, nothing changed).
-fn tools_present(ctx: &Context, plan: &Plan) -> Result<()> {
-    if !plan.actions.iter().any(|a| a.destructive) {
-        return Ok(());
-    }
-    let mut missing: Vec<String> = Vec::new();
-    for (i, a) in plan.actions.iter().enumerate() {
-        let Some(tool) = a.argv.as_ref().and_then(|v| v.first()) else {
-            continue;
-        };
-        if !ctx.runner.has_tool(tool)
-            && !missing.iter().any(|m| m.starts_with(&format!("{tool} (")))
-        {
-            missing.push(format!("{tool} (step {}: {})", i + 1, a.description));
-        }
-    }
-    if !missing.is_empty() {
-        return Err(coded(
-            Code::Refused,
-            format!(
-                "not installed on this node, needed by the plan: {}; nothing was changed",
-                missing.join(", ")
-            ),
-        ));
-    }
-    sgdisk_knows_the_type_codes(ctx, plan)
-}
-
-/// sgdisk turns a 4-digit type code it does not know into 8300 with only a warning: every code
-/// the plan hands it must be one `sgdisk -L` lists (exit 4, nothing changed). GUIDs are taken as
-/// they are.
-fn sgdisk_knows_the_type_codes(ctx: &Context, plan: &Plan) -> Result<()> {
-    let codes: Vec<String> = plan
-        .actions
-        .iter()
-        .filter_map(|a| a.argv.as_ref())
-        .filter(|v| v.first().is_some_and(|t| t == "sgdisk"))
-        .flatten()
-        .filter_map(|arg| arg.strip_prefix("--typecode=")?.split_once(':'))
-        .map(|(_, code)| code.to_ascii_lowercase())
-        .filter(|c| c.len() == 4)
-        .collect();
-    if codes.is_empty() {
-        return Ok(());
-    }
-    let out = ctx.runner.run_raw(&["sgdisk".into(), "-L".into()], None)?;
-    let listed = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
-    let known: std::collections::HashSet<&str> = listed
-        .split_whitespace()
-        .filter(|w| w.len() == 4 && w.chars().all(|c| c.is_ascii_hexdigit()))
-        .collect();
-    if known.is_empty() {
-        return Ok(()); // a recording runner, or an sgdisk that lists nothing: nothing to compare
-    }
-    let mut unknown: Vec<&str> = codes
-        .iter()
-        .map(String::as_str)
-        .filter(|c| !known.contains(c))
-        .collect();
-    unknown.dedup();
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(coded(
-            Code::Refused,
-            format!(
-                "sgdisk on this node does not know the partition type code{} {} (it would write 8300 instead; see sgdisk -L, or give the type's GUID); nothing was changed",
-                if unknown.len() == 1 { "" } else { "s" },
-                unknown.join(", ").to_ascii_uppercase()
-            ),
-        ))
-    }
+    Ok(done
+        .into_iter()
+        .enumerate()
+        .filter_map(|(step, o)| o.map(|outcome| Executed { step, outcome }))
+        .collect())
 }
 
 /// Formatting runs at most this many devices at once, and never more than there are CPUs: mkfs
@@ -180,10 +120,10 @@ fn run_group(
     plan: &Plan,
     chains: &[Vec<usize>],
     probes: &Probes,
-) -> Vec<(usize, Result<String>)> {
+) -> Vec<(usize, Result<Outcome>)> {
     use std::sync::Mutex;
     let next = Mutex::new(0usize);
-    let out: Mutex<Vec<(usize, Result<String>)>> = Mutex::new(Vec::new());
+    let out: Mutex<Vec<(usize, Result<Outcome>)>> = Mutex::new(Vec::new());
     std::thread::scope(|sc| {
         for _ in 0..concurrency().min(chains.len()) {
             sc.spawn(|| loop {
@@ -210,30 +150,36 @@ fn run_group(
     v
 }
 
-/// One step: status, failpoints, the action, its log line.
-fn run_step(ctx: &Context, plan: &Plan, i: usize, probes: &Probes) -> Result<String> {
+/// One step: status, failpoints, the effect, its log line.
+fn run_step(ctx: &Context, plan: &Plan, i: usize, probes: &Probes) -> Result<Outcome> {
     let n = plan.actions.len();
     let a = &plan.actions[i];
     notify_status(&format!("{} ({}/{n})", a.description, i + 1));
     failpoint(i + 1, false);
     let t0 = Instant::now();
-    let note = run_action(ctx, a, probes)
-        .with_context(|| format!("step {}/{n}: {}", i + 1, a.description))?;
+    let outcome = match run_effect(ctx, a, probes) {
+        Ok(o) => o,
+        Err(e) => {
+            let e = e.context(format!("step {}/{n}: {}", i + 1, a.description));
+            return Err(explain::explain(ctx, a, e));
+        }
+    };
     failpoint(i + 1, true);
     let duration_ms = t0.elapsed().as_millis() as u64;
     tracing::info!(
         stage = "disks",
-        action = ?a.op,
-        device = a.device.as_deref().unwrap_or(""),
+        action = a.op.as_str(),
+        device = a.device().unwrap_or(""),
+        outcome = outcome.kind(),
         duration_ms,
         "{}{}",
         a.description,
-        note.as_deref().map(|x| format!(" ({x})")).unwrap_or_default()
+        outcome
+            .note()
+            .map(|x| format!(" ({x})"))
+            .unwrap_or_default()
     );
-    Ok(match note {
-        Some(x) => format!("{} ({x})", a.description),
-        None => a.description.clone(),
-    })
+    Ok(outcome)
 }
 
 /// What libblkid found on each device this run, so that the fs-type check before a mount does
@@ -254,88 +200,99 @@ impl Probes {
     }
 }
 
-fn run_action(ctx: &Context, a: &Action, probes: &Probes) -> Result<Option<String>> {
-    // What was probed stays true only across steps that write to no device.
-    let read_only = !a.destructive
-        && matches!(
-            a.op,
-            Op::WriteFile | Op::WaitDevice | Op::Fsck | Op::Mount | Op::Swapon | Op::EnsureDir
-        );
-    if !read_only {
+fn run_effect(ctx: &Context, a: &Step, probes: &Probes) -> Result<Outcome> {
+    // What was probed stays true only across steps that write to no device: every command may.
+    if a.destructive || matches!(a.effect, Effect::Run { .. } | Effect::VerifyTable { .. }) {
         probes.forget();
     }
-    match a.op {
-        Op::WriteFile => {
-            let target = ctx.path(a.target.as_deref().unwrap_or_default());
-            let content = a.content.as_deref().unwrap_or_default();
-            if std::fs::read_to_string(&target).ok().as_deref() == Some(content) {
-                return Ok(Some("already up to date".into()));
-            }
-            if let Some(dir) = target.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-            }
-            fsutil::atomic_write(&target, content.as_bytes(), 0o644, None)?;
-            Ok(None)
-        }
-        Op::WaitDevice => {
-            let dev = a.device.as_deref().unwrap_or_default();
-            wait_for_device(Path::new(dev), DEVICE_TIMEOUT)?;
-            Ok(None)
-        }
-        Op::Fsck => {
-            let dev = a.device.as_deref().unwrap_or_default();
-            if is_mounted(dev) {
-                return Ok(Some("mounted already: not checked".into()));
-            }
-            expect_type(probes, dev, a.fs_type.as_deref().unwrap_or("ext4"))?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            if let Some(why) = ext_is_clean(Path::new(dev), now) {
-                return Ok(Some(format!("superblock clean ({why}): e2fsck not needed")));
-            }
-            let argv = a.argv.as_deref().unwrap_or_default();
-            let out = ctx.runner.run_raw(argv, None)?;
-            match out.status {
-                0 => Ok(None),
-                1 => Ok(Some("errors corrected".into())),
-                2 => Ok(Some("errors corrected; e2fsck suggests a reboot".into())),
-                s => Err(coded(
-                    Code::Command,
-                    format!(
-                        "e2fsck -p found problems it cannot fix alone (exit {s}) on {}: {}",
-                        a.device.as_deref().unwrap_or(""),
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ),
-                )),
-            }
-        }
-        Op::Mount => mount(ctx, a, probes),
-        Op::Swapon => {
-            let dev = a.device.as_deref().unwrap_or_default();
-            if swap_active(dev) {
-                return Ok(Some("already on".into()));
-            }
-            expect_type(probes, dev, "swap")?;
-            swapon(dev, a.options.as_deref().unwrap_or(""))?;
-            Ok(None)
-        }
-        Op::EnsureDir => ensure_dir(ctx, a),
-        Op::VerifyTable => {
-            let dev = a.device.as_deref().unwrap_or_default();
-            let want = a.table.as_ref().context("VerifyTable without a table")?;
-            let got = super::discover::read_table(Path::new(dev))?;
-            compare_table(dev, want, &got)?;
-            Ok(None)
-        }
-        _ => {
-            let argv = a.argv.as_deref().context("action without a command")?;
+    match &a.effect {
+        Effect::Run { argv, stdin, .. } => {
             ctx.runner
-                .check(argv, a.stdin.as_deref().map(str::as_bytes))?;
-            Ok(None)
+                .check(argv, stdin.as_deref().map(str::as_bytes))?;
+            Ok(Outcome::Changed(None))
         }
+        Effect::WriteFile {
+            path,
+            content,
+            mode,
+        } => write_file(&ctx.path(path), content, *mode),
+        Effect::WaitDevice { path } => {
+            wait_for_device(Path::new(path), DEVICE_TIMEOUT)?;
+            Ok(Outcome::Changed(None))
+        }
+        Effect::Fsck { device, fs_type } => fsck(ctx, probes, device, fs_type),
+        Effect::Mount {
+            source,
+            target,
+            fs_type,
+            options,
+        } => mount(ctx, probes, source, target, fs_type, options),
+        Effect::Swapon { device, options } => {
+            if swap_active(device) {
+                return Ok(Outcome::AlreadyDone("already on".into()));
+            }
+            expect_type(probes, device, "swap")?;
+            swapon(device, options)?;
+            Ok(Outcome::Changed(None))
+        }
+        Effect::EnsureDir {
+            path,
+            owner,
+            group,
+            mode,
+        } => ensure_dir(ctx, path, owner, group, *mode),
+        Effect::VerifyTable { disk, expect } => {
+            let got = super::discover::read_table(Path::new(disk))?;
+            compare_table(disk, expect, &got)?;
+            Ok(Outcome::Changed(None))
+        }
+    }
+}
+
+/// Write `content` unless the file holds exactly it with `mode` already.
+fn write_file(target: &Path, content: &str, mode: u32) -> Result<Outcome> {
+    use std::os::unix::fs::PermissionsExt;
+    let same_mode =
+        std::fs::metadata(target).is_ok_and(|m| m.permissions().mode() & 0o7777 == mode);
+    if same_mode && std::fs::read_to_string(target).ok().as_deref() == Some(content) {
+        return Ok(Outcome::AlreadyDone("already up to date".into()));
+    }
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    fsutil::atomic_write(target, content.as_bytes(), mode, None)?;
+    Ok(Outcome::Changed(None))
+}
+
+/// `e2fsck -p` on an ext filesystem, unless it is mounted or its superblock says it is clean.
+fn fsck(ctx: &Context, probes: &Probes, dev: &str, fs_type: &str) -> Result<Outcome> {
+    if is_mounted(dev) {
+        return Ok(Outcome::AlreadyDone("mounted already: not checked".into()));
+    }
+    expect_type(probes, dev, fs_type)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if let Some(why) = ext_is_clean(Path::new(dev), now) {
+        return Ok(Outcome::AlreadyDone(format!(
+            "superblock clean ({why}): e2fsck not needed"
+        )));
+    }
+    let out = ctx.runner.run_raw(&fsck_argv(dev), None)?;
+    match out.status {
+        0 => Ok(Outcome::Changed(None)),
+        1 => Ok(Outcome::Changed(Some("errors corrected".into()))),
+        2 => Ok(Outcome::Changed(Some(
+            "errors corrected; e2fsck suggests a reboot".into(),
+        ))),
+        s => Err(coded(
+            Code::Command,
+            format!(
+                "e2fsck -p found problems it cannot fix alone (exit {s}) on {dev}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        )),
     }
 }
 
@@ -476,25 +433,37 @@ fn is_mounted(dev: &str) -> bool {
         .any(|m| m.maj_min == want)
 }
 
-fn ensure_dir(ctx: &Context, a: &Action) -> Result<Option<String>> {
-    let path = ctx.path(a.target.as_deref().unwrap_or_default());
-    let mode = u32::from_str_radix(a.mode.as_deref().unwrap_or("0755"), 8).unwrap_or(0o755);
+/// Create the directory if needed and give it the owner, group and mode (names looked up in the
+/// target root's /etc/passwd and /etc/group).
+fn ensure_dir(ctx: &Context, path: &str, owner: &str, group: &str, mode: u32) -> Result<Outcome> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let path = ctx.path(path);
     let users = crate::system::users::Users::load(&ctx.root);
-    let uid = users.uid(a.owner.as_deref().unwrap_or("root"))?;
-    let gid = users.gid(a.group.as_deref().unwrap_or("root"))?;
-    let existed = path.is_dir();
+    let uid = users.uid(owner)?;
+    let gid = users.gid(group)?;
+    let before = std::fs::metadata(&path).ok().filter(|m| m.is_dir());
+    if before
+        .as_ref()
+        .is_some_and(|m| (m.uid(), m.gid(), m.mode() & 0o7777) == (uid, gid, mode))
+    {
+        return Ok(Outcome::AlreadyDone(
+            "exists with this owner and mode".into(),
+        ));
+    }
     std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
     std::os::unix::fs::chown(&path, Some(uid), Some(gid))
         .with_context(|| format!("chown {uid}:{gid} {}", path.display()))?;
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("chmod {mode:o} {}", path.display()))?;
-    Ok(existed.then(|| "existed; owner and mode set".into()))
+    Ok(Outcome::Changed(
+        before.map(|_| "existed; owner and mode set".into()),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disks::step::Op;
 
     /// sgdisk writes 8300 for a code it does not know, with only a warning: refused first.
     #[test]
@@ -543,7 +512,10 @@ mod tests {
         )
         .unwrap();
         let mkfs = plan.actions.iter_mut().find(|a| a.op == Op::Mkfs).unwrap();
-        mkfs.argv.as_mut().unwrap()[0] = "mkfs.provision-test-absent".into();
+        let Effect::Run { argv, .. } = &mut mkfs.effect else {
+            panic!("mkfs runs a command")
+        };
+        argv[0] = "mkfs.provision-test-absent".into();
         let root = tempfile::tempdir().unwrap();
         let mut ctx = Context::for_root(root.path(), root.path(), "", false);
         ctx.runner = std::sync::Arc::new(crate::system::RealRunner);
@@ -553,6 +525,46 @@ mod tests {
         assert!(msg.contains("mkfs.provision-test-absent (step "), "{msg}");
         // Not even the first, harmless step (the LVM filter file) ran.
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+    }
+
+    /// A step that finds its work done says so instead of doing it again.
+    #[test]
+    fn write_file_and_ensure_dir_say_when_they_had_nothing_to_do() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let ctx = Context::for_root(root.path(), root.path(), "", false);
+        let f = root.path().join("etc/x.conf");
+        assert_eq!(
+            write_file(&f, "a\n", 0o644).unwrap(),
+            Outcome::Changed(None)
+        );
+        assert_eq!(
+            write_file(&f, "a\n", 0o644).unwrap(),
+            Outcome::AlreadyDone("already up to date".into())
+        );
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            write_file(&f, "a\n", 0o644).unwrap(),
+            Outcome::Changed(None)
+        );
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o7777,
+            0o644
+        );
+        let (uid, gid) = (
+            rustix::process::getuid().as_raw().to_string(),
+            rustix::process::getgid().as_raw().to_string(),
+        );
+        let dir = |mode| ensure_dir(&ctx, "/srv/d", &uid, &gid, mode).unwrap();
+        assert_eq!(dir(0o750), Outcome::Changed(None));
+        assert_eq!(
+            dir(0o750),
+            Outcome::AlreadyDone("exists with this owner and mode".into())
+        );
+        assert_eq!(
+            dir(0o700),
+            Outcome::Changed(Some("existed; owner and mode set".into()))
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! swapon(2) with fstab-style options, and whether a device is swap already.
+//! swapon(2) with the flags computed when planning ([`SwapOptions`]), and whether a device is
+//! swap already.
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use std::path::Path;
 
 use super::maj_min;
+use crate::disks::step::SwapOptions;
 use crate::exit::{coded, Code};
 
 pub(super) fn swap_active(dev: &str) -> bool {
@@ -17,44 +19,12 @@ pub(super) fn swap_active(dev: &str) -> bool {
         .any(|p| Path::new(p) == real || (want.is_some() && maj_min(Path::new(p)) == want))
 }
 
-// linux/swap.h
-const SWAP_FLAG_PREFER: i32 = 0x8000;
-const SWAP_FLAG_PRIO_MASK: i32 = 0x7fff;
-const SWAP_FLAG_DISCARD: i32 = 0x10000;
-const SWAP_FLAG_DISCARD_ONCE: i32 = 0x20000;
-const SWAP_FLAG_DISCARD_PAGES: i32 = 0x40000;
-
-/// swapon(2) flags for fstab-style swap options: `pri=N` (-1: the kernel's default),
-/// `discard` (both), `discard=once`, `discard=pages` — as swapon(8) sets them.
-fn swap_flags(opts: &str) -> Result<i32> {
-    let mut flags = 0;
-    for o in opts.split(',').filter(|o| !o.is_empty()) {
-        match o.split_once('=') {
-            Some(("pri", v)) => {
-                let p: i32 = v
-                    .parse()
-                    .ok()
-                    .filter(|p| (-1..=SWAP_FLAG_PRIO_MASK).contains(p))
-                    .with_context(|| format!("swap option {o:?}: expected pri=-1..32767"))?;
-                if p >= 0 {
-                    flags |= SWAP_FLAG_PREFER | (p & SWAP_FLAG_PRIO_MASK);
-                }
-            }
-            None if o == "discard" => flags |= SWAP_FLAG_DISCARD,
-            Some(("discard", "once")) => flags |= SWAP_FLAG_DISCARD | SWAP_FLAG_DISCARD_ONCE,
-            Some(("discard", "pages")) => flags |= SWAP_FLAG_DISCARD | SWAP_FLAG_DISCARD_PAGES,
-            _ => bail!("swap option {o:?}: expected pri=N, discard, discard=once or discard=pages"),
-        }
-    }
-    Ok(flags)
-}
-
 /// swapon(2) — what swapon(8) does for a block device whose swap signature was just checked.
 /// The crate's one `unsafe`: neither nix nor rustix wraps swapon(2), and swapon(8) would cost a
 /// process (~0.1 s under TCG, a tenth of the every-boot path) for this one call.
 #[allow(unsafe_code)]
-pub(super) fn swapon(dev: &str, opts: &str) -> Result<()> {
-    let flags = swap_flags(opts)?;
+pub(super) fn swapon(dev: &str, options: &SwapOptions) -> Result<()> {
+    let (flags, opts) = (options.flags, options.text.as_str());
     let path = std::ffi::CString::new(dev).with_context(|| format!("device path {dev:?}"))?;
     // SAFETY: a NUL-terminated path that lives across the call; swapon(2) only reads it.
     if unsafe { nix::libc::swapon(path.as_ptr(), flags) } != 0 {
@@ -111,26 +81,9 @@ mod tests {
             crate::disks::discover::probe_type_expecting(&img, "swap").as_deref(),
             Some("swap")
         );
-        let e = swapon(dev, "pri=1").unwrap_err();
+        let e = swapon(dev, &SwapOptions::parse("pri=1").unwrap()).unwrap_err();
         let msg = format!("{e}");
         assert!(msg.contains(dev) && msg.contains("(pri=1)"), "{msg}");
         assert!(msg.contains("refused this swap area"), "{msg}");
-    }
-
-    #[test]
-    fn swap_options_map_to_swapon_flags_as_swapon8_sets_them() {
-        assert_eq!(swap_flags("").unwrap(), 0);
-        assert_eq!(swap_flags("pri=-1").unwrap(), 0);
-        assert_eq!(swap_flags("pri=0").unwrap(), 0x8000);
-        assert_eq!(swap_flags("pri=5,discard").unwrap(), 0x8000 | 5 | 0x10000);
-        assert_eq!(swap_flags("discard=once").unwrap(), 0x30000);
-        assert_eq!(
-            swap_flags("pri=32767,discard=pages").unwrap(),
-            0xffff | 0x50000
-        );
-        for bad in ["pri=32768", "pri=-2", "pri=x", "discard=all", "nofail"] {
-            let e = swap_flags(bad).unwrap_err();
-            assert!(format!("{e}").contains(bad), "{bad}: {e}");
-        }
     }
 }

@@ -39,7 +39,7 @@ pub fn plan(
 ) -> anyhow::Result<Plan> {
     let layout_hash = layout.hash();
     let lvm_settings = lvm_devices_settings(layout, state.lvm_version.as_deref());
-    let lvm_cfg = format!("devices {{ {} }}", lvm_settings.join(" "));
+    let lvm_cfg = lvm::config_arg(&lvm_settings);
     let mut warnings: Vec<String> = cmdline
         .unknown
         .iter()
@@ -93,11 +93,11 @@ pub fn plan(
             .lvm_conf
             .clone()
             .unwrap_or_else(|| DEFAULT_LVM_CONF.to_string());
-        actions.push(lvm::conf_action(&lvm_settings, conf));
+        actions.push(lvm::conf_step(&lvm_settings, conf));
         if mode == Mode::Provision {
             provision::actions(&cx, &deactivate, &mut actions)?;
         }
-        mount::actions(&cx, &mut actions, &mut missing);
+        mount::actions(&cx, &mut actions, &mut missing)?;
         if mode == Mode::MountOnly {
             let root = opts.root.as_deref().unwrap_or(std::path::Path::new("/"));
             missing.extend(mount::wrong_filesystems(layout, state, &resolved, root));

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cmdline::Settings;
 use crate::disks::state::{BlockDevice, SystemState};
-use crate::disks::step::Action;
+use crate::disks::step::{plan_v1, Step};
 use crate::exit::Code;
 use crate::layout::Layout;
 
@@ -33,8 +33,8 @@ pub struct Refusal {
     /// What is refused: a layout disk's name, `lvm_vg.<name>`, or `cmdline`.
     pub disk: String,
     pub reason: String,
-    /// Why, as a kind: it chooses the exit code. Not serialised, so neither the report's JSON nor
-    /// the plan hash changes with it.
+    /// Why, as a kind: it chooses the exit code. Neither serialised nor rendered, so neither the
+    /// report's JSON nor the plan hash changes with it.
     #[serde(skip)]
     pub kind: RefusalKind,
 }
@@ -107,7 +107,8 @@ pub struct Plan {
     /// Mount-only: things the layout needs that are not there (the run fails naming them).
     pub missing: Vec<String>,
     pub warnings: Vec<String>,
-    pub actions: Vec<Action>,
+    /// The steps, in order (the JSON key stays `actions`).
+    pub actions: Vec<Step>,
     pub plan_hash: String,
 }
 
@@ -135,9 +136,14 @@ pub(crate) struct PlanCx<'a> {
     pub layout_hash: &'a str,
 }
 
-/// Hash of what a run would do: mode + actions (16 hex digits).
+/// Hash of what a run would do: the first 8 bytes of the SHA-256 of the mode, steps and refusals
+/// in canonical rendering version 1 ([`plan_v1`]), as 16 hex digits.
 pub fn plan_hash(p: &Plan) -> String {
-    let v = serde_json::json!({ "mode": p.mode, "actions": p.actions, "refusals": p.refusals });
-    let h = Sha256::digest(serde_json::to_vec(&v).unwrap_or_default());
+    let refusals: Vec<(&str, &str)> = p
+        .refusals
+        .iter()
+        .map(|r| (r.disk.as_str(), r.reason.as_str()))
+        .collect();
+    let h = Sha256::digest(plan_v1(p.mode.as_str(), &p.actions, &refusals));
     hex::encode(&h[..8])
 }

@@ -6,12 +6,17 @@ use super::model::{Mode, PlanCx};
 use crate::disks::lvm::{self, dm_name};
 use crate::disks::resolve::{partition_path, partitions};
 use crate::disks::state::{BlockDevice, SystemState};
-use crate::disks::step::{s, wait, Action, Op};
+use crate::disks::step::{s, wait, Effect, Explain, MountOptions, Op, Step, SwapOptions};
 use crate::layout::{Content, Filesystem, Layout};
 
 /// The steps that bring the layout's filesystems and swap into use, after provisioning or on
 /// their own (mount-only); in mount-only mode also what the layout needs that is not there.
-pub(super) fn actions(cx: &PlanCx, actions: &mut Vec<Action>, missing: &mut Vec<String>) {
+/// Errors: swap options swapon(2) cannot take (exit 3; the layout parser refuses them first).
+pub(super) fn actions(
+    cx: &PlanCx,
+    actions: &mut Vec<Step>,
+    missing: &mut Vec<String>,
+) -> anyhow::Result<()> {
     let PlanCx {
         layout,
         state,
@@ -71,42 +76,35 @@ pub(super) fn actions(cx: &PlanCx, actions: &mut Vec<Action>, missing: &mut Vec<
             items.push((pp, c.clone(), format!("{}/{pname}", d.name)));
         }
     }
-    let mut activate: Vec<String> = Vec::new();
+    let mut activate: Vec<(String, Vec<String>)> = Vec::new(); // VG, its LVs
+    let mut lv_devs: Vec<(String, String, String)> = Vec::new(); // /dev/mapper path, VG, LV
     for vg in &layout.vgs {
+        let lvs: Vec<String> = vg.lvs.iter().map(|lv| lv.name.clone()).collect();
         if !provisioning && !state.lvm_unread {
-            match state.vg(&vg.name) {
-                None => {
-                    missing.push(format!(
-                        "VG {} not found (are the disks provisioned? boot once with {prefix}.provision_disks=<token>)",
-                        vg.name
-                    ));
-                    continue;
-                }
-                Some(_) => {
-                    for lv in &vg.lvs {
-                        if !state
-                            .lvs
-                            .iter()
-                            .any(|l| l.vg_name == vg.name && l.lv_name == lv.name)
-                        {
-                            missing.push(format!("LV {}/{} not found", vg.name, lv.name));
-                        }
-                    }
-                }
+            missing.extend(lvm::missing(&vg.name, &lvs, state, prefix));
+            if state.vg(&vg.name).is_none() {
+                continue;
             }
         }
-        activate.push(vg.name.clone());
+        activate.push((vg.name.clone(), lvs));
         for lv in &vg.lvs {
             if let Some(c) = &lv.content {
                 // /dev/mapper/<vg>-<lv>: the name mount(8) and findmnt show for an LV.
-                items.push((
-                    format!("/dev/mapper/{}", dm_name(&vg.name, &lv.name)),
-                    c.clone(),
-                    format!("{}/{}", vg.name, lv.name),
-                ));
+                let path = format!("/dev/mapper/{}", dm_name(&vg.name, &lv.name));
+                items.push((path.clone(), c.clone(), format!("{}/{}", vg.name, lv.name)));
+                lv_devs.push((path, vg.name.clone(), lv.name.clone()));
             }
         }
     }
+    // Mount-only, maybe planned without reading LVM (the every-boot path): a failed activation
+    // or LV wait is explained by one LVM read naming what does not exist.
+    let explain = |vgs: Vec<(String, Vec<String>)>| {
+        (!provisioning).then(|| Explain::LvmExists {
+            config: cfg.to_string(),
+            vgs,
+            prefix: prefix.clone(),
+        })
+    };
     // A provisioning run's lvcreate leaves each LV active (lvcreate activates what it creates
     // unless told otherwise: only the layout's extraArgs can say so), so a vgchange -ay after
     // it would be one more lvm process — a full device scan — that changes nothing. The waits
@@ -118,23 +116,28 @@ pub(super) fn actions(cx: &PlanCx, actions: &mut Vec<Action>, missing: &mut Vec<
             .all(|vg| vg.lvs.iter().all(|lv| lv.extra_args.is_empty()));
     if !activate.is_empty() && !created_active {
         // One vgchange for all of them: every lvm process scans the devices again.
+        let names: Vec<String> = activate.iter().map(|(vg, _)| vg.clone()).collect();
         let mut args = vec![s("-ay")];
-        args.extend(activate.iter().cloned());
-        actions.push(
-            Action::new(
-                Op::Activate,
-                false,
-                format!(
-                    "activating VG{} {}",
-                    if activate.len() == 1 { "" } else { "s" },
-                    activate.join(", ")
-                ),
-            )
-            .cmd(lvm::argv(cfg, "vgchange", &args)),
+        args.extend(names.iter().cloned());
+        let mut a = Step::run(
+            Op::Activate,
+            false,
+            format!(
+                "activating VG{} {}",
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            ),
+            lvm::argv(cfg, "vgchange", &args),
         );
+        a.explain = explain(activate);
+        actions.push(a);
     }
     for (dev, _, _) in &items {
-        actions.push(wait(dev));
+        let mut w = wait(dev);
+        if let Some((_, vg, lv)) = lv_devs.iter().find(|(p, _, _)| p == dev) {
+            w.explain = explain(vec![(vg.clone(), vec![lv.clone()])]);
+        }
+        actions.push(w);
     }
     // fsck (ext*), then mounts parents-first, then swap.
     let mut mounts: Vec<(String, Filesystem)> = Vec::new();
@@ -143,18 +146,18 @@ pub(super) fn actions(cx: &PlanCx, actions: &mut Vec<Action>, missing: &mut Vec<
             if f.format.starts_with("ext") && !provisioning {
                 // The executor reads the superblock first and runs e2fsck -p only when it would
                 // do more than say "clean" (see execute::ext_is_clean).
-                let mut a = Action::new(
+                actions.push(Step::new(
                     Op::Fsck,
                     false,
                     format!(
                         "checking {what} ({}): e2fsck -p unless its superblock is clean",
                         f.format
                     ),
-                )
-                .cmd(vec![s("e2fsck"), s("-p"), dev.clone()])
-                .dev(dev);
-                a.fs_type = Some(f.format.clone());
-                actions.push(a);
+                    Effect::Fsck {
+                        device: dev.clone(),
+                        fs_type: f.format.clone(),
+                    },
+                ));
             }
             if f.mountpoint.is_some() {
                 mounts.push((dev.clone(), f.clone()));
@@ -180,25 +183,31 @@ pub(super) fn actions(cx: &PlanCx, actions: &mut Vec<Action>, missing: &mut Vec<
         depth(&a.0).cmp(&depth(&b.0)).then(a.0.cmp(&b.0))
     });
     for (mp, m) in &all {
-        let mut a = match m {
-            M::Dev(dev, f) => {
-                let mut a =
-                    Action::new(Op::Mount, false, format!("mounting {dev} on {mp}")).dev(dev);
-                a.fs_type = Some(f.format.clone());
-                a.options = Some(f.mount_options.join(","));
-                a
-            }
-            M::Nodev(n) => {
-                let mut a =
-                    Action::new(Op::Mount, false, format!("mounting {} on {mp}", n.fs_type))
-                        .dev(&n.device);
-                a.fs_type = Some(n.fs_type.clone());
-                a.options = Some(n.mount_options.join(","));
-                a
-            }
+        let (description, source, fs_type, options) = match m {
+            M::Dev(dev, f) => (
+                format!("mounting {dev} on {mp}"),
+                dev.to_string(),
+                &f.format,
+                &f.mount_options,
+            ),
+            M::Nodev(n) => (
+                format!("mounting {} on {mp}", n.fs_type),
+                n.device.clone(),
+                &n.fs_type,
+                &n.mount_options,
+            ),
         };
-        a.target = Some(mp.clone());
-        actions.push(a);
+        actions.push(Step::new(
+            Op::Mount,
+            false,
+            description,
+            Effect::Mount {
+                source,
+                target: mp.clone(),
+                fs_type: fs_type.clone(),
+                options: MountOptions::parse(options),
+            },
+        ));
     }
     for (dev, c, what) in &items {
         if let Content::Swap(sw) = c {
@@ -213,26 +222,37 @@ pub(super) fn actions(cx: &PlanCx, actions: &mut Vec<Action>, missing: &mut Vec<
                 Some(d) => opts.push(format!("discard={d}")),
                 None => {}
             }
-            let mut a = Action::new(Op::Swapon, false, format!("enabling swap on {what}")).dev(dev);
-            a.options = Some(opts.join(","));
-            actions.push(a);
+            let options = SwapOptions::parse(&opts.join(",")).map_err(|e| {
+                crate::exit::coded(crate::exit::Code::BadInput, format!("swap on {what}: {e}"))
+            })?;
+            actions.push(Step::new(
+                Op::Swapon,
+                false,
+                format!("enabling swap on {what}"),
+                Effect::Swapon {
+                    device: dev.clone(),
+                    options,
+                },
+            ));
         }
     }
     for d in &layout.ensure_dirs {
-        let mut a = Action::new(
+        actions.push(Step::new(
             Op::EnsureDir,
             false,
             format!(
                 "ensuring directory {} ({}:{} {:04o})",
                 d.path, d.owner, d.group, d.mode
             ),
-        );
-        a.target = Some(d.path.clone());
-        a.owner = Some(d.owner.clone());
-        a.group = Some(d.group.clone());
-        a.mode = Some(format!("{:04o}", d.mode));
-        actions.push(a);
+            Effect::EnsureDir {
+                path: d.path.clone(),
+                owner: d.owner.clone(),
+                group: d.group.clone(),
+                mode: d.mode,
+            },
+        ));
     }
+    Ok(())
 }
 
 /// What a real run's libblkid check says of a device whose type is not the layout's

@@ -3,11 +3,12 @@
 //! record completion (VG tags) last.
 
 use super::model::PlanCx;
-use super::table::{gpt_action, hybrid_mbr_actions, reread, table_action, verify_table};
+use super::table::{self, gpt_step, hybrid_mbr_steps, reread, table_step, verify_table};
 use crate::cmdline::ProvisionRequest;
+use crate::disks::geometry::Extent;
 use crate::disks::lvm::{self, TAG_LAYOUT, TAG_TOKEN};
 use crate::disks::resolve::{partition_path, partitions};
-use crate::disks::step::{s, wait, Action, Op};
+use crate::disks::step::{s, wait, Op, Step};
 use crate::layout::{Content, Filesystem, LvType, Swap};
 
 fn mkfs_argv(f: &Filesystem, dev: &str) -> Vec<String> {
@@ -30,19 +31,27 @@ fn mkswap_argv(sw: &Swap, dev: &str) -> Vec<String> {
     v
 }
 
-fn format_action(c: &Content, dev: &str, what: &str, actions: &mut Vec<Action>) {
+fn format_step(c: &Content, dev: &str, what: &str) -> Option<Step> {
     match c {
-        Content::Filesystem(f) => actions.push(
-            Action::new(Op::Mkfs, true, format!("formatting {what} ({})", f.format))
-                .cmd(mkfs_argv(f, dev))
-                .dev(dev),
+        Content::Filesystem(f) => Some(
+            Step::run(
+                Op::Mkfs,
+                true,
+                format!("formatting {what} ({})", f.format),
+                mkfs_argv(f, dev),
+            )
+            .on(dev),
         ),
-        Content::Swap(sw) => actions.push(
-            Action::new(Op::Mkswap, true, format!("making swap on {what}"))
-                .cmd(mkswap_argv(sw, dev))
-                .dev(dev),
+        Content::Swap(sw) => Some(
+            Step::run(
+                Op::Mkswap,
+                true,
+                format!("making swap on {what}"),
+                mkswap_argv(sw, dev),
+            )
+            .on(dev),
         ),
-        _ => {}
+        _ => None,
     }
 }
 
@@ -51,7 +60,7 @@ fn format_action(c: &Content, dev: &str, what: &str, actions: &mut Vec<Action>) 
 pub(super) fn actions(
     cx: &PlanCx,
     deactivate: &[String],
-    actions: &mut Vec<Action>,
+    actions: &mut Vec<Step>,
 ) -> anyhow::Result<()> {
     let PlanCx {
         layout,
@@ -61,7 +70,18 @@ pub(super) fn actions(
         layout_hash,
         ..
     } = *cx;
-    let problems = crate::disks::fits::check(layout, resolved);
+    // Each table's extents once: the fit checks read them, the partitioning writes them.
+    let mut extents: Vec<Option<anyhow::Result<Vec<Extent>>>> = layout
+        .disks
+        .iter()
+        .zip(resolved)
+        .map(|(d, dev)| dev.and_then(|dev| table::extents(d, dev)))
+        .collect();
+    let fitting: Vec<Option<&[Extent]>> = extents
+        .iter()
+        .map(|e| e.as_ref().and_then(|r| r.as_deref().ok()))
+        .collect();
+    let problems = crate::disks::fits::check(layout, resolved, &fitting);
     if !problems.is_empty() {
         return Err(crate::exit::coded(
             crate::exit::Code::BadInput,
@@ -73,13 +93,12 @@ pub(super) fn actions(
     }
     // Take down what is on the disks now.
     for vg in deactivate {
-        actions.push(
-            Action::new(Op::Deactivate, false, format!("deactivating VG {vg}")).cmd(lvm::argv(
-                cfg,
-                "vgchange",
-                &[s("-an"), vg.clone()],
-            )),
-        );
+        actions.push(Step::run(
+            Op::Deactivate,
+            false,
+            format!("deactivating VG {vg}"),
+            lvm::argv(cfg, "vgchange", &[s("-an"), vg.clone()]),
+        ));
     }
     let mut pvs: Vec<(String, String)> = Vec::new(); // (vg, device)
     let mut formats: Vec<(Content, String, String)> = Vec::new(); // content, device, what
@@ -87,31 +106,37 @@ pub(super) fn actions(
         let Some(dev) = resolved[i] else { continue };
         for p in &dev.partitions {
             actions.push(
-                Action::new(Op::Wipe, true, format!("wiping signatures on {}", p.path))
-                    .cmd(vec![s("wipefs"), s("-a"), p.path.clone()])
-                    .dev(&p.path),
+                Step::run(
+                    Op::Wipe,
+                    true,
+                    format!("wiping signatures on {}", p.path),
+                    vec![s("wipefs"), s("-a"), p.path.clone()],
+                )
+                .on(&p.path),
             );
         }
         // wipefs erases the primary GPT, its backup at the end of the disk and the (protective)
         // MBR: no separate zap step needed.
         actions.push(
-            Action::new(
+            Step::run(
                 Op::Wipe,
                 true,
                 format!("wiping signatures and partition tables on {}", dev.path),
+                vec![s("wipefs"), s("-a"), dev.path.clone()],
             )
-            .cmd(vec![s("wipefs"), s("-a"), dev.path.clone()])
-            .dev(&dev.path),
+            .on(&dev.path),
         );
+        // A table that does not fit is bad input (exit 3), found here before any step runs.
+        let ext = extents[i].take().transpose()?.unwrap_or_default();
         match &d.content {
             Some(Content::Gpt(g)) => {
-                let (a, table) = gpt_action(&d.name, dev, g)?;
+                let (a, table) = gpt_step(dev, g, &ext);
                 actions.push(a);
-                actions.extend(hybrid_mbr_actions(dev, g));
+                actions.extend(hybrid_mbr_steps(dev, g));
                 actions.extend([reread(&dev.path), verify_table(&dev.path, table)]);
             }
             Some(Content::Table(t)) => {
-                let (a, table) = table_action(&d.name, dev, t)?;
+                let (a, table) = table_step(dev, t, &ext);
                 actions.extend([a, reread(&dev.path), verify_table(&dev.path, table)])
             }
             Some(Content::LvmPv { vg }) => pvs.push((vg.clone(), dev.path.clone())),
@@ -135,7 +160,7 @@ pub(super) fn actions(
             let mut argv = vec![s("wipefs"), s("-a")];
             argv.extend(new_parts.iter().cloned());
             actions.push(
-                Action::new(
+                Step::run(
                     Op::Wipe,
                     true,
                     format!(
@@ -143,9 +168,9 @@ pub(super) fn actions(
                         if new_parts.len() == 1 { "" } else { "s" },
                         new_parts.join(", ")
                     ),
+                    argv,
                 )
-                .cmd(argv)
-                .dev(&dev.path),
+                .on(&dev.path),
             );
         }
     }
@@ -157,7 +182,7 @@ pub(super) fn actions(
             .iter()
             .map(|(vg, pv)| format!("{pv} for VG {vg}"))
             .collect();
-        let mut a = Action::new(
+        let mut a = Step::run(
             Op::PvCreate,
             true,
             format!(
@@ -165,10 +190,10 @@ pub(super) fn actions(
                 if pvs.len() == 1 { "" } else { "s" },
                 words.join(", ")
             ),
-        )
-        .cmd(lvm::argv(cfg, "pvcreate", &args));
-        if pvs.len() == 1 {
-            a.device = Some(pvs[0].1.clone());
+            lvm::argv(cfg, "pvcreate", &args),
+        );
+        if let [(_, pv)] = pvs.as_slice() {
+            a = a.on(pv);
         }
         actions.push(a);
     }
@@ -180,10 +205,12 @@ pub(super) fn actions(
             .collect();
         let mut args = vec![s("-y"), vg.name.clone()];
         args.extend(members);
-        actions.push(
-            Action::new(Op::VgCreate, true, format!("creating VG {}", vg.name))
-                .cmd(lvm::argv(cfg, "vgcreate", &args)),
-        );
+        actions.push(Step::run(
+            Op::VgCreate,
+            true,
+            format!("creating VG {}", vg.name),
+            lvm::argv(cfg, "vgcreate", &args),
+        ));
         for lv in &vg.lvs {
             let mut args = vec![s("-y")];
             // lvcreate refuses -W with a thin pool ("Option --wipesignatures is unsupported
@@ -220,23 +247,30 @@ pub(super) fn actions(
             }
             args.extend(lv.extra_args.iter().cloned());
             args.push(vg.name.clone());
-            actions.push(
-                Action::new(
-                    Op::LvCreate,
-                    true,
-                    format!("creating LV {}/{}", vg.name, lv.name),
-                )
-                .cmd(lvm::argv(cfg, "lvcreate", &args)),
-            );
+            actions.push(Step::run(
+                Op::LvCreate,
+                true,
+                format!("creating LV {}/{}", vg.name, lv.name),
+                lvm::argv(cfg, "lvcreate", &args),
+            ));
             if let Some(c) = &lv.content {
                 let p = format!("/dev/{}/{}", vg.name, lv.name);
                 formats.push((c.clone(), p, format!("{}/{}", vg.name, lv.name)));
             }
         }
     }
-    for (c, dev, what) in &formats {
-        actions.push(wait(dev));
-        format_action(c, dev, what, actions);
+    // Each device's wait and format are one chain; the executor runs consecutive chains
+    // concurrently (they share nothing: different partitions and LVs).
+    for (k, (c, dev, what)) in formats.iter().enumerate() {
+        let mut w = wait(dev);
+        match format_step(c, dev, what) {
+            Some(mut f) => {
+                w.chain = Some(k as u32);
+                f.chain = w.chain;
+                actions.extend([w, f]);
+            }
+            None => actions.push(w),
+        }
     }
     // Completion is recorded last: an interrupted run leaves no tag and re-provisions. One
     // vgchange tags every VG; lvm commits each VG on its own, so a cut in the middle can leave
@@ -250,18 +284,16 @@ pub(super) fn actions(
         }
         let names: Vec<String> = layout.vgs.iter().map(|v| v.name.clone()).collect();
         args.extend(names.iter().cloned());
-        actions.push(
-            Action::new(
-                Op::Tag,
-                false,
-                format!(
-                    "recording completion on VG{} {}",
-                    if names.len() == 1 { "" } else { "s" },
-                    names.join(", ")
-                ),
-            )
-            .cmd(lvm::argv(cfg, "vgchange", &args)),
-        );
+        actions.push(Step::run(
+            Op::Tag,
+            false,
+            format!(
+                "recording completion on VG{} {}",
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            ),
+            lvm::argv(cfg, "vgchange", &args),
+        ));
     }
     Ok(())
 }

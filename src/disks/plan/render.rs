@@ -1,7 +1,7 @@
 //! The plan in words: what `--dry-run`, `status` and the logs show.
 
 use super::model::{DiskClass, Plan};
-use crate::disks::step::{concurrent_groups, Op};
+use crate::disks::step::{concurrent_groups, Effect};
 use crate::layout::size::human;
 
 /// The plan in words, for `--dry-run` and logs.
@@ -65,31 +65,33 @@ pub fn render_text(p: &Plan) -> String {
             }
             let mark = if a.destructive { "DESTRUCTIVE" } else { "safe" };
             let _ = writeln!(o, "  {:>3}. [{mark}] {}", i + 1, a.description);
-            if let Some(argv) = &a.argv {
-                let _ = writeln!(o, "       $ {}", crate::system::shell_join(argv));
+            if let Some(argv) = a.command() {
+                let _ = writeln!(o, "       $ {}", crate::system::shell_join(&argv));
             }
-            if let Some(stdin) = &a.stdin {
-                for l in stdin.lines() {
-                    let _ = writeln!(o, "       < {l}");
+            match &a.effect {
+                Effect::Run {
+                    stdin: Some(stdin), ..
+                } => {
+                    for l in stdin.lines() {
+                        let _ = writeln!(o, "       < {l}");
+                    }
                 }
-            }
-            if a.op == Op::Swapon {
-                let _ = writeln!(
-                    o,
-                    "       swapon({}, \"{}\")",
-                    a.device.as_deref().unwrap_or(""),
-                    a.options.as_deref().unwrap_or("")
-                );
-            }
-            if a.op == Op::Mount {
-                let _ = writeln!(
-                    o,
-                    "       mount({}, {}, {}, \"{}\")",
-                    a.device.as_deref().unwrap_or(""),
-                    a.target.as_deref().unwrap_or(""),
-                    a.fs_type.as_deref().unwrap_or(""),
-                    a.options.as_deref().unwrap_or("")
-                );
+                Effect::Swapon { device, options } => {
+                    let _ = writeln!(o, "       swapon({device}, \"{}\")", options.text);
+                }
+                Effect::Mount {
+                    source,
+                    target,
+                    fs_type,
+                    options,
+                } => {
+                    let _ = writeln!(
+                        o,
+                        "       mount({source}, {target}, {fs_type}, \"{}\")",
+                        options.text
+                    );
+                }
+                _ => {}
             }
         }
     }

@@ -4,7 +4,7 @@
 
 use super::model::{DiskClass, Refusal, RefusalKind};
 use crate::cmdline::Settings;
-use crate::disks::lvm::dm_name;
+use crate::disks::lvm::{dm_name, dm_name_in_vg};
 use crate::disks::resolve::expected_labels;
 use crate::disks::state::{BlockDevice, SystemState};
 use crate::layout::size::human;
@@ -330,11 +330,9 @@ fn busy_reasons(
                 .iter()
                 .find(|l| our_vgs.contains(&l.vg_name) && dm_name(&l.vg_name, &l.lv_name) == dm)
         });
-        let dm_of_our_vg = v.and_then(|v| v.dm_name.as_deref()).is_some_and(|dm| {
-            our_vgs
-                .iter()
-                .any(|vg| dm.starts_with(&format!("{}-", vg.replace('-', "--"))))
-        });
+        let dm_of_our_vg = v
+            .and_then(|v| v.dm_name.as_deref())
+            .is_some_and(|dm| our_vgs.iter().any(|vg| dm_name_in_vg(dm, vg)));
         match (v, lv) {
             (Some(v), Some(lv)) => {
                 let lvpath = format!("/dev/{}/{}", lv.vg_name, lv.lv_name);

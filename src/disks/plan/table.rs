@@ -4,20 +4,20 @@
 
 use crate::disks::geometry::{self, DiskGeometry, Extent, GeometryError, TableFormat};
 use crate::disks::state::BlockDevice;
-use crate::disks::step::{s, Action, Op, PlannedPartition, PlannedTable};
+use crate::disks::step::{s, Effect, Op, PlannedPartition, PlannedTable, Step};
 use crate::layout::size::human;
-use crate::layout::Content;
+use crate::layout::{Content, Disk};
 
 /// Tell the kernel about the new partitions (BLKPG per partition: works where a whole-table
 /// re-read does not, and needs no udev).
-pub(super) fn reread(dev: &str) -> Action {
-    Action::new(
+pub(super) fn reread(dev: &str) -> Step {
+    Step::run(
         Op::Partition,
         false,
         format!("telling the kernel about the new partitions of {dev}"),
+        vec![s("partx"), s("-u"), dev.to_string()],
     )
-    .cmd(vec![s("partx"), s("-u"), dev.to_string()])
-    .dev(dev)
+    .on(dev)
 }
 
 /// A partition table that does not fit this disk: bad input (exit 3) naming the layout path,
@@ -58,19 +58,44 @@ fn planned(ext: &[Extent], ss: u64, names: Vec<Option<String>>, kind: &str) -> P
     }
 }
 
+/// The extents (logical sectors) of the partitions of a disk's `gpt` or `table`, in layout order,
+/// as sgdisk's or parted's rules place them on `dev` (see `geometry`); None when the disk has no
+/// table. Errors: a partition does not fit (exit 3, naming its layout path).
+pub(super) fn extents(d: &Disk, dev: &BlockDevice) -> Option<anyhow::Result<Vec<Extent>>> {
+    let geo = DiskGeometry::of(dev);
+    Some(match d.content.as_ref()? {
+        Content::Gpt(g) => {
+            let bounds: Vec<_> = g.partitions.iter().map(|p| (&p.start, &p.end)).collect();
+            geometry::gpt_extents(&geo, &bounds)
+                .map_err(|e| geometry_error(&d.name, &g.partitions[e.index].name, dev, e))
+        }
+        Content::Table(t) => {
+            let bounds: Vec<_> = t.partitions.iter().map(|p| (&p.start, &p.end)).collect();
+            geometry::table_extents(&geo, table_format(t), &bounds)
+                .map_err(|e| geometry_error(&d.name, &t.partitions[e.index].name, dev, e))
+        }
+        _ => return None,
+    })
+}
+
+fn table_format(t: &crate::layout::Table) -> TableFormat {
+    if t.format == "gpt" {
+        TableFormat::Gpt
+    } else {
+        TableFormat::Msdos
+    }
+}
+
 /// One sgdisk call that writes a fresh GPT with every partition of the layout at the sectors
 /// computed here (`--set-alignment=1`: sgdisk moves nothing), and the table it must give.
-pub(super) fn gpt_action(
-    disk_name: &str,
+pub(super) fn gpt_step(
     dev: &BlockDevice,
     g: &crate::layout::Gpt,
-) -> anyhow::Result<(Action, PlannedTable)> {
+    ext: &[Extent],
+) -> (Step, PlannedTable) {
     let geo = DiskGeometry::of(dev);
-    let bounds: Vec<_> = g.partitions.iter().map(|p| (&p.start, &p.end)).collect();
-    let ext = geometry::gpt_extents(&geo, &bounds)
-        .map_err(|e| geometry_error(disk_name, &g.partitions[e.index].name, dev, e))?;
     let mut argv = vec![s("sgdisk"), s("--clear"), s("--set-alignment=1")];
-    for (i, (p, e)) in g.partitions.iter().zip(&ext).enumerate() {
+    for (i, (p, e)) in g.partitions.iter().zip(ext).enumerate() {
         let n = i + 1;
         argv.push(format!("--new={n}:{}:{}", e.first, e.last));
         argv.push(format!("--typecode={n}:{}", p.type_code));
@@ -84,8 +109,8 @@ pub(super) fn gpt_action(
     }
     argv.push(dev.path.clone());
     let names = g.partitions.iter().map(|p| Some(p.label.clone())).collect();
-    let table = planned(&ext, geo.logical, names, "gpt");
-    let a = Action::new(
+    let table = planned(ext, geo.logical, names, "gpt");
+    let a = Step::run(
         Op::Partition,
         true,
         format!(
@@ -94,14 +119,14 @@ pub(super) fn gpt_action(
             g.partitions.len(),
             describe_extents(
                 g.partitions.iter().map(|p| p.name.as_str()),
-                &ext,
+                ext,
                 geo.logical
             )
         ),
+        argv,
     )
-    .cmd(argv)
-    .dev(&dev.path);
-    Ok((a, table))
+    .on(&dev.path);
+    (a, table)
 }
 
 fn describe_extents<'a>(names: impl Iterator<Item = &'a str>, ext: &[Extent], ss: u64) -> String {
@@ -121,7 +146,7 @@ fn describe_extents<'a>(names: impl Iterator<Item = &'a str>, ext: &[Extent], ss
 /// the hybrid partitions are 1..k and EE is last (its own example); with EE first its
 /// `sgdisk -h` line lacks the space before the device and fails, so no disko-made node differs.
 /// Empty when no partition has `hybrid`.
-pub(super) fn hybrid_mbr_actions(dev: &BlockDevice, g: &crate::layout::Gpt) -> Vec<Action> {
+pub(super) fn hybrid_mbr_steps(dev: &BlockDevice, g: &crate::layout::Gpt) -> Vec<Step> {
     let hybrid: Vec<(usize, &crate::layout::Hybrid)> = g
         .partitions
         .iter()
@@ -135,7 +160,7 @@ pub(super) fn hybrid_mbr_actions(dev: &BlockDevice, g: &crate::layout::Gpt) -> V
     if !g.efi_gpt_partition_first {
         list.push(s("EE"));
     }
-    let mut out = vec![Action::new(
+    let mut out = vec![Step::run(
         Op::Partition,
         true,
         format!(
@@ -153,13 +178,13 @@ pub(super) fn hybrid_mbr_actions(dev: &BlockDevice, g: &crate::layout::Gpt) -> V
                 "last"
             }
         ),
+        vec![
+            s("sgdisk"),
+            format!("--hybrid={}", list.join(":")),
+            dev.path.clone(),
+        ],
     )
-    .cmd(vec![
-        s("sgdisk"),
-        format!("--hybrid={}", list.join(":")),
-        dev.path.clone(),
-    ])
-    .dev(&dev.path)];
+    .on(&dev.path)];
     let sfdisk = |what: &[String]| {
         let mut v = vec![
             s("sfdisk"),
@@ -181,7 +206,7 @@ pub(super) fn hybrid_mbr_actions(dev: &BlockDevice, g: &crate::layout::Gpt) -> V
     for (k, (n, h)) in hybrid.iter().enumerate() {
         if let Some(t) = h.mbr_type {
             out.push(
-                Action::new(
+                Step::run(
                     Op::Partition,
                     true,
                     format!(
@@ -189,14 +214,14 @@ pub(super) fn hybrid_mbr_actions(dev: &BlockDevice, g: &crate::layout::Gpt) -> V
                         entry(k),
                         dev.path
                     ),
+                    sfdisk(&[
+                        s("--part-type"),
+                        dev.path.clone(),
+                        entry(k).to_string(),
+                        format!("{t:02x}"),
+                    ]),
                 )
-                .cmd(sfdisk(&[
-                    s("--part-type"),
-                    dev.path.clone(),
-                    entry(k).to_string(),
-                    format!("{t:02x}"),
-                ]))
-                .dev(&dev.path),
+                .on(&dev.path),
             );
         }
     }
@@ -212,7 +237,7 @@ pub(super) fn hybrid_mbr_actions(dev: &BlockDevice, g: &crate::layout::Gpt) -> V
         let mut what = vec![s("--activate"), dev.path.clone()];
         what.extend(active.iter().map(|(e, _)| e.to_string()));
         out.push(
-            Action::new(
+            Step::run(
                 Op::Partition,
                 true,
                 format!(
@@ -224,9 +249,9 @@ pub(super) fn hybrid_mbr_actions(dev: &BlockDevice, g: &crate::layout::Gpt) -> V
                         .join(", "),
                     dev.path
                 ),
+                sfdisk(&what),
             )
-            .cmd(sfdisk(&what))
-            .dev(&dev.path),
+            .on(&dev.path),
         );
     }
     out
@@ -234,28 +259,21 @@ pub(super) fn hybrid_mbr_actions(dev: &BlockDevice, g: &crate::layout::Gpt) -> V
 
 /// A disko `table`: positions resolved as parted would (see `geometry`), then written with
 /// exact sectors: gpt through sgdisk, msdos through an sfdisk script.
-pub(super) fn table_action(
-    disk_name: &str,
+pub(super) fn table_step(
     dev: &BlockDevice,
     t: &crate::layout::Table,
-) -> anyhow::Result<(Action, PlannedTable)> {
+    ext: &[Extent],
+) -> (Step, PlannedTable) {
     let geo = DiskGeometry::of(dev);
-    let format = if t.format == "gpt" {
-        TableFormat::Gpt
-    } else {
-        TableFormat::Msdos
-    };
-    let bounds: Vec<_> = t.partitions.iter().map(|p| (&p.start, &p.end)).collect();
-    let ext = geometry::table_extents(&geo, format, &bounds)
-        .map_err(|e| geometry_error(disk_name, &t.partitions[e.index].name, dev, e))?;
+    let format = table_format(t);
     let what = describe_extents(
         t.partitions.iter().map(|p| p.name.as_str()),
-        &ext,
+        ext,
         geo.logical,
     );
     if format == TableFormat::Gpt {
         let mut argv = vec![s("sgdisk"), s("--clear"), s("--set-alignment=1")];
-        for (i, (p, e)) in t.partitions.iter().zip(&ext).enumerate() {
+        for (i, (p, e)) in t.partitions.iter().zip(ext).enumerate() {
             let n = i + 1;
             argv.push(format!("--new={n}:{}:{}", e.first, e.last));
             argv.push(format!(
@@ -272,7 +290,7 @@ pub(super) fn table_action(
         }
         argv.push(dev.path.clone());
         let names = t.partitions.iter().map(|p| p.label.clone()).collect();
-        let a = Action::new(
+        let a = Step::run(
             Op::Partition,
             true,
             format!(
@@ -280,13 +298,13 @@ pub(super) fn table_action(
                 dev.path,
                 t.partitions.len()
             ),
+            argv,
         )
-        .cmd(argv)
-        .dev(&dev.path);
-        return Ok((a, planned(&ext, geo.logical, names, "gpt")));
+        .on(&dev.path);
+        return (a, planned(ext, geo.logical, names, "gpt"));
     }
     let mut script = String::from("label: dos\nunit: sectors\n");
-    for (p, e) in t.partitions.iter().zip(&ext) {
+    for (p, e) in t.partitions.iter().zip(ext) {
         let ty = match p.content.as_deref() {
             Some(Content::LvmPv { .. }) => "8e",
             Some(Content::Swap(_)) => "82",
@@ -300,7 +318,7 @@ pub(super) fn table_action(
             if p.bootable { ", bootable" } else { "" }
         ));
     }
-    let mut a = Action::new(
+    let a = Step::run(
         Op::Partition,
         true,
         format!(
@@ -308,29 +326,30 @@ pub(super) fn table_action(
             dev.path,
             t.partitions.len()
         ),
+        vec![
+            s("sfdisk"),
+            s("--no-reread"),
+            s("--wipe"),
+            s("always"),
+            dev.path.clone(),
+        ],
     )
-    .cmd(vec![
-        s("sfdisk"),
-        s("--no-reread"),
-        s("--wipe"),
-        s("always"),
-        dev.path.clone(),
-    ])
-    .dev(&dev.path);
-    a.stdin = Some(script);
+    .on(&dev.path)
+    .with_stdin(script);
     let names = t.partitions.iter().map(|_| None).collect();
-    Ok((a, planned(&ext, geo.logical, names, "dos")))
+    (a, planned(ext, geo.logical, names, "dos"))
 }
 
 /// After partitioning: read the table back from the disk and compare it with the plan, before
 /// anything is formatted.
-pub(super) fn verify_table(dev: &str, table: PlannedTable) -> Action {
-    let mut a = Action::new(
+pub(super) fn verify_table(dev: &str, table: PlannedTable) -> Step {
+    Step::new(
         Op::VerifyTable,
         false,
         format!("reading back the partition table of {dev}"),
+        Effect::VerifyTable {
+            disk: dev.to_string(),
+            expect: table,
+        },
     )
-    .dev(dev);
-    a.table = Some(table);
-    a
 }
