@@ -1,6 +1,12 @@
 """Shared pieces of the crash, soak and refusal scenarios on the shipped ganeti-node layout
 (imported by scenario files; not a scenario itself: files starting with _ are not loaded)."""
 
+import io
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
 from harness import repo_file
 
 GANETI = repo_file("layouts/ganeti-node.yaml")
@@ -8,6 +14,30 @@ GANETI_FILES = {"/etc/provision/ganeti-node.yaml": GANETI}
 GANETI_CONFIG = "disks:\n  layout: ganeti-node.yaml\n"
 # Sparse images big enough for the layout's real 32G swap and 100G home.
 GANETI_DISKS = ["nvme:64G", "sata:160G"]
+
+
+
+def key_bundle(host: str, keys: dict) -> tuple:
+    """The keys stage's bundle for `host`, made with ssh-keygen for each run.
+    keys: {member: ssh-keygen -t argument, e.g. "ed25519" or "rsa-3072"}.
+    Returns (the .tar.gz bytes, {member: its public key file}, {member: its fingerprint})."""
+    d = Path(tempfile.mkdtemp(prefix=f"provision-{host}-"))
+    buf = io.BytesIO()
+    pubs, fps = {}, {}
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for member, kind in keys.items():
+            t, _, bits = kind.partition("-")
+            subprocess.run(["ssh-keygen", "-q", "-t", t, *(["-b", bits] if bits else []), "-N", "",
+                            "-C", f"{member}@{host}", "-f", str(d / member)], check=True)
+            data = (d / member).read_bytes()
+            ti = tarfile.TarInfo(member)
+            ti.size, ti.mode = len(data), 0o600
+            tar.addfile(ti, io.BytesIO(data))
+            pubs[member] = d / f"{member}.pub"
+            fps[member] = subprocess.run(["ssh-keygen", "-lf", str(pubs[member])], check=True,
+                                         capture_output=True, text=True).stdout.split()[1]
+    return buf.getvalue(), pubs, fps
+
 
 # The guard (vm-tests/guest/guard): every tool that could create, format or wipe anything is
 # shadowed by bind mounts over the real files (the agent runs tools by absolute path, not from

@@ -9,12 +9,9 @@ dependent service starts and reads it. Boot 2 is a plain reboot: nothing wiped, 
 keys and secrets in place again."""
 
 import hashlib
-import io
 import subprocess
-import tarfile
-import tempfile
-from pathlib import Path
 
+from _common import key_bundle
 from harness import Boot, Scenario, repo_file
 
 HOST = "node1"
@@ -23,28 +20,14 @@ SECRET = b"cluster token for node1: 6f1e2d3c\n"
 
 def _make_keys():
     """ssh-keygen keys, the bundle, and the age file — made on the host for each run."""
-    d = Path(tempfile.mkdtemp(prefix="provision-demo-"))
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{HOST}",
-                    "-f", str(d / "root")], check=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "3072", "-N", "", "-C", HOST,
-                    "-f", str(d / "host")], check=True)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for member, f in (("root_privkey", "root"), ("host_privkey", "host")):
-            data = (d / f).read_bytes()
-            ti = tarfile.TarInfo(member)
-            ti.size, ti.mode = len(data), 0o600
-            tar.addfile(ti, io.BytesIO(data))
-    bundle = buf.getvalue()
-    fp = lambda f: subprocess.run(["ssh-keygen", "-lf", str(d / f)], check=True,  # noqa: E731
-                                  capture_output=True, text=True).stdout.split()[1]
+    bundle, pubs, fps = key_bundle(HOST, {"root_privkey": "ed25519", "host_privkey": "rsa-3072"})
     try:
-        age = subprocess.run(["age", "-R", str(d / "host.pub")], input=SECRET, check=True,
+        age = subprocess.run(["age", "-R", str(pubs["host_privkey"])], input=SECRET, check=True,
                              capture_output=True).stdout
     except FileNotFoundError:
         # Only `--list` gets here (vm-tests/run installs age before loading scenarios).
         age = b"age CLI missing on the host: run tools/install-deps"
-    return bundle, fp("root.pub"), fp("host.pub"), age
+    return bundle, fps["root_privkey"], fps["host_privkey"], age
 
 
 BUNDLE, ROOT_FP, HOST_FP, AGE_FILE = _make_keys()

@@ -19,12 +19,9 @@ encoder the corpus tests check against sops' own files byte for byte."""
 
 import hashlib
 import importlib.util
-import io
 import subprocess
-import tarfile
-import tempfile
-from pathlib import Path
 
+from _common import key_bundle
 from harness import Boot, Scenario, image
 
 HOST = "node2"
@@ -43,23 +40,11 @@ def _encoder():
 
 def _make():
     """The bundle, the host key's fingerprint and the two sops files — made for each run."""
-    d = Path(tempfile.mkdtemp(prefix="provision-sops-"))
-    for name, t in (("root", "ed25519"), ("host", "ed25519")):
-        subprocess.run(["ssh-keygen", "-q", "-t", t, "-N", "", "-C", f"{name}@{HOST}",
-                        "-f", str(d / name)], check=True)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for member, f in (("root_privkey", "root"), ("host_privkey", "host")):
-            data = (d / f).read_bytes()
-            ti = tarfile.TarInfo(member)
-            ti.size, ti.mode = len(data), 0o600
-            tar.addfile(ti, io.BytesIO(data))
-    fp = subprocess.run(["ssh-keygen", "-lf", str(d / "host.pub")], check=True,
-                        capture_output=True, text=True).stdout.split()[1]
+    bundle, pubs, fps = key_bundle(HOST, {"root_privkey": "ed25519", "host_privkey": "ed25519"})
     try:
         enc = _encoder()
-        as_age = enc.ssh_to_age_recipient(str(d / "host"))
-        native = (d / "host.pub").read_text().strip().rsplit(" ", 1)[0]
+        as_age = enc.ssh_to_age_recipient(str(pubs["host_privkey"].with_suffix("")))
+        native = pubs["host_privkey"].read_text().strip().rsplit(" ", 1)[0]
         yaml_file, _ = enc.encrypt_file("yaml", enc.M([
             ("db", enc.M([("password", DB_PASSWORD), ("user", "app")])),
             ("api_token", API_TOKEN)]), [[as_age]])
@@ -69,7 +54,7 @@ def _make():
     except (ImportError, FileNotFoundError, subprocess.CalledProcessError) as e:
         # Only `--list` gets here (vm-tests/run installs the tools before loading scenarios).
         yaml_file = env_file = f"cannot encrypt on this host ({e}): run tools/install-deps".encode()
-    return buf.getvalue(), fp, yaml_file, env_file
+    return bundle, fps["host_privkey"], yaml_file, env_file
 
 
 BUNDLE, HOST_FP, YAML_FILE, ENV_FILE = _make()
