@@ -16,6 +16,7 @@ pub mod sops;
 pub mod config;
 pub mod decrypt;
 pub mod generation;
+pub mod guard;
 pub mod identities;
 pub mod install;
 pub mod ssh_rsa;
@@ -79,6 +80,9 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
             )
         },
     );
+    if problems.is_empty() {
+        problems.extend(guard::check_live_link(&ctx.root, "secrets_dir", dir, mount_point).err());
+    }
     if let Some(v) = &cfg.identity_paths {
         if v.is_empty() {
             problems.push("identity_paths is empty: list at least one identity file".into());

@@ -29,6 +29,7 @@ use super::keys::SopsKeys;
 use super::{emit, Document, Format};
 use crate::context::{Context, StageOutput};
 use crate::exit::{coded, Code};
+use crate::secrets::guard;
 use crate::secrets::identities::wipe;
 use crate::secrets::install::{self, check_name, Generations, Link, Own};
 use crate::system::users::Users;
@@ -76,6 +77,17 @@ fn plan(ctx: &Context, cfg: &SopsConfig) -> Result<(Vec<PlannedSecret>, Vec<Plan
         &cfg.secrets_mount_point,
         || "secretsDir and secretsMountPoint must not contain each other".into(),
     );
+    if problems.is_empty() {
+        problems.extend(
+            guard::check_live_link(
+                &ctx.root,
+                "secretsDir",
+                &cfg.secrets_dir,
+                &cfg.secrets_mount_point,
+            )
+            .err(),
+        );
+    }
     let users = Users::load(&ctx.root);
     let mut secrets: Vec<PlannedSecret> = Vec::new();
     let mut formats: BTreeMap<PathBuf, (Format, String)> = BTreeMap::new();

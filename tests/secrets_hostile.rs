@@ -1,0 +1,191 @@
+//! Hostile configs and roots for both sides of the secrets stage (agenix and sops-nix),
+//! through the real binary with `--root` a tempdir: what is refused (and with which exit code
+//! and message), and that nothing outside the secrets' own places is written or removed.
+//! Skipped, saying why, when not root (ramfs) or without the age CLI.
+
+#[path = "common/secrets_util.rs"]
+mod util;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+struct Fx {
+    root: tempfile::TempDir,
+    conf: tempfile::TempDir,
+    _unmount: util::Unmount,
+}
+
+impl Fx {
+    /// A root with passwd/group, a config dir with an age identity + `a.age` (agenix) and the
+    /// sops-nix test files `secrets.yaml` + `age-keys.txt`.
+    fn new() -> Option<Fx> {
+        if let Err(why) = util::mount_possible() {
+            eprintln!("SKIPPED: {why}");
+            return None;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        fs::create_dir_all(r.join("etc")).unwrap();
+        fs::write(
+            r.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nsvc:x:1000:1000::/var/empty:/bin/false\n",
+        )
+        .unwrap();
+        fs::write(r.join("etc/group"), "root:x:0:\nsvc:x:1000:\nkeys:x:96:\n").unwrap();
+        let conf = tempfile::tempdir().unwrap();
+        let id = conf.path().join("id.txt");
+        let made = Command::new("age-keygen").arg("-o").arg(&id).output();
+        let Some(made) = made.ok().filter(|o| o.status.success()) else {
+            eprintln!("SKIPPED: no age-keygen");
+            return None;
+        };
+        let public = String::from_utf8_lossy(&made.stderr)
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .to_string();
+        let mut c = Command::new("age")
+            .args(["-e", "-r", &public, "-o"])
+            .arg(conf.path().join("a.age"))
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"agenix secret").unwrap();
+        }
+        assert!(c.wait().unwrap().success());
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/sops-nix");
+        for f in ["secrets.yaml", "age-keys.txt"] {
+            fs::copy(data.join(f), conf.path().join(f)).unwrap();
+        }
+        let mut mounts = Vec::new();
+        for d in ["run/agenix.d", "run/secrets.d", "run/a.d", "run/s.d", "var/lib", "etc"] {
+            mounts.push(r.join(d));
+        }
+        Some(Fx {
+            _unmount: util::Unmount(mounts),
+            root,
+            conf,
+        })
+    }
+
+    fn r(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// Run `provision [extra…] <cmd>` with `config` as the config file.
+    fn run(&self, config: &str, extra: &[&str], cmd: &str) -> Output {
+        let cfg = self.conf.path().join("config.yaml");
+        fs::write(&cfg, config).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_provision"))
+            .arg("--root")
+            .arg(self.r())
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--cmdline", ""])
+            .args(extra)
+            .arg(cmd)
+            .output()
+            .unwrap()
+    }
+}
+
+/// An agenix section with secret `a`, `more` appended to the section.
+fn agenix(more: &str) -> String {
+    format!("secrets:\n  identity_paths: [id.txt]\n  secrets:\n    - {{name: a, file: a.age}}\n{more}")
+}
+
+/// A sops section with secret `s` (the sops-nix test file's `test_key`), `more` appended.
+fn sops(more: &str) -> String {
+    format!(
+        "sops:\n  defaultSopsFile: secrets.yaml\n  age:\n    keyFile: age-keys.txt\n    \
+         sshKeyPaths: []\n  secrets:\n    s: {{key: test_key}}\n{more}"
+    )
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn all_files(d: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Ok(rd) = fs::read_dir(d) {
+        for e in rd.flatten() {
+            let p = e.path();
+            v.push(p.clone());
+            if e.file_type().unwrap().is_dir() {
+                v.extend(all_files(&p));
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+/// Finding 1: a `secretsDir` / `secrets_dir` that is a populated real directory (the reviewer's
+/// `/var/lib`, and `/run/provision`, where the report lives) is refused, exit 3, naming the
+/// field and the path — in a dry run too — and nothing in it is touched. An empty directory is
+/// replaced, as sops-nix does.
+#[test]
+fn populated_secrets_dir_is_refused_not_removed() {
+    let Some(fx) = Fx::new() else { return };
+    let r = fx.r();
+    fs::create_dir_all(r.join("var/lib/db")).unwrap();
+    fs::write(r.join("var/lib/db/table"), b"rows").unwrap();
+    let cases = [
+        (
+            agenix("  secrets_dir: /var/lib\n"),
+            "secrets_dir /var/lib",
+        ),
+        (sops("  secretsDir: /var/lib\n"), "secretsDir /var/lib"),
+        (
+            agenix("  secrets_dir: /run/provision\n"),
+            "secrets_dir /run/provision",
+        ),
+        (
+            sops("  secretsDir: /run/provision\n"),
+            "secretsDir /run/provision",
+        ),
+    ];
+    fs::create_dir_all(r.join("run/provision")).unwrap();
+    fs::write(r.join("run/provision/keep"), b"x").unwrap();
+    for (cfg, want) in &cases {
+        for extra in [&["--dry-run"][..], &[][..]] {
+            let out = fx.run(cfg, extra, "secrets");
+            let t = text(&out);
+            assert_eq!(out.status.code(), Some(3), "{extra:?} {cfg}\n{t}");
+            assert!(t.contains(want) && t.contains("non-empty directory"), "{t}");
+            assert_eq!(fs::read(r.join("var/lib/db/table")).unwrap(), b"rows");
+            assert!(r.join("run/provision/keep").exists());
+        }
+    }
+    // An empty directory is fine: replaced by the link.
+    fs::create_dir_all(r.join("run/agenix")).unwrap();
+    fs::create_dir_all(r.join("run/secrets")).unwrap();
+    let out = fx.run(&format!("{}{}", agenix(""), sops("")), &[], "secrets");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        fs::read_link(r.join("run/agenix")).unwrap(),
+        PathBuf::from("/run/agenix.d/1")
+    );
+    assert_eq!(
+        fs::read(r.join("run/secrets.d/1/s")).unwrap(),
+        b"test_value"
+    );
+    // A symlink that is not one of our generations is refused too.
+    let out = fx.run(&agenix("  secrets_dir: /srv\n"), &[], "secrets");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    fs::remove_file(r.join("srv")).unwrap();
+    std::os::unix::fs::symlink("/var/lib", r.join("srv")).unwrap();
+    let out = fx.run(&agenix("  secrets_dir: /srv\n"), &[], "secrets");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(t.contains("secrets_dir /srv is a symlink to /var/lib"), "{t}");
+    assert!(all_files(&r.join("var/lib")).contains(&r.join("var/lib/db/table")));
+}
