@@ -189,3 +189,41 @@ fn populated_secrets_dir_is_refused_not_removed() {
     assert!(t.contains("secrets_dir /srv is a symlink to /var/lib"), "{t}");
     assert!(all_files(&r.join("var/lib")).contains(&r.join("var/lib/db/table")));
 }
+
+/// Finding 2: a `secretsMountPoint` / `secrets_mount_point` on a populated directory that is
+/// not a ramfs (the reviewer's `/etc`) is refused, exit 3, in a dry run too; nothing is
+/// mounted over it.
+#[test]
+fn populated_mount_point_is_refused_not_mounted_over() {
+    let Some(fx) = Fx::new() else { return };
+    let r = fx.r();
+    for (cfg, want) in [
+        (
+            agenix("  secrets_mount_point: /etc\n"),
+            "secrets_mount_point /etc",
+        ),
+        (sops("  secretsMountPoint: /etc\n"), "secretsMountPoint /etc"),
+    ] {
+        for extra in [&["--dry-run"][..], &[][..]] {
+            let out = fx.run(&cfg, extra, "secrets");
+            let t = text(&out);
+            assert_eq!(out.status.code(), Some(3), "{extra:?} {cfg}\n{t}");
+            assert!(t.contains(want) && t.contains("non-empty directory"), "{t}");
+            assert!(
+                fs::read_to_string(r.join("etc/passwd"))
+                    .unwrap()
+                    .contains("svc:x:1000"),
+                "/etc hidden"
+            );
+            assert_eq!(
+                provision::secrets::generation::mounted_type(&r.join("etc")).unwrap(),
+                None
+            );
+        }
+    }
+    // Our own ramfs there already (a second run) is fine.
+    for _ in 0..2 {
+        let out = fx.run(&format!("{}{}", agenix(""), sops("")), &[], "secrets");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+}

@@ -82,6 +82,9 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
     );
     if problems.is_empty() {
         problems.extend(guard::check_live_link(&ctx.root, "secrets_dir", dir, mount_point).err());
+        problems.extend(
+            guard::check_mount_point(&ctx.root, "secrets_mount_point", mount_point).err(),
+        );
     }
     if let Some(v) = &cfg.identity_paths {
         if v.is_empty() {

@@ -87,6 +87,10 @@ fn plan(ctx: &Context, cfg: &SopsConfig) -> Result<(Vec<PlannedSecret>, Vec<Plan
             )
             .err(),
         );
+        problems.extend(
+            guard::check_mount_point(&ctx.root, "secretsMountPoint", &cfg.secrets_mount_point)
+                .err(),
+        );
     }
     let users = Users::load(&ctx.root);
     let mut secrets: Vec<PlannedSecret> = Vec::new();
