@@ -227,3 +227,67 @@ fn populated_mount_point_is_refused_not_mounted_over() {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     }
 }
+
+/// Finding 3: the agenix and sops-nix sides may not share or nest each other's link, mount
+/// point or paths, and no configured path may have a `.` or `..` component (the reviewer's
+/// `/run/secrets.d/../agenix.d` got past the containment check). Refused when the config is
+/// loaded: exit 3, naming the config file and both fields; nothing made.
+#[test]
+fn the_two_sides_stay_apart_and_paths_are_plain() {
+    let Some(fx) = Fx::new() else { return };
+    let r = fx.r();
+    let cases = [
+        (
+            sops("  secretsDir: /run/agenix\n  secretsMountPoint: /run/agenix.d\n"),
+            vec!["secrets.secrets_dir /run/agenix and sops.secretsDir /run/agenix overlap"],
+        ),
+        (
+            sops("  secretsMountPoint: /run/secrets.d/../agenix.d\n"),
+            vec!["sops.secretsMountPoint /run/secrets.d/../agenix.d: '.' and '..'"],
+        ),
+        (
+            sops("  secretsDir: /run/./agenix\n"),
+            vec!["sops.secretsDir /run/./agenix: '.' and '..'"],
+        ),
+        (
+            sops("  secretsDir: /run/agenix.d/s\n"),
+            vec!["secrets.secrets_mount_point /run/agenix.d and sops.secretsDir /run/agenix.d/s"],
+        ),
+        (
+            format!(
+                "{}    - {{name: b, file: a.age, path: /run/secrets/b}}\n",
+                agenix("")
+            ),
+            vec!["secrets.secrets[\"b\"].path /run/secrets/b and sops.secretsDir /run/secrets"],
+        ),
+        (
+            format!(
+                "{}    - {{name: b, file: a.age, path: /etc/../../tmp/escape}}\n",
+                agenix("")
+            ),
+            vec!["secrets.secrets[\"b\"].path /etc/../../tmp/escape: '.' and '..'"],
+        ),
+        (
+            format!("{}    t: {{key: test_key, path: /etc/x/../../y}}\n", sops("")),
+            vec!["sops.secrets.\"t\".path /etc/x/../../y: '.' and '..'"],
+        ),
+    ];
+    for (sops_part, wants) in &cases {
+        let cfg = if sops_part.starts_with("secrets:") {
+            format!("{sops_part}{}", sops(""))
+        } else {
+            format!("{}{sops_part}", agenix(""))
+        };
+        for (extra, cmd) in [(&["--dry-run"][..], "secrets"), (&[][..], "secrets"), (&[][..], "validate")] {
+            let out = fx.run(&cfg, extra, cmd);
+            let t = text(&out);
+            assert_eq!(out.status.code(), Some(3), "{cmd} {extra:?} {cfg}\n{t}");
+            assert!(t.contains("config.yaml: "), "{t}");
+            for w in wants {
+                assert!(t.contains(w), "want {w:?} in {t}");
+            }
+        }
+        assert!(!r.join("run/agenix").exists() && !r.join("run/secrets").exists());
+        assert!(!Path::new("/tmp/escape").exists());
+    }
+}

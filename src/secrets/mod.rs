@@ -19,6 +19,7 @@ pub mod generation;
 pub mod guard;
 pub mod identities;
 pub mod install;
+pub mod paths;
 pub mod ssh_rsa;
 
 use anyhow::{Context as _, Result};
