@@ -291,3 +291,51 @@ fn the_two_sides_stay_apart_and_paths_are_plain() {
         assert!(!Path::new("/tmp/escape").exists());
     }
 }
+
+/// Finding 4: a secret's `path` is resolved inside the root, as the booted system resolves
+/// it: an absolute symlink in the root (`R/srv2 -> /tmp/x`, Debian's `R/var/run -> /run`)
+/// leads into the root, never onto the host. Both sides, secrets and templates.
+#[test]
+fn paths_resolve_inside_the_root() {
+    let Some(fx) = Fx::new() else { return };
+    let r = fx.r();
+    let host = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(host.path(), r.join("srv2")).unwrap();
+    fs::create_dir_all(r.join("var")).unwrap();
+    fs::create_dir_all(r.join("run")).unwrap();
+    std::os::unix::fs::symlink("/run", r.join("var/run")).unwrap();
+    let cfg = format!(
+        "{}    - {{name: b, file: a.age, path: /srv2/agenix-b}}\n    - {{name: c, file: a.age, path: /var/run/app/c}}\n{}    t: {{key: test_key, path: /srv2/sops-t}}\n  templates:\n    tpl: {{content: x, path: /var/run/app/tpl}}\n",
+        agenix(""),
+        sops("")
+    );
+    let out = fx.run(&cfg, &[], "secrets");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        fs::read_dir(host.path()).unwrap().count(),
+        0,
+        "written on the host: {:?}",
+        all_files(host.path())
+    );
+    let inside = r.join(host.path().strip_prefix("/").unwrap());
+    assert_eq!(
+        fs::read_link(inside.join("agenix-b")).unwrap(),
+        PathBuf::from("/run/agenix/b")
+    );
+    assert_eq!(
+        fs::read_link(inside.join("sops-t")).unwrap(),
+        PathBuf::from("/run/secrets/t")
+    );
+    assert_eq!(
+        fs::read_link(r.join("run/app/c")).unwrap(),
+        PathBuf::from("/run/agenix/c")
+    );
+    assert_eq!(
+        fs::read_link(r.join("run/app/tpl")).unwrap(),
+        PathBuf::from("/run/secrets/rendered/tpl")
+    );
+    assert_eq!(
+        fs::read(util::resolve(r, Path::new("/var/run/app/c"))).unwrap(),
+        b"agenix secret"
+    );
+}

@@ -15,7 +15,7 @@ use std::fs;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use super::generation;
+use super::{generation, guard};
 use crate::context::{Context, StageOutput};
 use crate::exit::{coded, Code};
 use crate::system::users::Users;
@@ -262,7 +262,16 @@ pub fn make_parents(base: &Path, name: &str, group: Option<u32>) -> Result<()> {
 pub struct Link<'a> {
     pub name: &'a str,
     pub path: &'a Path,
+    /// `path` on the host, resolved inside the root ([`guard::resolve_in_root`]).
+    pub host: &'a Path,
     pub target: PathBuf,
+}
+
+/// The host path of a secret's `path` (target-system, absolute), its directories resolved
+/// inside the root as the booted system will resolve them. The problem, without the
+/// secret's name.
+pub fn path_host(ctx: &Context, path: &Path) -> Result<PathBuf, String> {
+    guard::resolve_in_root(&ctx.root, path, false)
 }
 
 /// A stage's generations: the live symlink `dir` → `<mount_point>/<N>`.
@@ -285,8 +294,10 @@ pub struct Generations {
 impl Generations {
     /// What is there now under `ctx`'s root.
     pub fn scan(ctx: &Context, stage: &'static str, dir: &Path, mount_point: &Path) -> Self {
-        let mount_host = ctx.path(mount_point);
-        let link_host = ctx.path(dir);
+        // Resolved inside the root (plan has checked that they resolve).
+        let mount_host =
+            guard::resolve_in_root(&ctx.root, mount_point, true).unwrap_or(ctx.path(mount_point));
+        let link_host = guard::resolve_in_root(&ctx.root, dir, false).unwrap_or(ctx.path(dir));
         let current = generation::current_generation(&link_host, mount_point);
         let existing = generation::generations(&mount_host);
         let next = existing.iter().copied().chain(current).max().unwrap_or(0) + 1;
@@ -408,7 +419,7 @@ impl Generations {
     ) -> Result<Vec<u64>> {
         let mut link_errors = Vec::new();
         for l in links {
-            match generation::swap_symlink(&ctx.path(l.path), &l.target, false) {
+            match generation::swap_symlink(l.host, &l.target, false) {
                 Ok(()) => actions.push(format!(
                     "linked {} -> {}",
                     l.path.display(),

@@ -51,6 +51,8 @@ struct Planned {
     file: PathBuf,
     /// Where the secret appears on the target system.
     path: PathBuf,
+    /// `path` on the host, resolved inside the root.
+    path_host: PathBuf,
     /// `path` is a symlink to `<secrets_dir>/<name>` (set only when it differs from it).
     link: bool,
     /// The file itself is written at `path` (symlink: false, custom path).
@@ -117,6 +119,13 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
             ));
             continue;
         }
+        let path_host = match install::path_host(ctx, &path) {
+            Ok(h) => h,
+            Err(e) => {
+                problems.push(format!("{who}: {e}"));
+                continue;
+            }
+        };
         let own = match Own::resolve(&users, &s.owner, &s.group, &s.mode) {
             Ok(o) => o,
             Err(e) => {
@@ -130,6 +139,7 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
             file_cfg: s.file.clone(),
             file: ctx.config_path(&s.file),
             path,
+            path_host,
             link: custom && s.symlink,
             direct: custom && !s.symlink,
             own,
@@ -219,7 +229,7 @@ pub fn run(ctx: &Context, cfg: &SecretsConfig) -> Result<StageOutput> {
     let mut actions = Vec::new();
     actions.extend(gens.mount()?);
     let outcomes = gens.write(None, |gen_host| {
-        fill_generation(ctx, &planned, gen_host, &ids)
+        fill_generation(&planned, gen_host, &ids)
     })?;
 
     let failed_required: Vec<String> = planned
@@ -267,12 +277,15 @@ pub fn run(ctx: &Context, cfg: &SecretsConfig) -> Result<StageOutput> {
             Outcome::Ok => links.push(Link {
                 name: &p.name,
                 path: &p.path,
+                host: &p.path_host,
                 target,
             }),
             Outcome::Failed(_) => {
-                let host = ctx.path(&p.path);
-                if fs::read_link(&host).map(|t| t == target).unwrap_or(false) {
-                    let _ = fs::remove_file(&host);
+                if fs::read_link(&p.path_host)
+                    .map(|t| t == target)
+                    .unwrap_or(false)
+                {
+                    let _ = fs::remove_file(&p.path_host);
                 }
             }
         }
@@ -326,7 +339,6 @@ pub fn run(ctx: &Context, cfg: &SecretsConfig) -> Result<StageOutput> {
 /// Decrypt every secret into the new generation (in parallel), then write the `symlink: false`
 /// copies. Returns one outcome per planned secret.
 fn fill_generation(
-    ctx: &Context,
     planned: &[Planned],
     gen_host: &Path,
     ids: &Identities,
@@ -338,7 +350,7 @@ fn fill_generation(
     let mut outcomes = decrypt_all(planned, gen_host, ids);
     for (p, o) in planned.iter().zip(outcomes.iter_mut()) {
         if p.direct && matches!(o, Outcome::Ok) {
-            if let Err(e) = write_direct(ctx, p, gen_host) {
+            if let Err(e) = write_direct(p, gen_host) {
                 *o = Outcome::Failed(format!("{e:#}"));
             }
         }
@@ -396,8 +408,8 @@ fn install_one(p: &Planned, gen_host: &Path, ids: &Identities) -> Result<(), Str
 
 /// `symlink: false` with a custom path: copy the decrypted file to `path` atomically (temp file
 /// in the same directory, owner and mode first, rename), refusing a path not on ramfs/tmpfs.
-fn write_direct(ctx: &Context, p: &Planned, gen_host: &Path) -> Result<()> {
-    let dest = ctx.path(&p.path);
+fn write_direct(p: &Planned, gen_host: &Path) -> Result<()> {
+    let dest = &p.path_host;
     let dir = dest.parent().context("path has no parent")?;
     if !dir.exists() {
         fs::DirBuilder::new()
@@ -425,7 +437,7 @@ fn write_direct(ctx: &Context, p: &Planned, gen_host: &Path) -> Result<()> {
         std::io::copy(&mut input, out).with_context(|| format!("writing {}", tmp.display()))?;
         Ok(out.flush()?)
     })?;
-    fs::rename(&tmp, &dest)
+    fs::rename(&tmp, dest)
         .with_context(|| format!("renaming onto {}", dest.display()))
         .inspect_err(|_| {
             let _ = fs::remove_file(&tmp);

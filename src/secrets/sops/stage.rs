@@ -55,6 +55,8 @@ struct PlannedSecret {
     /// `""` = the whole file.
     key: String,
     path: PathBuf,
+    /// `path` on the host, resolved inside the root.
+    path_host: PathBuf,
     link: bool,
     own: Own,
 }
@@ -65,6 +67,7 @@ struct PlannedTemplate {
     content: Option<String>,
     file: Option<PathBuf>,
     path: PathBuf,
+    path_host: PathBuf,
     link: bool,
     own: Own,
 }
@@ -184,6 +187,7 @@ fn plan_secret(
         &cfg.secrets_mount_point,
     )?;
     Ok(PlannedSecret {
+        path_host: install::path_host(ctx, &path)?,
         own: Own::resolve(users, &s.owner, &s.group, &s.mode)?,
         name,
         attr: attr.to_string(),
@@ -225,6 +229,7 @@ fn plan_template(
         ));
     }
     Ok(PlannedTemplate {
+        path_host: install::path_host(ctx, &path)?,
         own: Own::resolve(users, &t.owner, &t.group, &t.mode)?,
         name,
         content: t.content.clone(),
@@ -471,11 +476,13 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
         .map(|p| Link {
             name: &p.name,
             path: &p.path,
+            host: &p.path_host,
             target: cfg.secrets_dir.join(&p.name),
         })
         .chain(templates.iter().filter(|t| t.link).map(|t| Link {
             name: &t.name,
             path: &t.path,
+            host: &t.path_host,
             target: cfg.secrets_dir.join(RENDERED).join(&t.name),
         }))
         .collect();
