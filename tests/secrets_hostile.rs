@@ -339,3 +339,53 @@ fn paths_resolve_inside_the_root() {
         b"agenix secret"
     );
 }
+
+/// Finding 5: a `path` that cannot become a link (a directory there) is found before anything
+/// is written — exit 3 naming the secret and the path, no generation made or switched, in a
+/// dry run too — not after the switch with the links half made. Both sides, templates too.
+#[test]
+fn a_directory_at_a_path_is_refused_before_the_switch() {
+    let Some(fx) = Fx::new() else { return };
+    let r = fx.r();
+    fs::create_dir_all(r.join("etc/app/dir/sub")).unwrap();
+    let cases = [
+        (
+            format!(
+                "{}    - {{name: b, file: a.age, path: /etc/app/dir}}\n",
+                agenix("")
+            ),
+            "secret \"b\": path /etc/app/dir is a directory",
+        ),
+        (
+            format!(
+                "{}    - {{name: b, file: a.age, path: /etc/app/dir, symlink: false}}\n",
+                agenix("")
+            ),
+            "secret \"b\": path /etc/app/dir is a directory",
+        ),
+        (
+            format!("{}    t: {{key: test_key, path: /etc/app/dir}}\n", sops("")),
+            "sops.secrets.\"t\": path /etc/app/dir is a directory",
+        ),
+        (
+            format!(
+                "{}  templates:\n    tpl: {{content: x, path: /etc/app/dir}}\n",
+                sops("")
+            ),
+            "sops.templates.\"tpl\": path /etc/app/dir is a directory",
+        ),
+    ];
+    for (cfg, want) in &cases {
+        for extra in [&["--dry-run"][..], &[][..]] {
+            let out = fx.run(cfg, extra, "secrets");
+            let t = text(&out);
+            assert_eq!(out.status.code(), Some(3), "{extra:?} {cfg}\n{t}");
+            assert!(t.contains(want), "want {want:?} in {t}");
+            for gen in ["run/agenix.d/1", "run/secrets.d/1"] {
+                assert!(!r.join(gen).exists(), "{gen} made: {t}");
+            }
+            assert!(!r.join("run/agenix").exists() && !r.join("run/secrets").exists());
+            assert!(r.join("etc/app/dir/sub").is_dir());
+        }
+    }
+}

@@ -194,22 +194,18 @@ pub enum LinkTarget {
     File,
 }
 
-/// A per-secret `path` (`what` names it) can be made: its directories resolve inside the
-/// root and it is absent, a symlink or a regular file — not a directory or anything else.
-/// Returns the host path and what is there.
-pub fn check_link_target(
-    root: &Path,
-    what: &str,
-    path: &Path,
-) -> Result<(PathBuf, LinkTarget), String> {
-    let host = resolve_in_root(root, path, false).map_err(|e| format!("{what}: {e}"))?;
+/// A per-secret `path` can be made: its directories resolve inside the root and it is
+/// absent, a symlink or a regular file — not a directory or anything else. Returns the host
+/// path and what is there.
+pub fn check_link_target(root: &Path, path: &Path) -> Result<(PathBuf, LinkTarget), String> {
+    let host = resolve_in_root(root, path, false).map_err(|e| format!("path {e}"))?;
     let found = match fs::symlink_metadata(&host) {
         Err(_) => LinkTarget::Absent,
         Ok(m) if m.file_type().is_symlink() => LinkTarget::Symlink,
         Ok(m) if m.is_file() => LinkTarget::File,
         Ok(m) => {
             return Err(format!(
-                "{what}: path {} is {}; refusing to replace it",
+                "path {} is {}; refusing to replace it with a symlink",
                 path.display(),
                 kind(m.file_type())
             ))

@@ -268,10 +268,11 @@ pub struct Link<'a> {
 }
 
 /// The host path of a secret's `path` (target-system, absolute), its directories resolved
-/// inside the root as the booted system will resolve them. The problem, without the
-/// secret's name.
-pub fn path_host(ctx: &Context, path: &Path) -> Result<PathBuf, String> {
-    guard::resolve_in_root(&ctx.root, path, false)
+/// inside the root as the booted system will resolve them, and what is there now. Checked
+/// before anything is written: a directory (or device, FIFO, socket) there cannot be
+/// replaced by the link, so it is refused. The problem, without the secret's name.
+pub fn path_host(ctx: &Context, path: &Path) -> Result<(PathBuf, guard::LinkTarget), String> {
+    guard::check_link_target(&ctx.root, path)
 }
 
 /// A stage's generations: the live symlink `dir` → `<mount_point>/<N>`.

@@ -120,7 +120,7 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
             continue;
         }
         let path_host = match install::path_host(ctx, &path) {
-            Ok(h) => h,
+            Ok((h, _)) => h,
             Err(e) => {
                 problems.push(format!("{who}: {e}"));
                 continue;

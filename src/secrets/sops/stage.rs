@@ -187,7 +187,7 @@ fn plan_secret(
         &cfg.secrets_mount_point,
     )?;
     Ok(PlannedSecret {
-        path_host: install::path_host(ctx, &path)?,
+        path_host: install::path_host(ctx, &path)?.0,
         own: Own::resolve(users, &s.owner, &s.group, &s.mode)?,
         name,
         attr: attr.to_string(),
@@ -229,7 +229,7 @@ fn plan_template(
         ));
     }
     Ok(PlannedTemplate {
-        path_host: install::path_host(ctx, &path)?,
+        path_host: install::path_host(ctx, &path)?.0,
         own: Own::resolve(users, &t.owner, &t.group, &t.mode)?,
         name,
         content: t.content.clone(),
