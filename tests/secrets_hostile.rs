@@ -389,3 +389,31 @@ fn a_directory_at_a_path_is_refused_before_the_switch() {
         }
     }
 }
+
+/// Finding 7: a name given twice in `sops.secrets` or `sops.templates` is refused (exit 3,
+/// naming the config file, line and name), not last-wins.
+#[test]
+fn duplicate_sops_names_are_refused() {
+    let Some(fx) = Fx::new() else { return };
+    for (cfg, want) in [
+        (
+            format!("{}    s: {{key: nested/test/file}}\n", sops("")),
+            "duplicate name \"s\"",
+        ),
+        (
+            format!(
+                "{}  templates:\n    t: {{content: a}}\n    t: {{content: b}}\n",
+                sops("")
+            ),
+            "duplicate name \"t\"",
+        ),
+    ] {
+        for (extra, cmd) in [(&[][..], "secrets"), (&[][..], "validate")] {
+            let out = fx.run(&cfg, extra, cmd);
+            let t = text(&out);
+            assert_eq!(out.status.code(), Some(3), "{cmd} {cfg}\n{t}");
+            assert!(t.contains("config.yaml:") && t.contains(want), "{t}");
+        }
+        assert!(!fx.r().join("run/secrets").exists());
+    }
+}

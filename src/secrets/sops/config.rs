@@ -2,8 +2,11 @@
 //! `modules/sops`).
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 use std::path::PathBuf;
 
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::Format;
@@ -35,11 +38,12 @@ pub struct SopsConfig {
     pub default_sops_key: Option<String>,
     #[serde(default)]
     pub age: AgeConfig,
-    /// `secrets.<name>`.
-    #[serde(default)]
+    /// `secrets.<name>`. A name given twice is an error (a plain `BTreeMap` would keep the
+    /// last silently).
+    #[serde(default, deserialize_with = "unique_names")]
     pub secrets: BTreeMap<String, SopsSecret>,
-    /// `templates.<name>`.
-    #[serde(default)]
+    /// `templates.<name>`; a name given twice is an error.
+    #[serde(default, deserialize_with = "unique_names")]
     pub templates: BTreeMap<String, SopsTemplate>,
     /// Older generations kept besides the live one (sops-nix `keepGenerations`, default 1;
     /// 0 keeps all).
@@ -52,6 +56,39 @@ pub struct SopsConfig {
     /// Where generations live (an extension). Default `/run/secrets.d`.
     #[serde(default = "default_mount_point")]
     pub secrets_mount_point: PathBuf,
+}
+
+/// A mapping of names to `V`, refusing a name given twice ("duplicate name \"db\"", with the
+/// line from the YAML parser).
+fn unique_names<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Names<V>(PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for Names<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a mapping of names")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(k) = m.next_key::<String>()? {
+                if out.contains_key(&k) {
+                    return Err(de::Error::custom(format!(
+                        "duplicate name {k:?} (each name once)"
+                    )));
+                }
+                let v = m.next_value()?;
+                out.insert(k, v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Names(PhantomData))
 }
 
 fn yaml() -> Format {
@@ -162,6 +199,16 @@ mod tests {
         assert!(parse("secrets:\n  a: {neededForUsers: true}\n")
             .unwrap_err()
             .contains("neededForUsers"));
+        for (dup, name) in [
+            ("secrets:\n  db: {}\n  other: {}\n  db: {key: x}\n", "db"),
+            ("templates:\n  t: {content: a}\n  t: {content: b}\n", "t"),
+        ] {
+            // The parser places it at the mapping.
+            let e = parse(dup).unwrap_err();
+            assert!(e.contains(&format!("duplicate name {name:?}")), "{e}");
+            assert!(e.contains("line 2"), "{e}");
+        }
+        assert!(parse("secrets:\n").unwrap().secrets.is_empty());
         assert!(parse("defaultSopsFormat: toml\n")
             .unwrap_err()
             .contains("toml"));
