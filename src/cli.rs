@@ -302,7 +302,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         }
         Command::Disks => run_disks(cli, &ctx, cfg, &report_path),
         Command::Status => status(cli, &ctx, cfg, &report_path),
-        Command::Validate => validate(cli, &inputs),
+        Command::Validate => validate(cli, &ctx, &inputs),
     }
 }
 
@@ -462,9 +462,12 @@ fn status(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<
     Ok(())
 }
 
-/// `validate`: config and layout, offline; every problem listed, exit 1 if any.
-fn validate(cli: &Cli, inputs: &Inputs) -> Result<()> {
+/// `validate`: config and layout, offline; every problem listed, exit 1 if any — or, when
+/// the secrets or sops section has problems, the code a real run would exit with for the
+/// first of them (3 config, 8 a missing file or identity).
+fn validate(cli: &Cli, ctx: &Context, inputs: &Inputs) -> Result<()> {
     let mut problems: Vec<String> = Vec::new();
+    let mut secrets_code: Option<Code> = None;
     let settings = crate::cmdline::settings(&inputs.cmdline_text, inputs.config.prefix());
     if cli.cmdline.is_some() || cli.cmdline_file.is_some() {
         problems.extend(settings.bad.iter().map(|b| b.to_string()));
@@ -500,11 +503,27 @@ fn validate(cli: &Cli, inputs: &Inputs) -> Result<()> {
                 .map(|p| format!("keys: {p}")),
         );
     }
+    let secrets_problems = [
+        inputs
+            .config
+            .secrets
+            .as_ref()
+            .map(|c| crate::secrets::check(ctx, c)),
+        inputs
+            .config
+            .sops
+            .as_ref()
+            .map(|c| crate::secrets::sops::stage::check(ctx, c)),
+    ];
     let name = inputs
         .config_path
         .as_deref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "(no config)".into());
+    for (code, p) in secrets_problems.into_iter().flatten().flatten() {
+        secrets_code = Some(secrets_code.map_or(code, |c| c.min_by_value(code)));
+        problems.push(format!("{name}: {p}"));
+    }
     if cli.output == OutputFormat::Json {
         // For tools (and vm-tests' layout checker, which reads YAML layouts through it): the
         // verdict, every problem as the text output prints it, and the layout document as read
@@ -536,7 +555,7 @@ fn validate(cli: &Cli, inputs: &Inputs) -> Result<()> {
         }
     }
     Err(coded(
-        Code::Failure,
+        secrets_code.unwrap_or(Code::Failure),
         format!(
             "{} problem{} found",
             problems.len(),

@@ -36,6 +36,15 @@ impl Code {
     pub fn as_i32(self) -> i32 {
         self as i32
     }
+
+    /// Of two codes, the one with the lower number (bad input before a decrypt failure).
+    pub fn min_by_value(self, other: Code) -> Code {
+        if other.as_i32() < self.as_i32() {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 /// An error tagged with the exit code it maps to.

@@ -417,3 +417,72 @@ fn duplicate_sops_names_are_refused() {
         assert!(!fx.r().join("run/secrets").exists());
     }
 }
+
+/// Finding 8: `provision validate` checks the secrets and sops sections as a real run would
+/// from the config alone — names, modes, owners in the target root's passwd, paths, what is
+/// at them, missing `.age`/sops/template files and identities — and exits as that run would
+/// (3 for the config, 8 for a missing file); a good config is OK. Nothing is written.
+#[test]
+fn validate_checks_the_secrets_and_sops_sections() {
+    let Some(fx) = Fx::new() else { return };
+    let r = fx.r();
+    let ok = format!("{}{}", agenix(""), sops(""));
+    let out = fx.run(&ok, &[], "validate");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    fs::create_dir_all(r.join("etc/app/dir")).unwrap();
+    let cases: Vec<(String, i32, Vec<&str>)> = vec![
+        (
+            format!("{}    - {{name: b, file: a.age, owner: nobody}}\n", agenix("")),
+            3,
+            vec!["secret \"b\"", "nobody"],
+        ),
+        (
+            format!("{}    - {{name: b, file: a.age, mode: \"0999\"}}\n", agenix("")),
+            3,
+            vec!["secret \"b\"", "0999"],
+        ),
+        (
+            format!("{}    t: {{key: test_key, owner: nobody}}\n", sops("")),
+            3,
+            vec!["sops.secrets.\"t\"", "nobody"],
+        ),
+        (
+            format!("{}    t: {{key: test_key, path: /etc/app/dir}}\n", sops("")),
+            3,
+            vec!["sops.secrets.\"t\": path /etc/app/dir is a directory"],
+        ),
+        (
+            format!("{}    - {{name: b, file: missing.age}}\n", agenix("")),
+            8,
+            vec!["secret \"b\"", "missing.age"],
+        ),
+        (
+            format!("{}    t: {{sopsFile: missing.yaml, key: x}}\n", sops("")),
+            8,
+            vec!["sops file missing.yaml"],
+        ),
+        (
+            format!(
+                "{}  templates:\n    tpl: {{file: missing.tmpl}}\n",
+                sops("")
+            ),
+            8,
+            vec!["template \"tpl\"", "missing.tmpl"],
+        ),
+        (
+            agenix("").replace("[id.txt]", "[nope.txt]"),
+            8,
+            vec!["identity_paths", "nope.txt"],
+        ),
+    ];
+    for (cfg, code, wants) in &cases {
+        let out = fx.run(cfg, &[], "validate");
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(*code), "{cfg}\n{t}");
+        assert!(t.contains("config.yaml: "), "{t}");
+        for w in wants {
+            assert!(t.contains(w), "want {w:?} in {t}");
+        }
+    }
+    assert!(!r.join("run").exists(), "validate wrote under the root");
+}

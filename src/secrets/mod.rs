@@ -155,6 +155,50 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
     }
 }
 
+/// What `provision validate` reports for the `secrets:` section: every problem a real run
+/// would stop at from the config and the files alone (no decryption), with the exit code
+/// that run would give — 3 for the config (names, modes, owners in the target root's
+/// passwd, paths, what is at them), 8 for a missing `.age` file of a required secret or a
+/// missing identity.
+pub fn check(ctx: &Context, cfg: &SecretsConfig) -> Vec<(Code, String)> {
+    let planned = match plan(ctx, cfg) {
+        Ok(p) => p,
+        Err(e) => return vec![(crate::exit::code_of(&e), format!("{e:#}"))],
+    };
+    let mut problems = Vec::new();
+    for p in planned.iter().filter(|p| !p.optional) {
+        if !p.file.is_file() {
+            problems.push((
+                Code::Decrypt,
+                format!(
+                    "secrets: secret {:?}: {} is not a file",
+                    p.name,
+                    p.file.display()
+                ),
+            ));
+        }
+    }
+    let (paths, defaults) = identity_paths(ctx, cfg);
+    let present: Vec<&PathBuf> = paths.iter().filter(|p| p.is_file()).collect();
+    if !defaults {
+        for p in paths.iter().filter(|p| !p.is_file()) {
+            problems.push((
+                Code::Decrypt,
+                format!("secrets: identity_paths: {} is not a file", p.display()),
+            ));
+        }
+    } else if present.is_empty() && !planned.is_empty() {
+        problems.push((
+            Code::Decrypt,
+            format!(
+                "secrets: no identity: none of {} exists",
+                DEFAULT_IDENTITY_PATHS.join(", ")
+            ),
+        ));
+    }
+    problems
+}
+
 /// The identity files to use (host paths) and whether they are the defaults (an unusable
 /// default is skipped, see `Identities::load`).
 fn identity_paths(ctx: &Context, cfg: &SecretsConfig) -> (Vec<PathBuf>, bool) {

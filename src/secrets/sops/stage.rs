@@ -239,6 +239,54 @@ fn plan_template(
     })
 }
 
+/// What `provision validate` reports for the `sops:` section: every problem a real run would
+/// stop at from the config and the files alone (no decryption), with the exit code that run
+/// would give — 3 for the config, 8 for a missing sops file, template file or identity.
+pub fn check(ctx: &Context, cfg: &SopsConfig) -> Vec<(Code, String)> {
+    let (secrets, templates) = match plan(ctx, cfg) {
+        Ok(p) => p,
+        Err(e) => return vec![(crate::exit::code_of(&e), format!("{e:#}"))],
+    };
+    let mut problems = Vec::new();
+    let mut files: Vec<(&PathBuf, &PathBuf)> =
+        secrets.iter().map(|p| (&p.file, &p.file_cfg)).collect();
+    files.sort();
+    files.dedup();
+    for (f, cfg_name) in files {
+        if !f.is_file() {
+            problems.push((
+                Code::Decrypt,
+                format!("sops: sops file {} is not a file", cfg_name.display()),
+            ));
+        }
+    }
+    for t in &templates {
+        if let Some(f) = t.file.as_ref().filter(|f| !f.is_file()) {
+            problems.push((
+                Code::Decrypt,
+                format!("sops: template {:?}: file {} is not a file", t.name, f.display()),
+            ));
+        }
+    }
+    let (strict, defaults) = identity_files(ctx, cfg);
+    for p in strict.iter().filter(|p| !p.is_file()) {
+        problems.push((
+            Code::Decrypt,
+            format!("sops: identity {} is not a file", p.display()),
+        ));
+    }
+    if strict.is_empty() && defaults.is_empty() && !secrets.is_empty() {
+        problems.push((
+            Code::Decrypt,
+            format!(
+                "sops: no identity: set age.keyFile or age.sshKeyPaths (none of {} exists)",
+                DEFAULT_SSH_KEY_PATHS.join(", ")
+            ),
+        ));
+    }
+    problems
+}
+
 /// The identity files: `age.keyFile` and configured `age.sshKeyPaths` (each must load), and
 /// the default host keys that exist (each may be skipped, see [`load_keys`]).
 fn identity_files(ctx: &Context, cfg: &SopsConfig) -> (Vec<PathBuf>, Vec<PathBuf>) {
