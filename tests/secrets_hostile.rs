@@ -486,3 +486,79 @@ fn validate_checks_the_secrets_and_sops_sections() {
     }
     assert!(!r.join("run").exists(), "validate wrote under the root");
 }
+
+/// Run with a deadline: `None` when it had to be killed (it blocked).
+fn run_deadline(fx: &Fx, config: &str, secs: u64) -> Option<Output> {
+    let cfg = fx.conf.path().join("config.yaml");
+    fs::write(&cfg, config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .arg("--root")
+        .arg(fx.r())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--cmdline", "", "secrets"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(secs) {
+        if child.try_wait().unwrap().is_some() {
+            return Some(child.wait_with_output().unwrap());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Finding 11: `.age`, sops and template files must be regular files (a FIFO is refused, not
+/// waited on) of at most `max_file_size` / `maxFileSize` bytes, and a sops file nested deeper
+/// than 256 levels of `[`/`{` is refused at once (2 MB of `[` took the loader 6 s). Exit 8
+/// naming the file; nothing switched.
+#[test]
+fn fifos_big_files_and_deep_nesting_are_refused_quickly() {
+    let Some(fx) = Fx::new() else { return };
+    let c = fx.conf.path();
+    let fifo = nix::sys::stat::Mode::from_bits_truncate(0o600);
+    nix::unistd::mkfifo(&c.join("fifo.yaml"), fifo).unwrap();
+    nix::unistd::mkfifo(&c.join("fifo.age"), fifo).unwrap();
+    nix::unistd::mkfifo(&c.join("fifo.tmpl"), fifo).unwrap();
+    fs::write(c.join("deep.yaml"), vec![b'['; 2 << 20]).unwrap();
+    let cases = [
+        (
+            format!("{}    t: {{sopsFile: fifo.yaml, key: x}}\n", sops("")),
+            "fifo.yaml is a FIFO, not a regular file",
+        ),
+        (
+            format!("{}    - {{name: b, file: fifo.age}}\n", agenix("")),
+            "fifo.age is a FIFO, not a regular file",
+        ),
+        (
+            format!("{}  templates:\n    tpl: {{file: fifo.tmpl}}\n", sops("")),
+            "fifo.tmpl is a FIFO, not a regular file",
+        ),
+        (
+            sops("  maxFileSize: 100\n"),
+            "over the limit of 100 bytes",
+        ),
+        (
+            agenix("  max_file_size: 10\n"),
+            "over the limit of 10 bytes",
+        ),
+        (
+            format!("{}    t: {{sopsFile: deep.yaml, key: x}}\n", sops("")),
+            "nested deeper than 256 levels",
+        ),
+    ];
+    for (cfg, want) in &cases {
+        let start = std::time::Instant::now();
+        let out = run_deadline(&fx, cfg, 20).unwrap_or_else(|| panic!("blocked: {cfg}"));
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(8), "{cfg}\n{t}");
+        assert!(t.contains(want), "want {want:?} in {t}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(3), "{cfg}: slow");
+        assert!(!fx.r().join("run/secrets").exists() && !fx.r().join("run/agenix").exists());
+    }
+}

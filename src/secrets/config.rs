@@ -39,6 +39,13 @@ pub struct SecretsConfig {
     /// (`nodev,nosuid,mode=0751`) unless one already is. Default `/run/agenix.d`.
     #[serde(default = "default_mount_point")]
     pub secrets_mount_point: PathBuf,
+    /// The largest `.age` file read, in bytes (an extension). Default 16 MiB.
+    #[serde(default = "max_file_size")]
+    pub max_file_size: u64,
+}
+
+fn max_file_size() -> u64 {
+    super::guard::DEFAULT_MAX_FILE_SIZE
 }
 
 fn default_secrets_dir() -> PathBuf {
@@ -60,6 +67,7 @@ impl Default for SecretsConfig {
             identity_paths: None,
             secrets_dir: default_secrets_dir(),
             secrets_mount_point: default_mount_point(),
+            max_file_size: max_file_size(),
         }
     }
 }

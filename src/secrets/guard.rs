@@ -6,7 +6,8 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::os::unix::fs::FileTypeExt;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::generation;
@@ -214,6 +215,54 @@ pub fn check_link_target(root: &Path, path: &Path) -> Result<(PathBuf, LinkTarge
     Ok((host, found))
 }
 
+/// The default of `max_file_size` / `maxFileSize`: the largest `.age`, sops or template file
+/// read, in bytes (16 MiB).
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 << 20;
+
+/// Read `path` (`what` names it) whole: it must be a regular file (after following
+/// symlinks) of at most `cap` bytes. Opened with `O_NONBLOCK`, so a FIFO is refused, not
+/// waited on.
+pub fn read_regular(path: &Path, what: &str, cap: u64) -> Result<Vec<u8>, String> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_nonblock())
+        .open(path)
+        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
+    let m = f
+        .metadata()
+        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
+    if !m.is_file() {
+        return Err(format!(
+            "{what} {} is {}, not a regular file",
+            path.display(),
+            kind(m.file_type())
+        ));
+    }
+    if m.len() > cap {
+        return Err(format!(
+            "{what} {} is {} bytes, over the limit of {cap} bytes (max_file_size / maxFileSize)",
+            path.display(),
+            m.len()
+        ));
+    }
+    let mut data = Vec::with_capacity(m.len() as usize);
+    f.take(cap + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
+    if data.len() as u64 > cap {
+        return Err(format!(
+            "{what} {} grew over the limit of {cap} bytes while being read",
+            path.display()
+        ));
+    }
+    Ok(data)
+}
+
+fn libc_nonblock() -> i32 {
+    rustix::fs::OFlags::NONBLOCK.bits() as i32
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +292,18 @@ mod tests {
         assert!(resolve_in_root(root, Path::new("/file/x"), false)
             .unwrap_err()
             .contains("not a directory"));
+    }
+
+    #[test]
+    fn read_regular_refuses_fifos_and_big_files() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = read_regular(&fifo, "sops file", 100).unwrap_err();
+        assert!(e.contains("a FIFO, not a regular file"), "{e}");
+        let f = d.path().join("f");
+        fs::write(&f, [0u8; 101]).unwrap();
+        assert!(read_regular(&f, "x", 100).unwrap_err().contains("over the limit"));
+        assert_eq!(read_regular(&f, "x", 101).unwrap().len(), 101);
     }
 }

@@ -273,7 +273,7 @@ pub fn run(ctx: &Context, cfg: &SecretsConfig) -> Result<StageOutput> {
     let mut actions = Vec::new();
     actions.extend(gens.mount()?);
     let outcomes = gens.write(None, |gen_host| {
-        fill_generation(&planned, gen_host, &ids)
+        fill_generation(&planned, gen_host, &ids, cfg.max_file_size)
     })?;
 
     let failed_required: Vec<String> = planned
@@ -386,12 +386,13 @@ fn fill_generation(
     planned: &[Planned],
     gen_host: &Path,
     ids: &Identities,
+    cap: u64,
 ) -> Result<Vec<Outcome>> {
     // Subdirectories for names with '/', made up front (single-threaded).
     for p in planned {
         install::make_parents(gen_host, &p.name, None)?;
     }
-    let mut outcomes = decrypt_all(planned, gen_host, ids);
+    let mut outcomes = decrypt_all(planned, gen_host, ids, cap);
     for (p, o) in planned.iter().zip(outcomes.iter_mut()) {
         if p.direct && matches!(o, Outcome::Ok) {
             if let Err(e) = write_direct(p, gen_host) {
@@ -402,7 +403,12 @@ fn fill_generation(
     Ok(outcomes)
 }
 
-fn decrypt_all(planned: &[Planned], gen_host: &Path, ids: &Identities) -> Vec<Outcome> {
+fn decrypt_all(
+    planned: &[Planned],
+    gen_host: &Path,
+    ids: &Identities,
+    cap: u64,
+) -> Vec<Outcome> {
     let n = planned.len();
     let workers = std::thread::available_parallelism()
         .map(|w| w.get())
@@ -417,7 +423,7 @@ fn decrypt_all(planned: &[Planned], gen_host: &Path, ids: &Identities) -> Vec<Ou
                 if i >= n {
                     break;
                 }
-                let o = match install_one(&planned[i], gen_host, ids) {
+                let o = match install_one(&planned[i], gen_host, ids, cap) {
                     Ok(()) => Outcome::Ok,
                     Err(r) => Outcome::Failed(r),
                 };
@@ -438,8 +444,8 @@ fn decrypt_all(planned: &[Planned], gen_host: &Path, ids: &Identities) -> Vec<Ou
 /// Decrypt one secret into `<gen>/<name>`: the header is checked and the file key unwrapped
 /// first; only then is the file created, with owner, group and mode set before any byte of
 /// plaintext is written. On failure nothing is left at the path.
-fn install_one(p: &Planned, gen_host: &Path, ids: &Identities) -> Result<(), String> {
-    let ct = fs::read(&p.file).map_err(|e| format!("cannot read {}: {e}", p.file.display()))?;
+fn install_one(p: &Planned, gen_host: &Path, ids: &Identities, cap: u64) -> Result<(), String> {
+    let ct = guard::read_regular(&p.file, ".age file", cap)?;
     let opened = decrypt::open(&ct, ids).map_err(|e| e.to_string())?;
     install::write_owned(&gen_host.join(&p.name), &p.own, |f| {
         opened

@@ -344,11 +344,11 @@ fn load_keys(ctx: &Context, cfg: &SopsConfig) -> Result<SopsKeys> {
 type Made = Result<Vec<u8>, String>;
 
 /// Decrypt every file once and take each secret's value out of it.
-fn make_secrets(planned: &[PlannedSecret], keys: &SopsKeys) -> Vec<Made> {
+fn make_secrets(planned: &[PlannedSecret], keys: &SopsKeys, cap: u64) -> Vec<Made> {
     let mut docs: BTreeMap<PathBuf, Result<Document, String>> = BTreeMap::new();
     for p in planned {
         docs.entry(p.file.clone()).or_insert_with(|| {
-            super::decrypt_file(&p.file, p.format, keys).map_err(|e| e.to_string())
+            super::decrypt_file(&p.file, p.format, keys, cap).map_err(|e| e.to_string())
         });
     }
     planned
@@ -383,14 +383,18 @@ fn make_templates(
     templates: &[PlannedTemplate],
     secrets: &[PlannedSecret],
     values: &[Made],
+    cap: u64,
 ) -> Vec<Made> {
     templates
         .iter()
         .map(|t| {
             let text = match (&t.content, &t.file) {
                 (Some(c), _) => c.clone(),
-                (None, Some(f)) => fs::read_to_string(f)
-                    .map_err(|e| format!("cannot read template file {}: {e}", f.display()))?,
+                (None, Some(f)) => {
+                    let b = guard::read_regular(f, "template file", cap)?;
+                    String::from_utf8(b)
+                        .map_err(|_| format!("template file {} is not UTF-8", f.display()))?
+                }
                 (None, None) => unreachable!("checked in plan"),
             };
             let mut out = text.into_bytes();
@@ -459,8 +463,8 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
     }
 
     // Everything in memory first: decrypt, check, look up, render.
-    let mut values = make_secrets(&secrets, &keys);
-    let mut rendered = make_templates(&templates, &secrets, &values);
+    let mut values = make_secrets(&secrets, &keys, cfg.max_file_size);
+    let mut rendered = make_templates(&templates, &secrets, &values, cfg.max_file_size);
     let mut failed: Vec<String> = Vec::new();
     for (p, v) in secrets.iter().zip(&values) {
         if let Err(e) = v {
