@@ -562,3 +562,62 @@ fn fifos_big_files_and_deep_nesting_are_refused_quickly() {
         assert!(!fx.r().join("run/secrets").exists() && !fx.r().join("run/agenix").exists());
     }
 }
+
+/// A sops YAML file holding `values` (key, string), encrypted by tests/sops_encoder.py to the
+/// recipient of `age-keys.txt`, written as `name` in the config dir; `None` (skip) without the
+/// encoder's tools.
+fn encode_sops(fx: &Fx, name: &str, values: &[(&str, &str)]) -> Option<()> {
+    let py = match util::sops_encoder_tools() {
+        Ok(py) => py,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return None;
+        }
+    };
+    let c = fx.conf.path();
+    let out = Command::new("age-keygen")
+        .arg("-y")
+        .arg(c.join("age-keys.txt"))
+        .output()
+        .unwrap();
+    let recipient = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let items: Vec<String> = values
+        .iter()
+        .map(|(k, v)| format!("({k:?}, {v:?})"))
+        .collect();
+    let script = format!(
+        "import sys; sys.path.insert(0, {t:?}); import sops_encoder as e\n\
+         data, _ = e.encrypt_file('yaml', e.M([{items}]), [[{recipient:?}]])\n\
+         open({out:?}, 'wb').write(data)\n",
+        t = tests.display().to_string(),
+        items = items.join(", "),
+        out = c.join(name).display().to_string(),
+    );
+    let o = Command::new(py).args(["-c", &script]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    Some(())
+}
+
+/// Finding 10: placeholders are substituted in one pass over the template, so a secret whose
+/// value holds another secret's placeholder does not pull that secret into a template that
+/// never referenced it.
+#[test]
+fn a_placeholder_inside_a_value_is_not_expanded() {
+    let Some(fx) = Fx::new() else { return };
+    let ph = |n: &str| format!("<SOPS:{}:PLACEHOLDER>", util::sha256_hex(n.as_bytes()));
+    let a_value = format!("a-then-{}", ph("b"));
+    if encode_sops(&fx, "leak.yaml", &[("a", &a_value), ("b", "B-SECRET")]).is_none() {
+        return;
+    }
+    let cfg = format!(
+        "sops:\n  defaultSopsFile: leak.yaml\n  age:\n    keyFile: age-keys.txt\n    sshKeyPaths: []\n  \
+         secrets:\n    a: {{}}\n    b: {{}}\n  templates:\n    t: {{content: \"A={}\\n\"}}\n",
+        ph("a")
+    );
+    let out = fx.run(&cfg, &[], "secrets");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let got = fs::read_to_string(fx.r().join("run/secrets.d/1/rendered/t")).unwrap();
+    assert_eq!(got, format!("A={a_value}\n"));
+    assert!(!got.contains("B-SECRET"));
+}
