@@ -621,3 +621,29 @@ fn a_placeholder_inside_a_value_is_not_expanded() {
     assert_eq!(got, format!("A={a_value}\n"));
     assert!(!got.contains("B-SECRET"));
 }
+
+/// Finding 9: a template placeholder that matches no declared secret is refused (exit 3,
+/// naming the template and the placeholder; dry run and validate too), not left verbatim.
+#[test]
+fn an_unknown_placeholder_is_refused() {
+    let Some(fx) = Fx::new() else { return };
+    let ph = format!("<SOPS:{}:PLACEHOLDER>", util::sha256_hex(b"nope"));
+    fs::write(fx.conf.path().join("t.tmpl"), format!("x={ph}\n")).unwrap();
+    for tpl in [format!("{{content: \"x={ph}\"}}"), "{file: t.tmpl}".to_string()] {
+        let cfg = format!("{}  templates:\n    t: {tpl}\n", sops(""));
+        for (extra, cmd) in [
+            (&["--dry-run"][..], "secrets"),
+            (&[][..], "secrets"),
+            (&[][..], "validate"),
+        ] {
+            let out = fx.run(&cfg, extra, cmd);
+            let t = text(&out);
+            assert_eq!(out.status.code(), Some(3), "{cmd} {extra:?} {cfg}\n{t}");
+            assert!(
+                t.contains(&format!("sops.templates.\"t\": placeholder {ph} matches no secret")),
+                "{t}"
+            );
+        }
+        assert!(!fx.r().join("run/secrets").exists());
+    }
+}

@@ -64,7 +64,9 @@ struct PlannedSecret {
 #[derive(Debug, Clone)]
 struct PlannedTemplate {
     name: String,
-    content: Option<String>,
+    /// The template text (`content`, or `file` read at plan), or why `file` could not be
+    /// read (a failure of the run, exit 8, as a missing sops file).
+    text: Result<String, String>,
     file: Option<PathBuf>,
     path: PathBuf,
     path_host: PathBuf,
@@ -228,12 +230,38 @@ fn plan_template(
             cfg.secrets_mount_point.display()
         ));
     }
+    let file = t.file.as_ref().map(|f| ctx.config_path(f));
+    let text = match (&t.content, &file) {
+        (Some(c), _) => Ok(c.clone()),
+        (None, Some(f)) => guard::read_regular(f, "template file", cfg.max_file_size)
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|_| format!("template file {} is not UTF-8", f.display()))
+            }),
+        (None, None) => return Err("give exactly one of content and file".into()),
+    };
+    // sops-nix leaves an unknown placeholder in the output; a template that asks for a
+    // secret nobody declared is a config mistake.
+    if let Ok(text) = &text {
+        let known: Vec<String> = cfg.secrets.keys().map(|a| placeholder(a)).collect();
+        let unknown: Vec<String> = find_placeholders(text.as_bytes())
+            .into_iter()
+            .map(|(a, b)| text[a..b].to_string())
+            .filter(|ph| !known.contains(ph))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(format!(
+                "placeholder {} matches no secret in sops.secrets (the placeholder of secret \
+                 <name> is <SOPS:<hex sha256 of name>:PLACEHOLDER>)",
+                unknown.join(", ")
+            ));
+        }
+    }
     Ok(PlannedTemplate {
         path_host: install::path_host(ctx, &path)?.0,
         own: Own::resolve(users, &t.owner, &t.group, &t.mode)?,
         name,
-        content: t.content.clone(),
-        file: t.file.as_ref().map(|f| ctx.config_path(f)),
+        text,
+        file,
         link: path != default_path,
         path,
     })
@@ -383,20 +411,11 @@ fn make_templates(
     templates: &[PlannedTemplate],
     secrets: &[PlannedSecret],
     values: &[Made],
-    cap: u64,
 ) -> Vec<Made> {
     templates
         .iter()
         .map(|t| {
-            let text = match (&t.content, &t.file) {
-                (Some(c), _) => c.clone(),
-                (None, Some(f)) => {
-                    let b = guard::read_regular(f, "template file", cap)?;
-                    String::from_utf8(b)
-                        .map_err(|_| format!("template file {} is not UTF-8", f.display()))?
-                }
-                (None, None) => unreachable!("checked in plan"),
-            };
+            let text = t.text.clone()?;
             let by_placeholder: BTreeMap<String, &[u8]> = secrets
                 .iter()
                 .zip(values)
@@ -490,7 +509,7 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
 
     // Everything in memory first: decrypt, check, look up, render.
     let mut values = make_secrets(&secrets, &keys, cfg.max_file_size);
-    let mut rendered = make_templates(&templates, &secrets, &values, cfg.max_file_size);
+    let mut rendered = make_templates(&templates, &secrets, &values);
     let mut failed: Vec<String> = Vec::new();
     for (p, v) in secrets.iter().zip(&values) {
         if let Err(e) = v {
