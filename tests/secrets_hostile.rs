@@ -61,7 +61,14 @@ impl Fx {
             fs::copy(data.join(f), conf.path().join(f)).unwrap();
         }
         let mut mounts = Vec::new();
-        for d in ["run/agenix.d", "run/secrets.d", "run/a.d", "run/s.d", "var/lib", "etc"] {
+        for d in [
+            "run/agenix.d",
+            "run/secrets.d",
+            "run/a.d",
+            "run/s.d",
+            "var/lib",
+            "etc",
+        ] {
             mounts.push(r.join(d));
         }
         Some(Fx {
@@ -94,7 +101,9 @@ impl Fx {
 
 /// An agenix section with secret `a`, `more` appended to the section.
 fn agenix(more: &str) -> String {
-    format!("secrets:\n  identity_paths: [id.txt]\n  secrets:\n    - {{name: a, file: a.age}}\n{more}")
+    format!(
+        "secrets:\n  identity_paths: [id.txt]\n  secrets:\n    - {{name: a, file: a.age}}\n{more}"
+    )
 }
 
 /// A sops section with secret `s` (the sops-nix test file's `test_key`), `more` appended.
@@ -139,10 +148,7 @@ fn populated_secrets_dir_is_refused_not_removed() {
     fs::create_dir_all(r.join("var/lib/db")).unwrap();
     fs::write(r.join("var/lib/db/table"), b"rows").unwrap();
     let cases = [
-        (
-            agenix("  secrets_dir: /var/lib\n"),
-            "secrets_dir /var/lib",
-        ),
+        (agenix("  secrets_dir: /var/lib\n"), "secrets_dir /var/lib"),
         (sops("  secretsDir: /var/lib\n"), "secretsDir /var/lib"),
         (
             agenix("  secrets_dir: /run/provision\n"),
@@ -186,7 +192,10 @@ fn populated_secrets_dir_is_refused_not_removed() {
     let out = fx.run(&agenix("  secrets_dir: /srv\n"), &[], "secrets");
     let t = text(&out);
     assert_eq!(out.status.code(), Some(3), "{t}");
-    assert!(t.contains("secrets_dir /srv is a symlink to /var/lib"), "{t}");
+    assert!(
+        t.contains("secrets_dir /srv is a symlink to /var/lib"),
+        "{t}"
+    );
     assert!(all_files(&r.join("var/lib")).contains(&r.join("var/lib/db/table")));
 }
 
@@ -202,7 +211,10 @@ fn populated_mount_point_is_refused_not_mounted_over() {
             agenix("  secrets_mount_point: /etc\n"),
             "secrets_mount_point /etc",
         ),
-        (sops("  secretsMountPoint: /etc\n"), "secretsMountPoint /etc"),
+        (
+            sops("  secretsMountPoint: /etc\n"),
+            "secretsMountPoint /etc",
+        ),
     ] {
         for extra in [&["--dry-run"][..], &[][..]] {
             let out = fx.run(&cfg, extra, "secrets");
@@ -268,7 +280,10 @@ fn the_two_sides_stay_apart_and_paths_are_plain() {
             vec!["secrets.secrets[\"b\"].path /etc/../../tmp/escape: '.' and '..'"],
         ),
         (
-            format!("{}    t: {{key: test_key, path: /etc/x/../../y}}\n", sops("")),
+            format!(
+                "{}    t: {{key: test_key, path: /etc/x/../../y}}\n",
+                sops("")
+            ),
             vec!["sops.secrets.\"t\".path /etc/x/../../y: '.' and '..'"],
         ),
     ];
@@ -278,7 +293,11 @@ fn the_two_sides_stay_apart_and_paths_are_plain() {
         } else {
             format!("{}{sops_part}", agenix(""))
         };
-        for (extra, cmd) in [(&["--dry-run"][..], "secrets"), (&[][..], "secrets"), (&[][..], "validate")] {
+        for (extra, cmd) in [
+            (&["--dry-run"][..], "secrets"),
+            (&[][..], "secrets"),
+            (&[][..], "validate"),
+        ] {
             let out = fx.run(&cfg, extra, cmd);
             let t = text(&out);
             assert_eq!(out.status.code(), Some(3), "{cmd} {extra:?} {cfg}\n{t}");
@@ -432,12 +451,18 @@ fn validate_checks_the_secrets_and_sops_sections() {
     fs::create_dir_all(r.join("etc/app/dir")).unwrap();
     let cases: Vec<(String, i32, Vec<&str>)> = vec![
         (
-            format!("{}    - {{name: b, file: a.age, owner: nobody}}\n", agenix("")),
+            format!(
+                "{}    - {{name: b, file: a.age, owner: nobody}}\n",
+                agenix("")
+            ),
             3,
             vec!["secret \"b\"", "nobody"],
         ),
         (
-            format!("{}    - {{name: b, file: a.age, mode: \"0999\"}}\n", agenix("")),
+            format!(
+                "{}    - {{name: b, file: a.age, mode: \"0999\"}}\n",
+                agenix("")
+            ),
             3,
             vec!["secret \"b\"", "0999"],
         ),
@@ -539,10 +564,7 @@ fn fifos_big_files_and_deep_nesting_are_refused_quickly() {
             format!("{}  templates:\n    tpl: {{file: fifo.tmpl}}\n", sops("")),
             "fifo.tmpl is a FIFO, not a regular file",
         ),
-        (
-            sops("  maxFileSize: 100\n"),
-            "over the limit of 100 bytes",
-        ),
+        (sops("  maxFileSize: 100\n"), "over the limit of 100 bytes"),
         (
             agenix("  max_file_size: 10\n"),
             "over the limit of 10 bytes",
@@ -558,7 +580,10 @@ fn fifos_big_files_and_deep_nesting_are_refused_quickly() {
         let t = text(&out);
         assert_eq!(out.status.code(), Some(8), "{cfg}\n{t}");
         assert!(t.contains(want), "want {want:?} in {t}");
-        assert!(start.elapsed() < std::time::Duration::from_secs(3), "{cfg}: slow");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(3),
+            "{cfg}: slow"
+        );
         assert!(!fx.r().join("run/secrets").exists() && !fx.r().join("run/agenix").exists());
     }
 }
@@ -629,7 +654,10 @@ fn an_unknown_placeholder_is_refused() {
     let Some(fx) = Fx::new() else { return };
     let ph = format!("<SOPS:{}:PLACEHOLDER>", util::sha256_hex(b"nope"));
     fs::write(fx.conf.path().join("t.tmpl"), format!("x={ph}\n")).unwrap();
-    for tpl in [format!("{{content: \"x={ph}\"}}"), "{file: t.tmpl}".to_string()] {
+    for tpl in [
+        format!("{{content: \"x={ph}\"}}"),
+        "{file: t.tmpl}".to_string(),
+    ] {
         let cfg = format!("{}  templates:\n    t: {tpl}\n", sops(""));
         for (extra, cmd) in [
             (&["--dry-run"][..], "secrets"),
@@ -640,7 +668,9 @@ fn an_unknown_placeholder_is_refused() {
             let t = text(&out);
             assert_eq!(out.status.code(), Some(3), "{cmd} {extra:?} {cfg}\n{t}");
             assert!(
-                t.contains(&format!("sops.templates.\"t\": placeholder {ph} matches no secret")),
+                t.contains(&format!(
+                    "sops.templates.\"t\": placeholder {ph} matches no secret"
+                )),
                 "{t}"
             );
         }

@@ -164,10 +164,7 @@ pub fn check_mount_point(root: &Path, field: &str, mount_point: &Path) -> Result
     };
     let at = format!("{field} {}", mount_point.display());
     if !m.is_dir() {
-        return Err(format!(
-            "{at} is {}, not a directory",
-            kind(m.file_type())
-        ));
+        return Err(format!("{at} is {}, not a directory", kind(m.file_type())));
     }
     match generation::mounted_type(&host).map_err(|e| format!("{e:#}"))? {
         Some(t) if t == "ramfs" || t == "tmpfs" => Ok(()),
@@ -262,7 +259,6 @@ fn libc_nonblock() -> i32 {
     rustix::fs::OFlags::NONBLOCK.bits() as i32
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,7 +275,10 @@ mod tests {
         symlink("../../../..", root.join("up")).unwrap();
         let p = |s: &str, f| resolve_in_root(root, Path::new(s), f).unwrap();
         assert_eq!(p("/var/run/x", false), root.join("run/x"));
-        assert_eq!(p("/srv2/x", false), root.join("tmp/provision-escape-test/x"));
+        assert_eq!(
+            p("/srv2/x", false),
+            root.join("tmp/provision-escape-test/x")
+        );
         assert_eq!(p("/up/etc/x", false), root.join("etc/x"));
         // The last component is followed only when asked.
         assert_eq!(p("/var/run", false), root.join("var/run"));
@@ -303,7 +302,9 @@ mod tests {
         assert!(e.contains("a FIFO, not a regular file"), "{e}");
         let f = d.path().join("f");
         fs::write(&f, [0u8; 101]).unwrap();
-        assert!(read_regular(&f, "x", 100).unwrap_err().contains("over the limit"));
+        assert!(read_regular(&f, "x", 100)
+            .unwrap_err()
+            .contains("over the limit"));
         assert_eq!(read_regular(&f, "x", 101).unwrap().len(), 101);
     }
 }

@@ -412,7 +412,6 @@ impl Generations {
     /// made, named, after the rest was done.
     pub fn finish(
         &self,
-        ctx: &Context,
         links: &[Link],
         keep: Option<&[u64]>,
         prefix: &str,

@@ -85,9 +85,8 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
     );
     if problems.is_empty() {
         problems.extend(guard::check_live_link(&ctx.root, "secrets_dir", dir, mount_point).err());
-        problems.extend(
-            guard::check_mount_point(&ctx.root, "secrets_mount_point", mount_point).err(),
-        );
+        problems
+            .extend(guard::check_mount_point(&ctx.root, "secrets_mount_point", mount_point).err());
     }
     if let Some(v) = &cfg.identity_paths {
         if v.is_empty() {
@@ -334,7 +333,7 @@ pub fn run(ctx: &Context, cfg: &SecretsConfig) -> Result<StageOutput> {
             }
         }
     }
-    let pruned = gens.finish(ctx, &links, Some(previous.as_slice()), "", &mut actions)?;
+    let pruned = gens.finish(&links, Some(previous.as_slice()), "", &mut actions)?;
 
     let ok = outcomes.iter().filter(|o| matches!(o, Outcome::Ok)).count();
     let mut text = format!(
@@ -403,12 +402,7 @@ fn fill_generation(
     Ok(outcomes)
 }
 
-fn decrypt_all(
-    planned: &[Planned],
-    gen_host: &Path,
-    ids: &Identities,
-    cap: u64,
-) -> Vec<Outcome> {
+fn decrypt_all(planned: &[Planned], gen_host: &Path, ids: &Identities, cap: u64) -> Vec<Outcome> {
     let n = planned.len();
     let workers = std::thread::available_parallelism()
         .map(|w| w.get())

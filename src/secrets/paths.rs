@@ -32,10 +32,7 @@ pub fn check(agenix: Option<&SecretsConfig>, sops: Option<&SopsConfig>) -> Vec<S
     let mut paths_a: Vec<(String, &Path)> = Vec::new();
     if let Some(a) = agenix {
         dirs_a.push(("secrets.secrets_dir".into(), &a.secrets_dir));
-        dirs_a.push((
-            "secrets.secrets_mount_point".into(),
-            &a.secrets_mount_point,
-        ));
+        dirs_a.push(("secrets.secrets_mount_point".into(), &a.secrets_mount_point));
         for s in &a.secrets {
             if let Some(p) = &s.path {
                 paths_a.push((format!("secrets.secrets[{:?}].path", s.name), p));

@@ -17,7 +17,6 @@
 //! failed secret and why (exit 8).
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -233,10 +232,12 @@ fn plan_template(
     let file = t.file.as_ref().map(|f| ctx.config_path(f));
     let text = match (&t.content, &file) {
         (Some(c), _) => Ok(c.clone()),
-        (None, Some(f)) => guard::read_regular(f, "template file", cfg.max_file_size)
-            .and_then(|b| {
-                String::from_utf8(b).map_err(|_| format!("template file {} is not UTF-8", f.display()))
-            }),
+        (None, Some(f)) => {
+            guard::read_regular(f, "template file", cfg.max_file_size).and_then(|b| {
+                String::from_utf8(b)
+                    .map_err(|_| format!("template file {} is not UTF-8", f.display()))
+            })
+        }
         (None, None) => return Err("give exactly one of content and file".into()),
     };
     // sops-nix leaves an unknown placeholder in the output; a template that asks for a
@@ -292,7 +293,11 @@ pub fn check(ctx: &Context, cfg: &SopsConfig) -> Vec<(Code, String)> {
         if let Some(f) = t.file.as_ref().filter(|f| !f.is_file()) {
             problems.push((
                 Code::Decrypt,
-                format!("sops: template {:?}: file {} is not a file", t.name, f.display()),
+                format!(
+                    "sops: template {:?}: file {} is not a file",
+                    t.name,
+                    f.display()
+                ),
             ));
         }
     }
@@ -595,7 +600,7 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
     older.dedup();
     let keep = (cfg.keep_generations != 0)
         .then(|| &older[older.len().saturating_sub(cfg.keep_generations as usize)..]);
-    let pruned = gens.finish(ctx, &links, keep, "sops: ", &mut actions)?;
+    let pruned = gens.finish(&links, keep, "sops: ", &mut actions)?;
     let mut text = format!(
         "sops: generation {next} live ({} -> {}), {} secret(s), {} template(s)\n",
         cfg.secrets_dir.display(),
