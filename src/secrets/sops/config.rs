@@ -45,7 +45,8 @@ pub struct SopsConfig {
     /// `templates.<name>`; a name given twice is an error.
     #[serde(default, deserialize_with = "unique_names")]
     pub templates: BTreeMap<String, SopsTemplate>,
-    /// Older generations kept besides the live one (sops-nix `keepGenerations`, default 1;
+    /// Generations kept, the live one included, as sops-nix counts (`keepGenerations`,
+    /// default 1: only the live one;
     /// 0 keeps all).
     #[serde(default = "one")]
     pub keep_generations: u64,

@@ -588,7 +588,8 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
             target: cfg.secrets_dir.join(RENDERED).join(&t.name),
         }))
         .collect();
-    // The newest `keepGenerations` of the older ones stay (0: all).
+    // sops-nix's count: `keepGenerations` includes the live one, so the newest N - 1 older
+    // ones stay (0: all).
     let mut older: Vec<u64> = gens
         .existing
         .iter()
@@ -598,8 +599,11 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
         .collect();
     older.sort_unstable();
     older.dedup();
-    let keep = (cfg.keep_generations != 0)
-        .then(|| &older[older.len().saturating_sub(cfg.keep_generations as usize)..]);
+    let keep = (cfg.keep_generations != 0).then(|| {
+        &older[older
+            .len()
+            .saturating_sub(cfg.keep_generations as usize - 1)..]
+    });
     let pruned = gens.finish(&links, keep, "sops: ", &mut actions)?;
     let mut text = format!(
         "sops: generation {next} live ({} -> {}), {} secret(s), {} template(s)\n",
