@@ -677,3 +677,25 @@ fn an_unknown_placeholder_is_refused() {
         assert!(!fx.r().join("run/secrets").exists());
     }
 }
+
+/// Finding 22: an explicit `key` on a whole-file format (binary, dotenv, ini) is refused
+/// (exit 3, naming the secret and the key) rather than silently ignored.
+#[test]
+fn a_key_on_a_whole_file_format_is_refused() {
+    let Some(fx) = Fx::new() else { return };
+    for f in ["binary", "dotenv", "ini"] {
+        let cfg = format!(
+            "{}    w: {{format: {f}, sopsFile: w.{f}, key: x}}\n",
+            sops("")
+        );
+        let out = fx.run(&cfg, &[], "secrets");
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(3), "{cfg}\n{t}");
+        assert!(
+            t.contains(&format!(
+                "sops.secrets.\"w\": key \"x\": format {f} is installed whole"
+            )),
+            "{t}"
+        );
+    }
+}

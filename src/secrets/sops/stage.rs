@@ -172,7 +172,16 @@ fn plan_secret(
         }
     }
     let key = match format {
-        Format::Binary | Format::Dotenv | Format::Ini => String::new(),
+        Format::Binary | Format::Dotenv | Format::Ini => {
+            // A whole-file format has no keys: a `key` given here would be silently ignored.
+            if let Some(k) = &s.key {
+                return Err(format!(
+                    "key {k:?}: format {} is installed whole and has no keys; remove key",
+                    format.as_str()
+                ));
+            }
+            String::new()
+        }
         Format::Yaml | Format::Json => s
             .key
             .clone()
