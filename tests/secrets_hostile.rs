@@ -699,3 +699,41 @@ fn a_key_on_a_whole_file_format_is_refused() {
         );
     }
 }
+
+/// Finding 6: a `path` holding a regular file is replaced by the symlink (as sops-nix does);
+/// the dry run and the run say "replacing". Both sides.
+#[test]
+fn a_file_at_a_path_is_replaced_and_said_so() {
+    let Some(fx) = Fx::new() else { return };
+    let r = fx.r();
+    fs::create_dir_all(r.join("etc/app")).unwrap();
+    let cfg = format!(
+        "{}    - {{name: b, file: a.age, path: /etc/app/b}}\n{}    t: {{key: test_key, path: /etc/app/t}}\n",
+        agenix(""),
+        sops("")
+    );
+    for f in ["b", "t"] {
+        fs::write(r.join("etc/app").join(f), b"old").unwrap();
+    }
+    let out = fx.run(&cfg, &["--dry-run"], "secrets");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    for want in [
+        "would link /etc/app/b -> /run/agenix/b (replacing a regular file)",
+        "would link /etc/app/t -> /run/secrets/t (replacing a regular file)",
+    ] {
+        assert!(t.contains(want), "want {want:?} in {t}");
+    }
+    assert_eq!(fs::read(r.join("etc/app/b")).unwrap(), b"old");
+    let out = fx.run(&cfg, &["--output", "json"], "secrets");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("linked /etc/app/t -> /run/secrets/t (replacing a regular file)"),
+        "{t}"
+    );
+    assert_eq!(
+        fs::read_link(r.join("etc/app/b")).unwrap(),
+        PathBuf::from("/run/agenix/b")
+    );
+}

@@ -265,6 +265,17 @@ pub struct Link<'a> {
     /// `path` on the host, resolved inside the root ([`guard::resolve_in_root`]).
     pub host: &'a Path,
     pub target: PathBuf,
+    /// A regular file is at `path` now (the link replaces it, as sops-nix does).
+    pub replaces: bool,
+}
+
+/// ` (replacing a regular file)` for the dry run and the report, when `replaces`.
+pub fn replacing(replaces: bool) -> &'static str {
+    if replaces {
+        " (replacing a regular file)"
+    } else {
+        ""
+    }
 }
 
 /// The host path of a secret's `path` (target-system, absolute), its directories resolved
@@ -421,9 +432,10 @@ impl Generations {
         for l in links {
             match generation::swap_symlink(l.host, &l.target, false) {
                 Ok(()) => actions.push(format!(
-                    "linked {} -> {}",
+                    "linked {} -> {}{}",
                     l.path.display(),
-                    l.target.display()
+                    l.target.display(),
+                    replacing(l.replaces)
                 )),
                 Err(e) => link_errors.push(format!("{}: {e:#}", l.name)),
             }

@@ -53,6 +53,8 @@ struct Planned {
     path: PathBuf,
     /// `path` on the host, resolved inside the root.
     path_host: PathBuf,
+    /// A regular file is at `path` now (replaced).
+    replaces: bool,
     /// `path` is a symlink to `<secrets_dir>/<name>` (set only when it differs from it).
     link: bool,
     /// The file itself is written at `path` (symlink: false, custom path).
@@ -118,8 +120,8 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
             ));
             continue;
         }
-        let path_host = match install::path_host(ctx, &path) {
-            Ok((h, _)) => h,
+        let (path_host, found) = match install::path_host(ctx, &path) {
+            Ok(x) => x,
             Err(e) => {
                 problems.push(format!("{who}: {e}"));
                 continue;
@@ -139,6 +141,7 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
             file: ctx.config_path(&s.file),
             path,
             path_host,
+            replaces: custom && found == guard::LinkTarget::File,
             link: custom && s.symlink,
             direct: custom && !s.symlink,
             own,
@@ -322,6 +325,7 @@ pub fn run(ctx: &Context, cfg: &SecretsConfig) -> Result<StageOutput> {
                 path: &p.path,
                 host: &p.path_host,
                 target,
+                replaces: p.replaces,
             }),
             Outcome::Failed(_) => {
                 if fs::read_link(&p.path_host)
@@ -557,12 +561,17 @@ fn dry_run(
         for p in planned {
             if p.link {
                 actions.push(format!(
-                    "link {} -> {}",
+                    "link {} -> {}{}",
                     p.path.display(),
-                    cfg.secrets_dir.join(&p.name).display()
+                    cfg.secrets_dir.join(&p.name).display(),
+                    install::replacing(p.replaces)
                 ));
             } else if p.direct {
-                actions.push(format!("write {} (symlink: false)", p.path.display()));
+                actions.push(format!(
+                    "write {} (symlink: false){}",
+                    p.path.display(),
+                    install::replacing(p.replaces)
+                ));
             }
         }
         for g in &gens.existing {

@@ -56,6 +56,8 @@ struct PlannedSecret {
     path: PathBuf,
     /// `path` on the host, resolved inside the root.
     path_host: PathBuf,
+    /// A regular file is at `path` now (replaced by the link).
+    replaces: bool,
     link: bool,
     own: Own,
 }
@@ -69,6 +71,7 @@ struct PlannedTemplate {
     file: Option<PathBuf>,
     path: PathBuf,
     path_host: PathBuf,
+    replaces: bool,
     link: bool,
     own: Own,
 }
@@ -196,8 +199,10 @@ fn plan_secret(
         &cfg.secrets_dir,
         &cfg.secrets_mount_point,
     )?;
+    let (path_host, found) = install::path_host(ctx, &path)?;
     Ok(PlannedSecret {
-        path_host: install::path_host(ctx, &path)?.0,
+        path_host,
+        replaces: path != default_path && found == guard::LinkTarget::File,
         own: Own::resolve(users, &s.owner, &s.group, &s.mode)?,
         name,
         attr: attr.to_string(),
@@ -266,8 +271,10 @@ fn plan_template(
             ));
         }
     }
+    let (path_host, found) = install::path_host(ctx, &path)?;
     Ok(PlannedTemplate {
-        path_host: install::path_host(ctx, &path)?.0,
+        path_host,
+        replaces: path != default_path && found == guard::LinkTarget::File,
         own: Own::resolve(users, &t.owner, &t.group, &t.mode)?,
         name,
         text,
@@ -589,12 +596,14 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
             path: &p.path,
             host: &p.path_host,
             target: cfg.secrets_dir.join(&p.name),
+            replaces: p.replaces,
         })
         .chain(templates.iter().filter(|t| t.link).map(|t| Link {
             name: &t.name,
             path: &t.path,
             host: &t.path_host,
             target: cfg.secrets_dir.join(RENDERED).join(&t.name),
+            replaces: t.replaces,
         }))
         .collect();
     // sops-nix's count: `keepGenerations` includes the live one, so the newest N - 1 older
@@ -702,6 +711,25 @@ fn dry_run(
             "switch {} -> {}",
             cfg.secrets_dir.display(),
             gen.display()
+        ));
+    }
+    let links = secrets
+        .iter()
+        .filter(|p| p.link)
+        .map(|p| (&p.path, cfg.secrets_dir.join(&p.name), p.replaces))
+        .chain(templates.iter().filter(|t| t.link).map(|t| {
+            (
+                &t.path,
+                cfg.secrets_dir.join(RENDERED).join(&t.name),
+                t.replaces,
+            )
+        }));
+    for (path, target, replaces) in links {
+        actions.push(format!(
+            "link {} -> {}{}",
+            path.display(),
+            target.display(),
+            install::replacing(replaces)
         ));
     }
     install::dry_run_output(
