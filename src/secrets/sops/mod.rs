@@ -168,7 +168,7 @@ pub fn decrypt(
             return Err(err(
                 ErrorKind::Mac,
                 None,
-                format!("the MAC is a {}, not text", other.type_name()),
+                format!("the MAC is {}, not text", other.a_type_name()),
             ))
         }
         Err(e) => {

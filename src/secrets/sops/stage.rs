@@ -416,10 +416,10 @@ fn make_secrets(planned: &[PlannedSecret], keys: &SopsKeys, cap: u64) -> Vec<Mad
                 Ok(super::tree::Value::Str(s)) => Ok(s.as_bytes().to_vec()),
                 Ok(super::tree::Value::Bytes(b)) => Ok(b.clone()),
                 Ok(other) => Err(format!(
-                    "sops file {}: the value of key '{}' is a {}, not a string",
+                    "sops file {}: the value of key '{}' is {}, not a string",
                     p.file_cfg.display(),
                     p.key,
-                    other.type_name()
+                    other.a_type_name()
                 )),
                 Err(e) => Err(format!("sops file {}: {e}", p.file_cfg.display())),
             }

@@ -215,9 +215,9 @@ pub fn parse_yaml(data: &[u8]) -> Result<Vec<Vec<Item>>, String> {
             Value::Null => branches.push(Vec::new()),
             other => {
                 return Err(format!(
-                    "YAML document {} is a {}, sops files are mappings",
+                    "YAML document {} is {}, sops files are mappings",
                     n + 1,
-                    other.type_name()
+                    other.a_type_name()
                 ))
             }
         }
@@ -232,8 +232,8 @@ pub fn parse_json(data: &[u8]) -> Result<Vec<Vec<Item>>, String> {
     match convert(raw, &mut Vec::new(), Flavor::Json)? {
         Value::Map(items) => Ok(vec![items]),
         other => Err(format!(
-            "the JSON document is a {}, sops files are objects",
-            other.type_name()
+            "the JSON document is {}, sops files are objects",
+            other.a_type_name()
         )),
     }
 }
