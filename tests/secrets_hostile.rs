@@ -737,3 +737,40 @@ fn a_file_at_a_path_is_replaced_and_said_so() {
         PathBuf::from("/run/agenix/b")
     );
 }
+
+/// Findings 12 and 14: uid/gid 4294967295 ((uid_t)-1, "leave unchanged" to chown) is refused,
+/// exit 3, both sides; mode "0" is read as "0000" (as chmod and sops-nix read it).
+#[test]
+fn uid_minus_one_is_refused_and_mode_zero_is_a_mode() {
+    let Some(fx) = Fx::new() else { return };
+    for (cfg, want) in [
+        (
+            format!(
+                "{}    - {{name: b, file: a.age, owner: 4294967295}}\n",
+                agenix("")
+            ),
+            "uid 4294967295",
+        ),
+        (
+            format!("{}    t: {{key: test_key, group: 4294967295}}\n", sops("")),
+            "gid 4294967295",
+        ),
+    ] {
+        let out = fx.run(&cfg, &[], "secrets");
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(3), "{cfg}\n{t}");
+        assert!(t.contains(want), "{t}");
+    }
+    let cfg = format!(
+        "{}    - {{name: b, file: a.age, mode: \"0\"}}\n{}    t: {{key: test_key, mode: \"0\"}}\n",
+        agenix(""),
+        sops("")
+    );
+    let out = fx.run(&cfg, &[], "secrets");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["run/agenix.d/1/b", "run/secrets.d/1/t"] {
+        let m = fs::metadata(fx.r().join(f)).unwrap().permissions().mode();
+        assert_eq!(m & 0o7777, 0, "{f}");
+    }
+}

@@ -48,7 +48,8 @@ pub enum ModeSpec {
     Number(i64),
 }
 
-/// Parse a mode: a quoted octal string of 3 or 4 digits, at most 0777.
+/// Parse a mode: a quoted octal string of 1 to 4 digits (`"0"`, `"400"`, `"0440"`, as chmod
+/// and sops-nix's `strconv.ParseUint(mode, 8, …)` read it), at most 0777.
 pub fn parse_mode(m: &ModeSpec) -> Result<u32, String> {
     let s = match m {
         ModeSpec::Text(s) => s.trim(),
@@ -59,7 +60,7 @@ pub fn parse_mode(m: &ModeSpec) -> Result<u32, String> {
             ))
         }
     };
-    if !(3..=4).contains(&s.len()) || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+    if !(1..=4).contains(&s.len()) || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         return Err(format!(
             "mode {s:?}: expected an octal mode such as \"0400\""
         ));
@@ -131,6 +132,12 @@ impl Own {
             .map(IdSpec::spec)
             .unwrap_or_else(|| "root".into());
         let uid = users.uid(&owner).map_err(|e| format!("{e:#}"))?;
+        if uid == u32::MAX {
+            return Err(format!(
+                "owner {owner}: uid 4294967295 is (uid_t)-1, which chown(2) reads as \"leave \
+                 unchanged\""
+            ));
+        }
         let (group, gid) = match group {
             Some(g) => {
                 let g = g.spec();
@@ -142,6 +149,12 @@ impl Own {
                 (id.to_string(), id)
             }
         };
+        if gid == u32::MAX {
+            return Err(format!(
+                "group {group}: gid 4294967295 is (gid_t)-1, which chown(2) reads as \"leave \
+                 unchanged\""
+            ));
+        }
         Ok(Own {
             owner,
             group,
@@ -522,7 +535,10 @@ mod tests {
         assert_eq!(t("0400"), Ok(0o400));
         assert_eq!(t("440"), Ok(0o440));
         assert_eq!(t("0777"), Ok(0o777));
-        for bad in ["", "04000", "4755", "0800", "rw", "u=r", "04"] {
+        assert_eq!(t("0"), Ok(0));
+        assert_eq!(t("0000"), Ok(0));
+        assert_eq!(t("04"), Ok(0o4));
+        for bad in ["", "04000", "4755", "0800", "rw", "u=r", "00000"] {
             assert!(t(bad).is_err(), "{bad}");
         }
         let e = parse_mode(&ModeSpec::Number(400)).unwrap_err();
