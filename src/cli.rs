@@ -583,6 +583,12 @@ fn run_secrets(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Re
         );
         return Ok(());
     }
+    // One run at a time (a dry run changes nothing and takes no lock).
+    let _lock = if ctx.dry_run {
+        None
+    } else {
+        Some(crate::secrets::lock(ctx)?)
+    };
     // The agenix and the sops-nix side each run (and fail) on their own; the first error wins.
     let agenix = cfg.secrets.as_ref().map_or(Ok(()), |s| {
         run_stage(cli, ctx, report_path, "secrets", || {

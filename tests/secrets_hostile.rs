@@ -774,3 +774,36 @@ fn uid_minus_one_is_refused_and_mode_zero_is_a_mode() {
         assert_eq!(m & 0o7777, 0, "{f}");
     }
 }
+
+/// Finding 17: two runs do not race: a run waits while another holds the lock
+/// (`flock` on /run/provision/secrets.lock under the root), then does its work.
+#[test]
+fn a_second_run_waits_for_the_lock() {
+    let Some(fx) = Fx::new() else { return };
+    let r = fx.r();
+    fs::create_dir_all(r.join("run/provision")).unwrap();
+    let held = fs::File::create(r.join("run/provision/secrets.lock")).unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let cfg = fx.conf.path().join("config.yaml");
+    fs::write(&cfg, format!("{}{}", agenix(""), sops(""))).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .arg("--root")
+        .arg(r)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--cmdline", "", "secrets"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "did not wait for the lock"
+    );
+    assert!(!r.join("run/agenix").exists() && !r.join("run/secrets").exists());
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(r.join("run/agenix.d/1/a").exists() && r.join("run/secrets.d/1/s").exists());
+}

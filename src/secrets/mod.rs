@@ -42,6 +42,41 @@ use identities::Identities;
 pub use install::{check_name, parse_mode, IdSpec, ModeSpec, DEFAULT_MODE};
 use install::{mode_str, Generations, Link, Own};
 
+/// Where the secrets stage's lock lives (under `--root`).
+pub const LOCK_FILE: &str = "/run/provision/secrets.lock";
+
+/// Take the secrets stage's lock (`flock(LOCK_EX)` on [`LOCK_FILE`] under the root), waiting
+/// for a run that holds it, so two runs never scan, write and switch generations at once.
+/// Held until the returned file is dropped.
+pub fn lock(ctx: &Context) -> Result<fs::File> {
+    use rustix::fs::{flock, FlockOperation};
+    let path = guard::resolve_in_root(&ctx.root, Path::new(LOCK_FILE), false)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(dir) = path.parent() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if flock(&f, FlockOperation::NonBlockingLockExclusive).is_err() {
+        tracing::info!(
+            stage = "secrets",
+            "{} is held by another run: waiting for it",
+            path.display()
+        );
+        flock(&f, FlockOperation::LockExclusive)
+            .with_context(|| format!("locking {}", path.display()))?;
+    }
+    Ok(f)
+}
+
 /// A secret, checked and resolved.
 #[derive(Debug, Clone)]
 struct Planned {
