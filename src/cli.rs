@@ -230,6 +230,19 @@ fn run_stage(
         }
     }
     report::notify_status(&format!("{stage}: {outcome}"));
+    // A dry run that found what the real run would stop at exits as that run would.
+    if let Some(why) = res
+        .as_ref()
+        .ok()
+        .filter(|_| ctx.dry_run)
+        .and_then(|o| o.details.get("would_fail"))
+        .and_then(|w| w.as_str())
+    {
+        return Err(coded(
+            Code::Decrypt,
+            format!("{stage} (dry run): the real run would fail (exit 8): {why}"),
+        ));
+    }
     res.map(|_| ())
 }
 

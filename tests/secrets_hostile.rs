@@ -807,3 +807,48 @@ fn a_second_run_waits_for_the_lock() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(r.join("run/agenix.d/1/a").exists() && r.join("run/secrets.d/1/s").exists());
 }
+
+/// Finding 16: a dry run exits as the real run would when a required file or identity is
+/// missing (8), after printing its plan — which names the ramfs mount on both sides; a
+/// missing optional secret does not fail it.
+#[test]
+fn dry_run_exits_as_the_run_would() {
+    let Some(fx) = Fx::new() else { return };
+    for (cfg, want) in [
+        (
+            format!("{}    - {{name: b, file: missing.age}}\n", agenix("")),
+            "missing.age does not exist",
+        ),
+        (
+            format!("{}    t: {{sopsFile: missing.yaml, key: x}}\n", sops("")),
+            "missing.yaml does not exist",
+        ),
+        (
+            agenix("").replace("[id.txt]", "[nope.txt]"),
+            "nope.txt: missing",
+        ),
+    ] {
+        let out = fx.run(&cfg, &["--dry-run"], "secrets");
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(8), "{cfg}\n{t}");
+        assert!(
+            t.contains(want) && t.contains("would mount ramfs on /run/"),
+            "{t}"
+        );
+    }
+    let cfg = format!(
+        "{}    - {{name: b, file: missing.age, optional: true}}\n{}",
+        agenix(""),
+        sops("")
+    );
+    let out = fx.run(&cfg, &["--dry-run"], "secrets");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    for want in [
+        "would mount ramfs on /run/agenix.d",
+        "would mount ramfs on /run/secrets.d",
+    ] {
+        assert!(t.contains(want), "{want:?} in {t}");
+    }
+    assert!(!fx.r().join("run/agenix.d").exists());
+}

@@ -502,13 +502,18 @@ pub fn report_line(status: &str, name: &str, path: &Path, own: &Own, note: &str)
 }
 
 /// A dry run's output: every action as "would …", the problems found, under `title`; `details`
-/// (a JSON object) gains `dry_run`, `problems` and `text`.
+/// (a JSON object) gains `dry_run`, `problems` and `text`, and with `fatal` (a problem the
+/// real run would stop at, exit 8) `would_fail`, which the CLI turns into that exit code.
 pub fn dry_run_output(
     title: &str,
     actions: Vec<String>,
     problems: Vec<String>,
+    fatal: bool,
     mut details: serde_json::Value,
 ) -> StageOutput {
+    if fatal {
+        details["would_fail"] = json!(problems.join("; "));
+    }
     let mut text = format!("{title} (dry run, nothing changed):\n");
     for a in &actions {
         text.push_str(&format!("  would {a}\n"));

@@ -550,22 +550,27 @@ fn dry_run(
     let (paths, defaults) = identity_paths(ctx, cfg);
     let mut id_json = Vec::new();
     let mut any_id = false;
+    // A problem the real run would stop at (exit 8); a missing optional secret is not one.
+    let mut fatal = false;
     for p in &paths {
         let present = fs::metadata(p).map(|m| m.is_file()).unwrap_or(false);
         any_id |= present;
         if !present && !defaults {
             problems.push(format!("identity {}: missing", p.display()));
+            fatal = true;
         }
         id_json.push(json!({"path": p, "present": present}));
     }
     if !any_id && !planned.is_empty() {
         problems.push("no identity file present".into());
+        fatal = true;
     }
     let gen_target = gens.next_target();
     let mut secrets_json = Vec::new();
     for p in planned {
         let exists = p.file.is_file();
         if !exists {
+            fatal |= !p.optional;
             problems.push(format!(
                 "secret {}: {} does not exist{}",
                 p.name,
@@ -619,6 +624,7 @@ fn dry_run(
         "secrets",
         actions,
         problems,
+        fatal,
         json!({
             "generation": gens.current,
             "next_generation": gens.next,

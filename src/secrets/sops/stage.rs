@@ -674,7 +674,26 @@ fn dry_run(
     if strict.is_empty() && defaults.is_empty() && !secrets.is_empty() {
         problems.push("no identity file present".into());
     }
+    for t in templates {
+        if let Err(e) = &t.text {
+            problems.push(format!("template {}: {e}", t.name));
+        }
+    }
     let gen = cfg.secrets_mount_point.join(next.to_string());
+    if !secrets.is_empty() || !templates.is_empty() {
+        let mount_host = guard::resolve_in_root(&ctx.root, &cfg.secrets_mount_point, true)
+            .unwrap_or_else(|_| ctx.path(&cfg.secrets_mount_point));
+        if crate::secrets::generation::mounted_type(&mount_host)
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            actions.push(format!(
+                "mount ramfs on {} (nodev,nosuid,mode=0751)",
+                cfg.secrets_mount_point.display()
+            ));
+        }
+    }
     let mut files: Vec<&PathBuf> = secrets.iter().map(|p| &p.file).collect();
     files.sort();
     files.dedup();
@@ -735,7 +754,8 @@ fn dry_run(
     install::dry_run_output(
         "sops",
         actions,
-        problems,
+        problems.clone(),
+        !problems.is_empty(),
         json!({
             "next_generation": next,
             "secrets": secrets.iter().map(|p| secret_json(p, "planned", None)).collect::<Vec<_>>(),
