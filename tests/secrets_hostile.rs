@@ -852,3 +852,27 @@ fn dry_run_exits_as_the_run_would() {
     }
     assert!(!fx.r().join("run/agenix.d").exists());
 }
+
+/// Finding 20: a sops file that fails is reported once, with every secret it affects, not
+/// once per secret.
+#[test]
+fn a_failing_file_is_reported_once() {
+    let Some(fx) = Fx::new() else { return };
+    let c = fx.conf.path();
+    let mut data = fs::read_to_string(c.join("secrets.yaml")).unwrap();
+    // Another MAC: the file no longer checks out.
+    let at = data.find("mac: ENC[AES256_GCM,data:").unwrap() + 25;
+    let flipped = if &data[at..at + 1] == "A" { "B" } else { "A" };
+    data.replace_range(at..at + 1, flipped);
+    fs::write(c.join("bad.yaml"), data).unwrap();
+    let cfg = format!(
+        "{}    x: {{sopsFile: bad.yaml, key: test_key}}\n    y: {{sopsFile: bad.yaml, key: test_key}}\n",
+        sops("")
+    );
+    let out = fx.run(&cfg, &[], "secrets");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(8), "{t}");
+    assert!(t.contains("2 of 3 secret(s)/template(s) failed"), "{t}");
+    assert!(t.contains("secrets x, y: sops file"), "{t}");
+    assert_eq!(t.matches("bad.yaml:").count(), 1, "{t}");
+}

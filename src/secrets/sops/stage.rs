@@ -531,15 +531,29 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
     // Everything in memory first: decrypt, check, look up, render.
     let mut values = make_secrets(&secrets, &keys, cfg.max_file_size);
     let mut rendered = make_templates(&templates, &secrets, &values);
-    let mut failed: Vec<String> = Vec::new();
+    // A file that fails fails every secret read from it with the same error: said once,
+    // with the secrets it affects.
+    let mut by_error: Vec<(&str, Vec<&str>)> = Vec::new();
     for (p, v) in secrets.iter().zip(&values) {
         if let Err(e) = v {
-            failed.push(format!("secret {}: {e}", p.name));
+            match by_error.iter_mut().find(|(x, _)| *x == e.as_str()) {
+                Some((_, names)) => names.push(&p.name),
+                None => by_error.push((e, vec![&p.name])),
+            }
         }
     }
+    let mut count = by_error.iter().map(|(_, n)| n.len()).sum::<usize>();
+    let mut failed: Vec<String> = by_error
+        .iter()
+        .map(|(e, names)| match names.as_slice() {
+            [one] => format!("secret {one}: {e}"),
+            many => format!("secrets {}: {e}", many.join(", ")),
+        })
+        .collect();
     for (t, v) in templates.iter().zip(&rendered) {
         if let Err(e) = v {
             failed.push(format!("template {}: {e}", t.name));
+            count += 1;
         }
     }
     let wipe_all = |values: &mut Vec<Made>, rendered: &mut Vec<Made>| {
@@ -553,7 +567,7 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
             Code::Decrypt,
             format!(
                 "sops: {} of {} secret(s)/template(s) failed, nothing written, {}: {}",
-                failed.len(),
+                count,
                 secrets.len() + templates.len(),
                 gens.unchanged(),
                 failed.join("; ")
