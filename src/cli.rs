@@ -307,11 +307,11 @@ pub fn run(cli: &Cli) -> Result<()> {
     let cfg = &inputs.config;
     match cli.command {
         Command::Keys => run_keys(cli, &ctx, cfg, &report_path),
-        Command::Secrets => run_secrets(cli, &ctx, cfg, &report_path),
+        Command::Secrets => run_secrets(cli, &ctx, &inputs, &report_path),
         Command::All => {
             run_disks(cli, &ctx, cfg, &report_path)?;
             run_keys(cli, &ctx, cfg, &report_path)?;
-            run_secrets(cli, &ctx, cfg, &report_path)
+            run_secrets(cli, &ctx, &inputs, &report_path)
         }
         Command::Disks => run_disks(cli, &ctx, cfg, &report_path),
         Command::Status => status(cli, &ctx, cfg, &report_path),
@@ -588,7 +588,15 @@ fn run_keys(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Resul
     run_stage(cli, ctx, report_path, "keys", || crate::keys::run(ctx, k))
 }
 
-fn run_secrets(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<()> {
+fn run_secrets(cli: &Cli, ctx: &Context, inputs: &Inputs, report_path: &Path) -> Result<()> {
+    let cfg = &inputs.config;
+    // A config problem found by a side's plan names the config file it is in.
+    let in_config = |r: Result<StageOutput>| {
+        r.map_err(|e| match (code_of(&e), &inputs.config_path) {
+            (Code::BadInput, Some(file)) => e.context(file.display().to_string()),
+            _ => e,
+        })
+    };
     if cfg.secrets.is_none() && cfg.sops.is_none() {
         tracing::info!(
             stage = "secrets",
@@ -605,12 +613,12 @@ fn run_secrets(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Re
     // The agenix and the sops-nix side each run (and fail) on their own; the first error wins.
     let agenix = cfg.secrets.as_ref().map_or(Ok(()), |s| {
         run_stage(cli, ctx, report_path, "secrets", || {
-            crate::secrets::run(ctx, s)
+            in_config(crate::secrets::run(ctx, s))
         })
     });
     let sops = cfg.sops.as_ref().map_or(Ok(()), |s| {
         run_stage(cli, ctx, report_path, "sops", || {
-            crate::secrets::sops::stage::run(ctx, s)
+            in_config(crate::secrets::sops::stage::run(ctx, s))
         })
     });
     agenix.and(sops)

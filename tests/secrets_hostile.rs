@@ -400,6 +400,8 @@ fn a_directory_at_a_path_is_refused_before_the_switch() {
             let t = text(&out);
             assert_eq!(out.status.code(), Some(3), "{extra:?} {cfg}\n{t}");
             assert!(t.contains(want), "want {want:?} in {t}");
+            // The config file is named.
+            assert!(t.contains("config.yaml: "), "{t}");
             for gen in ["run/agenix.d/1", "run/secrets.d/1"] {
                 assert!(!r.join(gen).exists(), "{gen} made: {t}");
             }
