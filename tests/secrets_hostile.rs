@@ -878,3 +878,35 @@ fn a_failing_file_is_reported_once() {
     assert!(t.contains("secrets x, y: sops file"), "{t}");
     assert_eq!(t.matches("bad.yaml:").count(), 1, "{t}");
 }
+
+/// Finding 23: an explicit `sshKeyPaths: []` means no SSH key — the default host keys are
+/// not used even when present — and the error says so.
+#[test]
+fn explicit_empty_ssh_key_paths_means_none() {
+    let Some(fx) = Fx::new() else { return };
+    let r = fx.r();
+    fs::create_dir_all(r.join("etc/ssh")).unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/sops-nix");
+    fs::copy(
+        data.join("ssh-ed25519-key"),
+        r.join("etc/ssh/ssh_host_ed25519_key"),
+    )
+    .unwrap();
+    let native = "sops:\n  age:\n    sshKeyPaths: []\n  secrets:\n    n: {sopsFile: native.yaml, key: test_key}\n";
+    fs::copy(
+        data.join("secrets-native-ssh.yaml"),
+        fx.conf.path().join("native.yaml"),
+    )
+    .unwrap();
+    let out = fx.run(native, &[], "secrets");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(8), "{t}");
+    assert!(t.contains("age.sshKeyPaths is [] (no SSH key)"), "{t}");
+    // Without it, the default host key opens the file.
+    let out = fx.run(
+        &native.replace("  age:\n    sshKeyPaths: []\n", ""),
+        &[],
+        "secrets",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

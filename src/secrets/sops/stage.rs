@@ -325,15 +325,23 @@ pub fn check(ctx: &Context, cfg: &SopsConfig) -> Vec<(Code, String)> {
         ));
     }
     if strict.is_empty() && defaults.is_empty() && !secrets.is_empty() {
-        problems.push((
-            Code::Decrypt,
-            format!(
-                "sops: no identity: set age.keyFile or age.sshKeyPaths (none of {} exists)",
-                DEFAULT_SSH_KEY_PATHS.join(", ")
-            ),
-        ));
+        problems.push((Code::Decrypt, format!("sops: {}", no_identity(cfg))));
     }
     problems
+}
+
+/// Why there is no identity at all: an explicit `sshKeyPaths: []` means no SSH key (the
+/// defaults are not looked for), so only `keyFile` could have given one.
+fn no_identity(cfg: &SopsConfig) -> String {
+    match &cfg.age.ssh_key_paths {
+        Some(v) if v.is_empty() => {
+            "no identity: age.sshKeyPaths is [] (no SSH key) and age.keyFile is not set".into()
+        }
+        _ => format!(
+            "no identity: set age.keyFile or age.sshKeyPaths (none of {} exists)",
+            DEFAULT_SSH_KEY_PATHS.join(", ")
+        ),
+    }
 }
 
 /// The identity files: `age.keyFile` and configured `age.sshKeyPaths` (each must load), and
@@ -517,9 +525,8 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
         return Err(coded(
             Code::Decrypt,
             format!(
-                "sops: no identity: set age.keyFile or age.sshKeyPaths (none of {} exists); \
-                 nothing decrypted, {} not switched",
-                DEFAULT_SSH_KEY_PATHS.join(", "),
+                "sops: {}; nothing decrypted, {} not switched",
+                no_identity(cfg),
                 cfg.secrets_dir.display()
             ),
         ));
