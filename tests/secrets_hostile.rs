@@ -910,3 +910,33 @@ fn explicit_empty_ssh_key_paths_means_none() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// The check of finding 5 looks only at custom paths: a secret at its default path whose name
+/// is a directory in the live generation (from an older config's nested names) is fine — the
+/// new generation is fresh.
+#[test]
+fn a_default_path_is_not_checked_against_the_live_generation() {
+    let Some(fx) = Fx::new() else { return };
+    let nested = format!(
+        "secrets:\n  identity_paths: [id.txt]\n  secrets:\n    - {{name: db/pw, file: a.age}}\n{}    db/x: {{key: test_key}}\n",
+        sops("")
+    );
+    let out = fx.run(&nested, &[], "secrets");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let flat = format!(
+        "secrets:\n  identity_paths: [id.txt]\n  secrets:\n    - {{name: db, file: a.age}}\n{}    db: {{key: test_key}}\n",
+        sops("")
+    );
+    let out = fx.run(&flat, &["--dry-run"], "secrets");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = fx.run(&flat, &[], "secrets");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        fs::read(fx.r().join("run/agenix.d/2/db")).unwrap(),
+        b"agenix secret"
+    );
+    assert_eq!(
+        fs::read(fx.r().join("run/secrets.d/2/db")).unwrap(),
+        b"test_value"
+    );
+}

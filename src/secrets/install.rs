@@ -292,11 +292,18 @@ pub fn replacing(replaces: bool) -> &'static str {
 }
 
 /// The host path of a secret's `path` (target-system, absolute), its directories resolved
-/// inside the root as the booted system will resolve them, and what is there now. Checked
-/// before anything is written: a directory (or device, FIFO, socket) there cannot be
-/// replaced by the link, so it is refused. The problem, without the secret's name.
-pub fn path_host(ctx: &Context, path: &Path) -> Result<(PathBuf, guard::LinkTarget), String> {
-    guard::check_link_target(&ctx.root, path)
+/// inside the root as the booted system will resolve them, and whether it replaces a
+/// regular file there. Checked before anything is written: a directory (or device, FIFO,
+/// socket) there cannot be replaced by the link, so it is refused. The `default` path
+/// (`<dir>/<name>`) is in the new generation, reached through the live link: not checked
+/// (the live generation may hold a directory of that name from an older config). The
+/// problem, without the secret's name.
+pub fn path_host(ctx: &Context, path: &Path, default: &Path) -> Result<(PathBuf, bool), String> {
+    if path == default {
+        return Ok((ctx.path(path), false));
+    }
+    let (host, found) = guard::check_link_target(&ctx.root, path)?;
+    Ok((host, found == guard::LinkTarget::File))
 }
 
 /// A stage's generations: the live symlink `dir` → `<mount_point>/<N>`.

@@ -155,7 +155,7 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
             ));
             continue;
         }
-        let (path_host, found) = match install::path_host(ctx, &path) {
+        let (path_host, replaces) = match install::path_host(ctx, &path, &default_path) {
             Ok(x) => x,
             Err(e) => {
                 problems.push(format!("{who}: {e}"));
@@ -176,7 +176,7 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
             file: ctx.config_path(&s.file),
             path,
             path_host,
-            replaces: custom && found == guard::LinkTarget::File,
+            replaces,
             link: custom && s.symlink,
             direct: custom && !s.symlink,
             own,

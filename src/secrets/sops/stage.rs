@@ -199,10 +199,10 @@ fn plan_secret(
         &cfg.secrets_dir,
         &cfg.secrets_mount_point,
     )?;
-    let (path_host, found) = install::path_host(ctx, &path)?;
+    let (path_host, replaces) = install::path_host(ctx, &path, &default_path)?;
     Ok(PlannedSecret {
         path_host,
-        replaces: path != default_path && found == guard::LinkTarget::File,
+        replaces,
         own: Own::resolve(users, &s.owner, &s.group, &s.mode)?,
         name,
         attr: attr.to_string(),
@@ -271,10 +271,10 @@ fn plan_template(
             ));
         }
     }
-    let (path_host, found) = install::path_host(ctx, &path)?;
+    let (path_host, replaces) = install::path_host(ctx, &path, &default_path)?;
     Ok(PlannedTemplate {
         path_host,
-        replaces: path != default_path && found == guard::LinkTarget::File,
+        replaces,
         own: Own::resolve(users, &t.owner, &t.group, &t.mode)?,
         name,
         text,
