@@ -51,10 +51,12 @@ pub struct SopsConfig {
     #[serde(default = "one")]
     pub keep_generations: u64,
     /// The symlink to the live generation (an extension; sops-nix's is fixed). Default
-    /// `/run/secrets`.
+    /// `/run/secrets`. As the agenix side's `secrets_dir`: absent, our symlink, or an empty
+    /// directory, else refused (exit 3).
     #[serde(default = "default_secrets_dir")]
     pub secrets_dir: PathBuf,
-    /// Where generations live (an extension). Default `/run/secrets.d`.
+    /// Where generations live (an extension). Default `/run/secrets.d`. Absent, empty or
+    /// already ramfs/tmpfs, else refused (exit 3).
     #[serde(default = "default_mount_point")]
     pub secrets_mount_point: PathBuf,
     /// The largest sops or template file read, in bytes (an extension). Default 16 MiB.
