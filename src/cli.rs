@@ -253,6 +253,19 @@ fn run_stage(
         }
     }
     report::notify_status(&format!("{stage}: {outcome}"));
+    // A dry run that found what the real run would stop at exits as that run would.
+    if let Some(why) = res
+        .as_ref()
+        .ok()
+        .filter(|_| ctx.dry_run)
+        .and_then(|o| o.details.get("would_fail"))
+        .and_then(|w| w.as_str())
+    {
+        return Err(coded(
+            Code::Decrypt,
+            format!("{stage} (dry run): the real run would fail (exit 8): {why}"),
+        ));
+    }
     res.map(|_| ())
 }
 
@@ -317,15 +330,15 @@ pub fn run(cli: &Cli) -> Result<()> {
     let cfg = &inputs.config;
     match cli.command {
         Command::Keys => run_keys(cli, &ctx, cfg, &report_path),
-        Command::Secrets => run_secrets(cli, &ctx, cfg, &report_path),
+        Command::Secrets => run_secrets(cli, &ctx, &inputs, &report_path),
         Command::All => {
             run_disks(cli, &ctx, cfg, &report_path)?;
             run_keys(cli, &ctx, cfg, &report_path)?;
-            run_secrets(cli, &ctx, cfg, &report_path)
+            run_secrets(cli, &ctx, &inputs, &report_path)
         }
         Command::Disks => run_disks(cli, &ctx, cfg, &report_path),
         Command::Status => status(cli, &ctx, cfg, &report_path),
-        Command::Validate => validate(cli, &inputs),
+        Command::Validate => validate(cli, &ctx, &inputs),
     }
 }
 
@@ -485,9 +498,12 @@ fn status(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<
     Ok(())
 }
 
-/// `validate`: config and layout, offline; every problem listed, exit 1 if any.
-fn validate(cli: &Cli, inputs: &Inputs) -> Result<()> {
+/// `validate`: config and layout, offline; every problem listed, exit 1 if any — or, when
+/// the secrets or sops section has problems, the code a real run would exit with for the
+/// first of them (3 config, 8 a missing file or identity).
+fn validate(cli: &Cli, ctx: &Context, inputs: &Inputs) -> Result<()> {
     let mut problems: Vec<String> = Vec::new();
+    let mut secrets_code: Option<Code> = None;
     let settings = crate::cmdline::settings(&inputs.cmdline_text, inputs.config.prefix());
     if cli.cmdline.is_some() || cli.cmdline_file.is_some() {
         problems.extend(settings.bad.iter().map(|b| b.to_string()));
@@ -523,11 +539,27 @@ fn validate(cli: &Cli, inputs: &Inputs) -> Result<()> {
                 .map(|p| format!("keys: {p}")),
         );
     }
+    let secrets_problems = [
+        inputs
+            .config
+            .secrets
+            .as_ref()
+            .map(|c| crate::secrets::check(ctx, c)),
+        inputs
+            .config
+            .sops
+            .as_ref()
+            .map(|c| crate::secrets::sops::stage::check(ctx, c)),
+    ];
     let name = inputs
         .config_path
         .as_deref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "(no config)".into());
+    for (code, p) in secrets_problems.into_iter().flatten().flatten() {
+        secrets_code = Some(secrets_code.map_or(code, |c| c.min_by_value(code)));
+        problems.push(format!("{name}: {p}"));
+    }
     if cli.output == OutputFormat::Json {
         // For tools (and vm-tests' layout checker, which reads YAML layouts through it): the
         // verdict, every problem as the text output prints it, and the layout document as read
@@ -559,7 +591,7 @@ fn validate(cli: &Cli, inputs: &Inputs) -> Result<()> {
         }
     }
     Err(coded(
-        Code::Failure,
+        secrets_code.unwrap_or(Code::Failure),
         format!(
             "{} problem{} found",
             problems.len(),
@@ -579,7 +611,15 @@ fn run_keys(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Resul
     run_stage(cli, ctx, report_path, "keys", || crate::keys::run(ctx, k))
 }
 
-fn run_secrets(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<()> {
+fn run_secrets(cli: &Cli, ctx: &Context, inputs: &Inputs, report_path: &Path) -> Result<()> {
+    let cfg = &inputs.config;
+    // A config problem found by a side's plan names the config file it is in.
+    let in_config = |r: Result<StageOutput>| {
+        r.map_err(|e| match (code_of(&e), &inputs.config_path) {
+            (Code::BadInput, Some(file)) => e.context(file.display().to_string()),
+            _ => e,
+        })
+    };
     if cfg.secrets.is_none() && cfg.sops.is_none() {
         tracing::info!(
             stage = "secrets",
@@ -587,15 +627,21 @@ fn run_secrets(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Re
         );
         return Ok(());
     }
+    // One run at a time (a dry run changes nothing and takes no lock).
+    let _lock = if ctx.dry_run {
+        None
+    } else {
+        Some(crate::secrets::lock(ctx)?)
+    };
     // The agenix and the sops-nix side each run (and fail) on their own; the first error wins.
     let agenix = cfg.secrets.as_ref().map_or(Ok(()), |s| {
         run_stage(cli, ctx, report_path, "secrets", || {
-            crate::secrets::run(ctx, s)
+            in_config(crate::secrets::run(ctx, s))
         })
     });
     let sops = cfg.sops.as_ref().map_or(Ok(()), |s| {
         run_stage(cli, ctx, report_path, "sops", || {
-            crate::secrets::sops::stage::run(ctx, s)
+            in_config(crate::secrets::sops::stage::run(ctx, s))
         })
     });
     agenix.and(sops)

@@ -85,6 +85,13 @@ pub fn parse(file: &Path, text: &str) -> Result<Config> {
             ));
         }
     }
+    let problems = crate::secrets::paths::check(cfg.secrets.as_ref(), cfg.sops.as_ref());
+    if !problems.is_empty() {
+        return Err(coded(
+            Code::BadInput,
+            format!("{}: {}", file.display(), problems.join("; ")),
+        ));
+    }
     Ok(cfg)
 }
 

@@ -43,7 +43,7 @@ macro_rules! exit_codes {
 exit_codes! {
     /// done (or nothing needed doing)
     Ok = 0, "ok";
-    /// unexpected failure; `validate` found problems
+    /// unexpected failure; `validate` found problems (3 or 8 when they are in the `secrets` or `sops` section: the code a real run would give)
     Failure = 1, "failure (or validate found problems)";
     // clap's own code for a usage error.
     /// bad command-line usage
@@ -78,6 +78,15 @@ impl Code {
             .map(|c| format!("{} {}", c.as_i32(), c.label()))
             .collect();
         format!("Exit codes: {}. See provision(8).", list.join(", "))
+    }
+
+    /// Of two codes, the one with the lower number (bad input before a decrypt failure).
+    pub fn min_by_value(self, other: Code) -> Code {
+        if other.as_i32() < self.as_i32() {
+            other
+        } else {
+            self
+        }
     }
 }
 

@@ -264,7 +264,8 @@ fn cctv_vectors_through_the_secrets_stage() {
         std::fs::write(conf.join(format!("{}.age", v.name)), &v.body).unwrap();
         let key = identity_file(v, &conf);
         let yaml = format!(
-            "identity_paths: [{}]\nsecrets:\n  - name: {n}\n    file: {n}.age\n    path: /srv/secrets/{n}\n    owner: svc\n    mode: \"0440\"\n",
+            // The largest vectors (257 chunks of 64 KiB) are over the 16 MiB default cap.
+            "max_file_size: 33554432\nidentity_paths: [{}]\nsecrets:\n  - name: {n}\n    file: {n}.age\n    path: /srv/secrets/{n}\n    owner: svc\n    mode: \"0440\"\n",
             key.file_name().unwrap().to_string_lossy(),
             n = v.name
         );

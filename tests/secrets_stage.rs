@@ -156,12 +156,18 @@ fn age_cli_files_generations_and_fail_closed() {
         );
     };
 
-    // Run 1: generation 1. A stale real directory at /run/agenix is replaced.
+    // Run 1: generation 1. A real directory at /run/agenix holding something is refused
+    // (it would be removed with what it holds); an empty one is replaced.
     std::fs::create_dir_all(s.host("/run/agenix")).unwrap();
     std::fs::write(s.host("/run/agenix/stale"), "old").unwrap();
     for (name, kind, armor, data) in payloads(1) {
         s.encrypt(name, &data, kind, armor);
     }
+    let e = s.run(CONFIG).unwrap_err();
+    assert_eq!(code_of(&e), Code::BadInput, "{e:#}");
+    assert!(format!("{e:#}").contains("non-empty directory"), "{e:#}");
+    assert_eq!(std::fs::read(s.host("/run/agenix/stale")).unwrap(), b"old");
+    std::fs::remove_file(s.host("/run/agenix/stale")).unwrap();
     let out = s.run(CONFIG).unwrap();
     assert_eq!(out.details["generation"], 1);
     assert_eq!(s.live(), Some(PathBuf::from("/run/agenix.d/1")));

@@ -13,6 +13,8 @@ mod util;
 
 use std::path::PathBuf;
 
+const CAP: u64 = provision::secrets::guard::DEFAULT_MAX_FILE_SIZE;
+
 use provision::secrets::sops::keys::SopsKeys;
 use provision::secrets::sops::tree::{go_format_float, Item, Key, Value};
 use provision::secrets::sops::{self, ErrorKind, Format};
@@ -113,7 +115,12 @@ fn encoder_files_decrypt_exactly_and_hostile_ones_fail_closed() {
             .map(|i| dir.path().join(i.as_str().unwrap()))
             .collect();
         let keys = SopsKeys::load(&ids).unwrap();
-        let got = sops::decrypt_file(&path, format_of(case["format"].as_str().unwrap()), &keys);
+        let got = sops::decrypt_file(
+            &path,
+            format_of(case["format"].as_str().unwrap()),
+            &keys,
+            CAP,
+        );
         if let Some(err) = case.get("error") {
             match got {
                 Ok(_) => failures.push(format!("{file}: decrypted, expected {err}")),

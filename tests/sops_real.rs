@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+const CAP: u64 = provision::secrets::guard::DEFAULT_MAX_FILE_SIZE;
+
 use provision::secrets::sops::keys::SopsKeys;
 use provision::secrets::sops::tree::Value;
 use provision::secrets::sops::{self, ErrorKind, Format};
@@ -25,7 +27,7 @@ fn s(v: &str) -> Value {
 }
 
 fn check_secrets_yaml(k: &SopsKeys) {
-    let doc = sops::decrypt_file(&assets().join("secrets.yaml"), Format::Yaml, k).unwrap();
+    let doc = sops::decrypt_file(&assets().join("secrets.yaml"), Format::Yaml, k, CAP).unwrap();
     assert_eq!(doc.version, "3.7.1");
     assert_eq!(doc.get("test_key").unwrap(), &s("test_value"));
     assert_eq!(
@@ -59,8 +61,13 @@ fn secrets_yaml_with_the_ssh_key_through_ssh_to_age() {
 #[test]
 fn native_ssh_ed25519_recipient() {
     let k = keys(&["ssh-ed25519-key"]);
-    let doc =
-        sops::decrypt_file(&assets().join("secrets-native-ssh.yaml"), Format::Yaml, &k).unwrap();
+    let doc = sops::decrypt_file(
+        &assets().join("secrets-native-ssh.yaml"),
+        Format::Yaml,
+        &k,
+        CAP,
+    )
+    .unwrap();
     assert_eq!(doc.version, "3.13.3");
     assert_eq!(doc.get("test_key").unwrap(), &s("test_value"));
     // The age key file is not a recipient of this one.
@@ -68,6 +75,7 @@ fn native_ssh_ed25519_recipient() {
         &assets().join("secrets-native-ssh.yaml"),
         Format::Yaml,
         &keys(&["age-keys.txt"]),
+        CAP,
     )
     .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Key);
@@ -85,7 +93,7 @@ fn pgp_only_files_are_refused_naming_the_way_out() {
         ("secrets.env", Format::Dotenv),
         ("secrets.ini", Format::Ini),
     ] {
-        let e = sops::decrypt_file(&assets().join(file), format, &k).unwrap_err();
+        let e = sops::decrypt_file(&assets().join(file), format, &k, CAP).unwrap_err();
         let msg = e.to_string();
         assert_eq!(e.kind, ErrorKind::Key, "{file}: {msg}");
         assert!(msg.contains(file), "{msg}");

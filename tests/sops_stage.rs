@@ -157,12 +157,17 @@ secrets:
     assert_eq!(root.generations(), ["1"]);
     assert_eq!(root.read("/run/secrets/test_key"), b"test_value");
 
-    // Two more good runs: generation 1 is kept once, then pruned (keepGenerations: 1).
+    // Good runs: keepGenerations counts the live one, as sops-nix (default 1: only it).
     root.run(&real(), &cfg).unwrap();
-    assert_eq!(root.generations(), ["1", "2"]);
-    root.run(&real(), &cfg).unwrap();
+    assert_eq!(root.generations(), ["2"]);
+    let keep2 = format!("keepGenerations: 2\n{cfg}");
+    root.run(&real(), &keep2).unwrap();
     assert_eq!(root.generations(), ["2", "3"]);
-    assert_eq!(root.live(), PathBuf::from("/run/secrets.d/3"));
+    root.run(&real(), &keep2).unwrap();
+    assert_eq!(root.generations(), ["3", "4"]);
+    root.run(&real(), &cfg).unwrap();
+    assert_eq!(root.generations(), ["5"]);
+    assert_eq!(root.live(), PathBuf::from("/run/secrets.d/5"));
     assert_eq!(
         root.read("/run/secrets/rendered/app.conf"),
         b"k=test_value\nf=another value\n"
@@ -177,7 +182,7 @@ secrets:
         msg.contains("secret env") && msg.contains("OpenPGP"),
         "{msg}"
     );
-    assert_eq!(root.live(), PathBuf::from("/run/secrets.d/3"));
+    assert_eq!(root.live(), PathBuf::from("/run/secrets.d/5"));
 }
 
 #[test]
@@ -239,7 +244,7 @@ secrets:
     )
     .unwrap();
     assert_eq!(root.read("/run/secrets/str"), b"hello");
-    assert_eq!(root.generations(), ["1", "2"]);
+    assert_eq!(root.generations(), ["2"]);
     // …but a configured one must load.
     let e = root
         .run(
@@ -259,7 +264,7 @@ secrets:
             && msg.contains("authentication failed"),
         "{msg}"
     );
-    assert_eq!(root.generations(), ["1", "2"]);
+    assert_eq!(root.generations(), ["2"]);
 }
 
 /// Through the binary: `provision secrets` runs the sops side beside the agenix side (an

@@ -32,13 +32,22 @@ pub struct SecretsConfig {
     #[serde(default)]
     pub identity_paths: Option<Vec<PathBuf>>,
     /// The symlink to the live generation (agenix `age.secretsDir`). Default `/run/agenix`.
-    /// If it is a real directory it is replaced by the symlink.
+    /// It must be absent, our symlink to a generation, or an empty directory (replaced by the
+    /// symlink); anything else is refused (exit 3), see [`super::guard::check_live_link`].
     #[serde(default = "default_secrets_dir")]
     pub secrets_dir: PathBuf,
     /// Where generations `<N>/` live (agenix `age.secretsMountPoint`). A ramfs is mounted there
-    /// (`nodev,nosuid,mode=0751`) unless one already is. Default `/run/agenix.d`.
+    /// (`nodev,nosuid,mode=0751`) unless one already is; a populated directory that is not a
+    /// ramfs is refused (exit 3). Default `/run/agenix.d`.
     #[serde(default = "default_mount_point")]
     pub secrets_mount_point: PathBuf,
+    /// The largest `.age` file read, in bytes (an extension). Default 16 MiB.
+    #[serde(default = "max_file_size")]
+    pub max_file_size: u64,
+}
+
+fn max_file_size() -> u64 {
+    super::guard::DEFAULT_MAX_FILE_SIZE
 }
 
 fn default_secrets_dir() -> PathBuf {
@@ -60,6 +69,7 @@ impl Default for SecretsConfig {
             identity_paths: None,
             secrets_dir: default_secrets_dir(),
             secrets_mount_point: default_mount_point(),
+            max_file_size: max_file_size(),
         }
     }
 }

@@ -135,10 +135,11 @@ fn tmp_sibling(p: &Path) -> Result<PathBuf> {
     Ok(p.with_file_name(format!(".{name}.provision-tmp-{}", std::process::id())))
 }
 
-/// Point `link` (host path) at `target` by renaming a fresh symlink over it. When `link` is a
-/// real directory and `replace_dir` is set, the two are exchanged atomically
-/// (`renameat2(RENAME_EXCHANGE)`) and the old directory is then removed; without `replace_dir`
-/// a directory there is an error (never `ln -sf` into it).
+/// Point `link` (host path) at `target` by renaming a fresh symlink over it. When `link` is an
+/// empty real directory and `replace_dir` is set, the two are exchanged atomically
+/// (`renameat2(RENAME_EXCHANGE)`) and the old directory is then removed (`rmdir`: a
+/// non-empty one is an error and kept); without `replace_dir` a directory there is an error
+/// (never `ln -sf` into it).
 pub fn swap_symlink(link: &Path, target: &Path, replace_dir: bool) -> Result<()> {
     if let Some(parent) = link.parent() {
         if !parent.as_os_str().is_empty() && !parent.exists() {
@@ -175,8 +176,9 @@ fn exchange_dir(tmp_link: &Path, dir: &Path) -> Result<()> {
     use rustix::fs::{renameat_with, RenameFlags, CWD};
     match renameat_with(CWD, tmp_link, CWD, dir, RenameFlags::EXCHANGE) {
         Ok(()) => {
-            // `tmp_link` is now the old directory.
-            fs::remove_dir_all(tmp_link).with_context(|| {
+            // `tmp_link` is now the old directory, which the stage checked is empty:
+            // remove_dir, so one filled since is left aside, never deleted with its content.
+            fs::remove_dir(tmp_link).with_context(|| {
                 format!(
                     "removing the old directory {} (moved from {})",
                     tmp_link.display(),
@@ -186,8 +188,7 @@ fn exchange_dir(tmp_link: &Path, dir: &Path) -> Result<()> {
         }
         Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
             // No RENAME_EXCHANGE on this file system: remove, then rename (a short gap).
-            fs::remove_dir_all(dir)
-                .with_context(|| format!("removing directory {}", dir.display()))?;
+            fs::remove_dir(dir).with_context(|| format!("removing directory {}", dir.display()))?;
             fs::rename(tmp_link, dir)
                 .with_context(|| format!("renaming {} over {}", tmp_link.display(), dir.display()))
         }
@@ -257,6 +258,23 @@ mod tests {
         let e = swap_symlink(&link, Path::new("/run/agenix.d/1"), false).unwrap_err();
         assert!(format!("{e:#}").contains("is a directory"), "{e:#}");
         assert!(link.join("stale").exists());
+        // A directory with something in it is never removed with what it holds.
+        assert!(swap_symlink(&link, Path::new("/run/agenix.d/1"), true).is_err());
+        let kept: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().path().join("stale"))
+            .filter(|p| p.exists())
+            .collect();
+        assert_eq!(kept.len(), 1, "stale file lost");
+        for e in fs::read_dir(d.path()).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_symlink() {
+                fs::remove_file(&p).unwrap();
+            } else {
+                fs::remove_dir_all(&p).unwrap();
+            }
+        }
+        fs::create_dir(&link).unwrap();
         swap_symlink(&link, Path::new("/run/agenix.d/1"), true).unwrap();
         assert_eq!(
             fs::read_link(&link).unwrap(),

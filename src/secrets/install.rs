@@ -15,7 +15,7 @@ use std::fs;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use super::generation;
+use super::{generation, guard};
 use crate::context::{Context, StageOutput};
 use crate::exit::{coded, Code};
 use crate::system::users::Users;
@@ -48,7 +48,8 @@ pub enum ModeSpec {
     Number(i64),
 }
 
-/// Parse a mode: a quoted octal string of 3 or 4 digits, at most 0777.
+/// Parse a mode: a quoted octal string of 1 to 4 digits (`"0"`, `"400"`, `"0440"`, as chmod
+/// and sops-nix's `strconv.ParseUint(mode, 8, …)` read it), at most 0777.
 pub fn parse_mode(m: &ModeSpec) -> Result<u32, String> {
     let s = match m {
         ModeSpec::Text(s) => s.trim(),
@@ -59,7 +60,7 @@ pub fn parse_mode(m: &ModeSpec) -> Result<u32, String> {
             ))
         }
     };
-    if !(3..=4).contains(&s.len()) || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+    if !(1..=4).contains(&s.len()) || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         return Err(format!(
             "mode {s:?}: expected an octal mode such as \"0400\""
         ));
@@ -131,6 +132,12 @@ impl Own {
             .map(IdSpec::spec)
             .unwrap_or_else(|| "root".into());
         let uid = users.uid(&owner).map_err(|e| format!("{e:#}"))?;
+        if uid == u32::MAX {
+            return Err(format!(
+                "owner {owner}: uid 4294967295 is (uid_t)-1, which chown(2) reads as \"leave \
+                 unchanged\""
+            ));
+        }
         let (group, gid) = match group {
             Some(g) => {
                 let g = g.spec();
@@ -142,6 +149,12 @@ impl Own {
                 (id.to_string(), id)
             }
         };
+        if gid == u32::MAX {
+            return Err(format!(
+                "group {group}: gid 4294967295 is (gid_t)-1, which chown(2) reads as \"leave \
+                 unchanged\""
+            ));
+        }
         Ok(Own {
             owner,
             group,
@@ -262,7 +275,35 @@ pub fn make_parents(base: &Path, name: &str, group: Option<u32>) -> Result<()> {
 pub struct Link<'a> {
     pub name: &'a str,
     pub path: &'a Path,
+    /// `path` on the host, resolved inside the root ([`guard::resolve_in_root`]).
+    pub host: &'a Path,
     pub target: PathBuf,
+    /// A regular file is at `path` now (the link replaces it, as sops-nix does).
+    pub replaces: bool,
+}
+
+/// ` (replacing a regular file)` for the dry run and the report, when `replaces`.
+pub fn replacing(replaces: bool) -> &'static str {
+    if replaces {
+        " (replacing a regular file)"
+    } else {
+        ""
+    }
+}
+
+/// The host path of a secret's `path` (target-system, absolute), its directories resolved
+/// inside the root as the booted system will resolve them, and whether it replaces a
+/// regular file there. Checked before anything is written: a directory (or device, FIFO,
+/// socket) there cannot be replaced by the link, so it is refused. The `default` path
+/// (`<dir>/<name>`) is in the new generation, reached through the live link: not checked
+/// (the live generation may hold a directory of that name from an older config). The
+/// problem, without the secret's name.
+pub fn path_host(ctx: &Context, path: &Path, default: &Path) -> Result<(PathBuf, bool), String> {
+    if path == default {
+        return Ok((ctx.path(path), false));
+    }
+    let (host, found) = guard::check_link_target(&ctx.root, path)?;
+    Ok((host, found == guard::LinkTarget::File))
 }
 
 /// A stage's generations: the live symlink `dir` → `<mount_point>/<N>`.
@@ -285,8 +326,10 @@ pub struct Generations {
 impl Generations {
     /// What is there now under `ctx`'s root.
     pub fn scan(ctx: &Context, stage: &'static str, dir: &Path, mount_point: &Path) -> Self {
-        let mount_host = ctx.path(mount_point);
-        let link_host = ctx.path(dir);
+        // Resolved inside the root (plan has checked that they resolve).
+        let mount_host =
+            guard::resolve_in_root(&ctx.root, mount_point, true).unwrap_or(ctx.path(mount_point));
+        let link_host = guard::resolve_in_root(&ctx.root, dir, false).unwrap_or(ctx.path(dir));
         let current = generation::current_generation(&link_host, mount_point);
         let existing = generation::generations(&mount_host);
         let next = existing.iter().copied().chain(current).max().unwrap_or(0) + 1;
@@ -400,7 +443,6 @@ impl Generations {
     /// made, named, after the rest was done.
     pub fn finish(
         &self,
-        ctx: &Context,
         links: &[Link],
         keep: Option<&[u64]>,
         prefix: &str,
@@ -408,11 +450,12 @@ impl Generations {
     ) -> Result<Vec<u64>> {
         let mut link_errors = Vec::new();
         for l in links {
-            match generation::swap_symlink(&ctx.path(l.path), &l.target, false) {
+            match generation::swap_symlink(l.host, &l.target, false) {
                 Ok(()) => actions.push(format!(
-                    "linked {} -> {}",
+                    "linked {} -> {}{}",
                     l.path.display(),
-                    l.target.display()
+                    l.target.display(),
+                    replacing(l.replaces)
                 )),
                 Err(e) => link_errors.push(format!("{}: {e:#}", l.name)),
             }
@@ -466,13 +509,18 @@ pub fn report_line(status: &str, name: &str, path: &Path, own: &Own, note: &str)
 }
 
 /// A dry run's output: every action as "would …", the problems found, under `title`; `details`
-/// (a JSON object) gains `dry_run`, `problems` and `text`.
+/// (a JSON object) gains `dry_run`, `problems` and `text`, and with `fatal` (a problem the
+/// real run would stop at, exit 8) `would_fail`, which the CLI turns into that exit code.
 pub fn dry_run_output(
     title: &str,
     actions: Vec<String>,
     problems: Vec<String>,
+    fatal: bool,
     mut details: serde_json::Value,
 ) -> StageOutput {
+    if fatal {
+        details["would_fail"] = json!(problems.join("; "));
+    }
     let mut text = format!("{title} (dry run, nothing changed):\n");
     for a in &actions {
         text.push_str(&format!("  would {a}\n"));
@@ -499,7 +547,10 @@ mod tests {
         assert_eq!(t("0400"), Ok(0o400));
         assert_eq!(t("440"), Ok(0o440));
         assert_eq!(t("0777"), Ok(0o777));
-        for bad in ["", "04000", "4755", "0800", "rw", "u=r", "04"] {
+        assert_eq!(t("0"), Ok(0));
+        assert_eq!(t("0000"), Ok(0));
+        assert_eq!(t("04"), Ok(0o4));
+        for bad in ["", "04000", "4755", "0800", "rw", "u=r", "00000"] {
             assert!(t(bad).is_err(), "{bad}");
         }
         let e = parse_mode(&ModeSpec::Number(400)).unwrap_err();

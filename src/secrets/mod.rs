@@ -16,8 +16,10 @@ pub mod sops;
 pub mod config;
 pub mod decrypt;
 pub mod generation;
+pub mod guard;
 pub mod identities;
 pub mod install;
+pub mod paths;
 pub mod ssh_rsa;
 
 use anyhow::{Context as _, Result};
@@ -40,6 +42,41 @@ use identities::Identities;
 pub use install::{check_name, parse_mode, IdSpec, ModeSpec, DEFAULT_MODE};
 use install::{mode_str, Generations, Link, Own};
 
+/// Where the secrets stage's lock lives (under `--root`).
+pub const LOCK_FILE: &str = "/run/provision/secrets.lock";
+
+/// Take the secrets stage's lock (`flock(LOCK_EX)` on [`LOCK_FILE`] under the root), waiting
+/// for a run that holds it, so two runs never scan, write and switch generations at once.
+/// Held until the returned file is dropped.
+pub fn lock(ctx: &Context) -> Result<fs::File> {
+    use rustix::fs::{flock, FlockOperation};
+    let path = guard::resolve_in_root(&ctx.root, Path::new(LOCK_FILE), false)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(dir) = path.parent() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if flock(&f, FlockOperation::NonBlockingLockExclusive).is_err() {
+        tracing::info!(
+            stage = "secrets",
+            "{} is held by another run: waiting for it",
+            path.display()
+        );
+        flock(&f, FlockOperation::LockExclusive)
+            .with_context(|| format!("locking {}", path.display()))?;
+    }
+    Ok(f)
+}
+
 /// A secret, checked and resolved.
 #[derive(Debug, Clone)]
 struct Planned {
@@ -49,6 +86,10 @@ struct Planned {
     file: PathBuf,
     /// Where the secret appears on the target system.
     path: PathBuf,
+    /// `path` on the host, resolved inside the root.
+    path_host: PathBuf,
+    /// A regular file is at `path` now (replaced).
+    replaces: bool,
     /// `path` is a symlink to `<secrets_dir>/<name>` (set only when it differs from it).
     link: bool,
     /// The file itself is written at `path` (symlink: false, custom path).
@@ -79,6 +120,11 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
             )
         },
     );
+    if problems.is_empty() {
+        problems.extend(guard::check_live_link(&ctx.root, "secrets_dir", dir, mount_point).err());
+        problems
+            .extend(guard::check_mount_point(&ctx.root, "secrets_mount_point", mount_point).err());
+    }
     if let Some(v) = &cfg.identity_paths {
         if v.is_empty() {
             problems.push("identity_paths is empty: list at least one identity file".into());
@@ -109,6 +155,13 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
             ));
             continue;
         }
+        let (path_host, replaces) = match install::path_host(ctx, &path, &default_path) {
+            Ok(x) => x,
+            Err(e) => {
+                problems.push(format!("{who}: {e}"));
+                continue;
+            }
+        };
         let own = match Own::resolve(&users, &s.owner, &s.group, &s.mode) {
             Ok(o) => o,
             Err(e) => {
@@ -122,6 +175,8 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
             file_cfg: s.file.clone(),
             file: ctx.config_path(&s.file),
             path,
+            path_host,
+            replaces,
             link: custom && s.symlink,
             direct: custom && !s.symlink,
             own,
@@ -135,6 +190,50 @@ fn plan(ctx: &Context, cfg: &SecretsConfig) -> Result<Vec<Planned>> {
     } else {
         Err(bad_input(&problems))
     }
+}
+
+/// What `provision validate` reports for the `secrets:` section: every problem a real run
+/// would stop at from the config and the files alone (no decryption), with the exit code
+/// that run would give — 3 for the config (names, modes, owners in the target root's
+/// passwd, paths, what is at them), 8 for a missing `.age` file of a required secret or a
+/// missing identity.
+pub fn check(ctx: &Context, cfg: &SecretsConfig) -> Vec<(Code, String)> {
+    let planned = match plan(ctx, cfg) {
+        Ok(p) => p,
+        Err(e) => return vec![(crate::exit::code_of(&e), format!("{e:#}"))],
+    };
+    let mut problems = Vec::new();
+    for p in planned.iter().filter(|p| !p.optional) {
+        if !p.file.is_file() {
+            problems.push((
+                Code::Decrypt,
+                format!(
+                    "secrets: secret {:?}: {} is not a file",
+                    p.name,
+                    p.file.display()
+                ),
+            ));
+        }
+    }
+    let (paths, defaults) = identity_paths(ctx, cfg);
+    let present: Vec<&PathBuf> = paths.iter().filter(|p| p.is_file()).collect();
+    if !defaults {
+        for p in paths.iter().filter(|p| !p.is_file()) {
+            problems.push((
+                Code::Decrypt,
+                format!("secrets: identity_paths: {} is not a file", p.display()),
+            ));
+        }
+    } else if present.is_empty() && !planned.is_empty() {
+        problems.push((
+            Code::Decrypt,
+            format!(
+                "secrets: no identity: none of {} exists",
+                DEFAULT_IDENTITY_PATHS.join(", ")
+            ),
+        ));
+    }
+    problems
 }
 
 /// The identity files to use (host paths) and whether they are the defaults (an unusable
@@ -211,7 +310,7 @@ pub fn run(ctx: &Context, cfg: &SecretsConfig) -> Result<StageOutput> {
     let mut actions = Vec::new();
     actions.extend(gens.mount()?);
     let outcomes = gens.write(None, |gen_host| {
-        fill_generation(ctx, &planned, gen_host, &ids)
+        fill_generation(&planned, gen_host, &ids, cfg.max_file_size)
     })?;
 
     let failed_required: Vec<String> = planned
@@ -259,17 +358,21 @@ pub fn run(ctx: &Context, cfg: &SecretsConfig) -> Result<StageOutput> {
             Outcome::Ok => links.push(Link {
                 name: &p.name,
                 path: &p.path,
+                host: &p.path_host,
                 target,
+                replaces: p.replaces,
             }),
             Outcome::Failed(_) => {
-                let host = ctx.path(&p.path);
-                if fs::read_link(&host).map(|t| t == target).unwrap_or(false) {
-                    let _ = fs::remove_file(&host);
+                if fs::read_link(&p.path_host)
+                    .map(|t| t == target)
+                    .unwrap_or(false)
+                {
+                    let _ = fs::remove_file(&p.path_host);
                 }
             }
         }
     }
-    let pruned = gens.finish(ctx, &links, Some(previous.as_slice()), "", &mut actions)?;
+    let pruned = gens.finish(&links, Some(previous.as_slice()), "", &mut actions)?;
 
     let ok = outcomes.iter().filter(|o| matches!(o, Outcome::Ok)).count();
     let mut text = format!(
@@ -318,19 +421,19 @@ pub fn run(ctx: &Context, cfg: &SecretsConfig) -> Result<StageOutput> {
 /// Decrypt every secret into the new generation (in parallel), then write the `symlink: false`
 /// copies. Returns one outcome per planned secret.
 fn fill_generation(
-    ctx: &Context,
     planned: &[Planned],
     gen_host: &Path,
     ids: &Identities,
+    cap: u64,
 ) -> Result<Vec<Outcome>> {
     // Subdirectories for names with '/', made up front (single-threaded).
     for p in planned {
         install::make_parents(gen_host, &p.name, None)?;
     }
-    let mut outcomes = decrypt_all(planned, gen_host, ids);
+    let mut outcomes = decrypt_all(planned, gen_host, ids, cap);
     for (p, o) in planned.iter().zip(outcomes.iter_mut()) {
         if p.direct && matches!(o, Outcome::Ok) {
-            if let Err(e) = write_direct(ctx, p, gen_host) {
+            if let Err(e) = write_direct(p, gen_host) {
                 *o = Outcome::Failed(format!("{e:#}"));
             }
         }
@@ -338,7 +441,7 @@ fn fill_generation(
     Ok(outcomes)
 }
 
-fn decrypt_all(planned: &[Planned], gen_host: &Path, ids: &Identities) -> Vec<Outcome> {
+fn decrypt_all(planned: &[Planned], gen_host: &Path, ids: &Identities, cap: u64) -> Vec<Outcome> {
     let n = planned.len();
     let workers = std::thread::available_parallelism()
         .map(|w| w.get())
@@ -353,7 +456,7 @@ fn decrypt_all(planned: &[Planned], gen_host: &Path, ids: &Identities) -> Vec<Ou
                 if i >= n {
                     break;
                 }
-                let o = match install_one(&planned[i], gen_host, ids) {
+                let o = match install_one(&planned[i], gen_host, ids, cap) {
                     Ok(()) => Outcome::Ok,
                     Err(r) => Outcome::Failed(r),
                 };
@@ -374,8 +477,8 @@ fn decrypt_all(planned: &[Planned], gen_host: &Path, ids: &Identities) -> Vec<Ou
 /// Decrypt one secret into `<gen>/<name>`: the header is checked and the file key unwrapped
 /// first; only then is the file created, with owner, group and mode set before any byte of
 /// plaintext is written. On failure nothing is left at the path.
-fn install_one(p: &Planned, gen_host: &Path, ids: &Identities) -> Result<(), String> {
-    let ct = fs::read(&p.file).map_err(|e| format!("cannot read {}: {e}", p.file.display()))?;
+fn install_one(p: &Planned, gen_host: &Path, ids: &Identities, cap: u64) -> Result<(), String> {
+    let ct = guard::read_regular(&p.file, ".age file", cap)?;
     let opened = decrypt::open(&ct, ids).map_err(|e| e.to_string())?;
     install::write_owned(&gen_host.join(&p.name), &p.own, |f| {
         opened
@@ -388,8 +491,8 @@ fn install_one(p: &Planned, gen_host: &Path, ids: &Identities) -> Result<(), Str
 
 /// `symlink: false` with a custom path: copy the decrypted file to `path` atomically (temp file
 /// in the same directory, owner and mode first, rename), refusing a path not on ramfs/tmpfs.
-fn write_direct(ctx: &Context, p: &Planned, gen_host: &Path) -> Result<()> {
-    let dest = ctx.path(&p.path);
+fn write_direct(p: &Planned, gen_host: &Path) -> Result<()> {
+    let dest = &p.path_host;
     let dir = dest.parent().context("path has no parent")?;
     if !dir.exists() {
         fs::DirBuilder::new()
@@ -417,7 +520,7 @@ fn write_direct(ctx: &Context, p: &Planned, gen_host: &Path) -> Result<()> {
         std::io::copy(&mut input, out).with_context(|| format!("writing {}", tmp.display()))?;
         Ok(out.flush()?)
     })?;
-    fs::rename(&tmp, &dest)
+    fs::rename(&tmp, dest)
         .with_context(|| format!("renaming onto {}", dest.display()))
         .inspect_err(|_| {
             let _ = fs::remove_file(&tmp);
@@ -447,22 +550,27 @@ fn dry_run(
     let (paths, defaults) = identity_paths(ctx, cfg);
     let mut id_json = Vec::new();
     let mut any_id = false;
+    // A problem the real run would stop at (exit 8); a missing optional secret is not one.
+    let mut fatal = false;
     for p in &paths {
         let present = fs::metadata(p).map(|m| m.is_file()).unwrap_or(false);
         any_id |= present;
         if !present && !defaults {
             problems.push(format!("identity {}: missing", p.display()));
+            fatal = true;
         }
         id_json.push(json!({"path": p, "present": present}));
     }
     if !any_id && !planned.is_empty() {
         problems.push("no identity file present".into());
+        fatal = true;
     }
     let gen_target = gens.next_target();
     let mut secrets_json = Vec::new();
     for p in planned {
         let exists = p.file.is_file();
         if !exists {
+            fatal |= !p.optional;
             problems.push(format!(
                 "secret {}: {} does not exist{}",
                 p.name,
@@ -493,12 +601,17 @@ fn dry_run(
         for p in planned {
             if p.link {
                 actions.push(format!(
-                    "link {} -> {}",
+                    "link {} -> {}{}",
                     p.path.display(),
-                    cfg.secrets_dir.join(&p.name).display()
+                    cfg.secrets_dir.join(&p.name).display(),
+                    install::replacing(p.replaces)
                 ));
             } else if p.direct {
-                actions.push(format!("write {} (symlink: false)", p.path.display()));
+                actions.push(format!(
+                    "write {} (symlink: false){}",
+                    p.path.display(),
+                    install::replacing(p.replaces)
+                ));
             }
         }
         for g in &gens.existing {
@@ -511,6 +624,7 @@ fn dry_run(
         "secrets",
         actions,
         problems,
+        fatal,
         json!({
             "generation": gens.current,
             "next_generation": gens.next,

@@ -2,8 +2,11 @@
 //! `modules/sops`).
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 use std::path::PathBuf;
 
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::Format;
@@ -35,23 +38,67 @@ pub struct SopsConfig {
     pub default_sops_key: Option<String>,
     #[serde(default)]
     pub age: AgeConfig,
-    /// `secrets.<name>`.
-    #[serde(default)]
+    /// `secrets.<name>`. A name given twice is an error (a plain `BTreeMap` would keep the
+    /// last silently).
+    #[serde(default, deserialize_with = "unique_names")]
     pub secrets: BTreeMap<String, SopsSecret>,
-    /// `templates.<name>`.
-    #[serde(default)]
+    /// `templates.<name>`; a name given twice is an error.
+    #[serde(default, deserialize_with = "unique_names")]
     pub templates: BTreeMap<String, SopsTemplate>,
-    /// Older generations kept besides the live one (sops-nix `keepGenerations`, default 1;
+    /// Generations kept, the live one included, as sops-nix counts (`keepGenerations`,
+    /// default 1: only the live one;
     /// 0 keeps all).
     #[serde(default = "one")]
     pub keep_generations: u64,
     /// The symlink to the live generation (an extension; sops-nix's is fixed). Default
-    /// `/run/secrets`.
+    /// `/run/secrets`. As the agenix side's `secrets_dir`: absent, our symlink, or an empty
+    /// directory, else refused (exit 3).
     #[serde(default = "default_secrets_dir")]
     pub secrets_dir: PathBuf,
-    /// Where generations live (an extension). Default `/run/secrets.d`.
+    /// Where generations live (an extension). Default `/run/secrets.d`. Absent, empty or
+    /// already ramfs/tmpfs, else refused (exit 3).
     #[serde(default = "default_mount_point")]
     pub secrets_mount_point: PathBuf,
+    /// The largest sops or template file read, in bytes (an extension). Default 16 MiB.
+    #[serde(default = "max_file_size")]
+    pub max_file_size: u64,
+}
+
+fn max_file_size() -> u64 {
+    crate::secrets::guard::DEFAULT_MAX_FILE_SIZE
+}
+
+/// A mapping of names to `V`, refusing a name given twice ("duplicate name \"db\"", with the
+/// line from the YAML parser).
+fn unique_names<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Names<V>(PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for Names<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a mapping of names")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(k) = m.next_key::<String>()? {
+                if out.contains_key(&k) {
+                    return Err(de::Error::custom(format!(
+                        "duplicate name {k:?} (each name once)"
+                    )));
+                }
+                let v = m.next_value()?;
+                out.insert(k, v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Names(PhantomData))
 }
 
 fn yaml() -> Format {
@@ -162,6 +209,16 @@ mod tests {
         assert!(parse("secrets:\n  a: {neededForUsers: true}\n")
             .unwrap_err()
             .contains("neededForUsers"));
+        for (dup, name) in [
+            ("secrets:\n  db: {}\n  other: {}\n  db: {key: x}\n", "db"),
+            ("templates:\n  t: {content: a}\n  t: {content: b}\n", "t"),
+        ] {
+            // The parser places it at the mapping.
+            let e = parse(dup).unwrap_err();
+            assert!(e.contains(&format!("duplicate name {name:?}")), "{e}");
+            assert!(e.contains("line 2"), "{e}");
+        }
+        assert!(parse("secrets:\n").unwrap().secrets.is_empty());
         assert!(parse("defaultSopsFormat: toml\n")
             .unwrap_err()
             .contains("toml"));

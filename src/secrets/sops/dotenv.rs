@@ -40,7 +40,7 @@ pub fn emit(items: &[Item]) -> Result<Vec<u8>, String> {
                 match v {
                     Value::Str(s) => out.extend_from_slice(s.replace('\n', "\\n").as_bytes()),
                     Value::Map(_) | Value::List(_) => {
-                        return Err(format!("{k}: a dotenv value cannot be a {}", v.type_name()))
+                        return Err(format!("{k}: a dotenv value cannot be {}", v.a_type_name()))
                     }
                     other => out.extend(other.leaf_bytes().unwrap_or_default()),
                 }

@@ -241,8 +241,8 @@ pub fn emit(branch: &[Item]) -> Result<Vec<u8>, String> {
                         Value::Str(s) => s.clone(),
                         Value::Map(_) | Value::List(_) => {
                             return Err(format!(
-                                "[{name}] {k}: an INI value cannot be a {}",
-                                item.value.type_name()
+                                "[{name}] {k}: an INI value cannot be {}",
+                                item.value.a_type_name()
                             ))
                         }
                         other => String::from_utf8_lossy(&other.leaf_bytes().unwrap_or_default())

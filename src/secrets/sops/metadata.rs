@@ -243,8 +243,8 @@ fn text(m: &[Item], key: &str, at: &str) -> Result<Option<String>, String> {
         Some(Value::Int(i)) => Ok(Some(i.to_string())),
         Some(Value::Bool(b)) => Ok(Some(if *b { "1" } else { "0" }.into())),
         Some(v) => Err(format!(
-            "metadata {at}.{key}: a {}, expected text",
-            v.type_name()
+            "metadata {at}.{key}: {}, expected text",
+            v.a_type_name()
         )),
     }
 }
@@ -258,14 +258,14 @@ fn list<'a>(m: &'a [Item], key: &str, at: &str) -> Result<Vec<&'a [Item]>, Strin
             .map(|(i, x)| match x {
                 Value::Map(m) => Ok(m.as_slice()),
                 other => Err(format!(
-                    "metadata {at}.{key}[{i}]: a {}, expected a mapping",
-                    other.type_name()
+                    "metadata {at}.{key}[{i}]: {}, expected a mapping",
+                    other.a_type_name()
                 )),
             })
             .collect(),
         Some(v) => Err(format!(
-            "metadata {at}.{key}: a {}, expected a list",
-            v.type_name()
+            "metadata {at}.{key}: {}, expected a list",
+            v.a_type_name()
         )),
     }
 }
@@ -328,8 +328,8 @@ fn read(meta: &Value) -> Result<Metadata, String> {
             .map_err(|_| format!("metadata sops.shamir_threshold: {s:?} is not a count"))?,
         Some(v) => {
             return Err(format!(
-                "metadata sops.shamir_threshold: a {} is not a count",
-                v.type_name()
+                "metadata sops.shamir_threshold: {} is not a count",
+                v.a_type_name()
             ))
         }
     };
@@ -347,8 +347,8 @@ fn read(meta: &Value) -> Result<Metadata, String> {
         },
         Some(v) => {
             return Err(format!(
-                "metadata sops.mac_only_encrypted: a {} is not a boolean",
-                v.type_name()
+                "metadata sops.mac_only_encrypted: {} is not a boolean",
+                v.a_type_name()
             ))
         }
     };

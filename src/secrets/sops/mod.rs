@@ -168,7 +168,7 @@ pub fn decrypt(
             return Err(err(
                 ErrorKind::Mac,
                 None,
-                format!("the MAC is a {}, not text", other.type_name()),
+                format!("the MAC is {}, not text", other.a_type_name()),
             ))
         }
         Err(e) => {
@@ -197,14 +197,21 @@ pub fn decrypt(
     })
 }
 
-/// Read `file` and [`decrypt`] it.
-pub fn decrypt_file(file: &Path, format: Format, keys: &SopsKeys) -> Result<Document, SopsError> {
-    let data = std::fs::read(file).map_err(|e| SopsError {
-        file: file.to_path_buf(),
-        at: None,
-        kind: ErrorKind::Format,
-        why: format!("cannot read: {e}"),
-    })?;
+/// Read `file` (a regular file of at most `cap` bytes, see
+/// [`crate::secrets::guard::read_regular`]) and [`decrypt`] it.
+pub fn decrypt_file(
+    file: &Path,
+    format: Format,
+    keys: &SopsKeys,
+    cap: u64,
+) -> Result<Document, SopsError> {
+    let data =
+        crate::secrets::guard::read_regular(file, "sops file", cap).map_err(|why| SopsError {
+            file: file.to_path_buf(),
+            at: None,
+            kind: ErrorKind::Format,
+            why,
+        })?;
     decrypt(file, &data, format, keys)
 }
 

@@ -17,7 +17,6 @@
 //! failed secret and why (exit 8).
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -29,6 +28,7 @@ use super::keys::SopsKeys;
 use super::{emit, Document, Format};
 use crate::context::{Context, StageOutput};
 use crate::exit::{coded, Code};
+use crate::secrets::guard;
 use crate::secrets::identities::wipe;
 use crate::secrets::install::{self, check_name, Generations, Link, Own};
 use crate::system::users::Users;
@@ -54,6 +54,10 @@ struct PlannedSecret {
     /// `""` = the whole file.
     key: String,
     path: PathBuf,
+    /// `path` on the host, resolved inside the root.
+    path_host: PathBuf,
+    /// A regular file is at `path` now (replaced by the link).
+    replaces: bool,
     link: bool,
     own: Own,
 }
@@ -61,9 +65,13 @@ struct PlannedSecret {
 #[derive(Debug, Clone)]
 struct PlannedTemplate {
     name: String,
-    content: Option<String>,
+    /// The template text (`content`, or `file` read at plan), or why `file` could not be
+    /// read (a failure of the run, exit 8, as a missing sops file).
+    text: Result<String, String>,
     file: Option<PathBuf>,
     path: PathBuf,
+    path_host: PathBuf,
+    replaces: bool,
     link: bool,
     own: Own,
 }
@@ -76,6 +84,21 @@ fn plan(ctx: &Context, cfg: &SopsConfig) -> Result<(Vec<PlannedSecret>, Vec<Plan
         &cfg.secrets_mount_point,
         || "secretsDir and secretsMountPoint must not contain each other".into(),
     );
+    if problems.is_empty() {
+        problems.extend(
+            guard::check_live_link(
+                &ctx.root,
+                "secretsDir",
+                &cfg.secrets_dir,
+                &cfg.secrets_mount_point,
+            )
+            .err(),
+        );
+        problems.extend(
+            guard::check_mount_point(&ctx.root, "secretsMountPoint", &cfg.secrets_mount_point)
+                .err(),
+        );
+    }
     let users = Users::load(&ctx.root);
     let mut secrets: Vec<PlannedSecret> = Vec::new();
     let mut formats: BTreeMap<PathBuf, (Format, String)> = BTreeMap::new();
@@ -152,7 +175,16 @@ fn plan_secret(
         }
     }
     let key = match format {
-        Format::Binary | Format::Dotenv | Format::Ini => String::new(),
+        Format::Binary | Format::Dotenv | Format::Ini => {
+            // A whole-file format has no keys: a `key` given here would be silently ignored.
+            if let Some(k) = &s.key {
+                return Err(format!(
+                    "key {k:?}: format {} is installed whole and has no keys; remove key",
+                    format.as_str()
+                ));
+            }
+            String::new()
+        }
         Format::Yaml | Format::Json => s
             .key
             .clone()
@@ -167,7 +199,10 @@ fn plan_secret(
         &cfg.secrets_dir,
         &cfg.secrets_mount_point,
     )?;
+    let (path_host, replaces) = install::path_host(ctx, &path, &default_path)?;
     Ok(PlannedSecret {
+        path_host,
+        replaces,
         own: Own::resolve(users, &s.owner, &s.group, &s.mode)?,
         name,
         attr: attr.to_string(),
@@ -208,14 +243,105 @@ fn plan_template(
             cfg.secrets_mount_point.display()
         ));
     }
+    let file = t.file.as_ref().map(|f| ctx.config_path(f));
+    let text = match (&t.content, &file) {
+        (Some(c), _) => Ok(c.clone()),
+        (None, Some(f)) => {
+            guard::read_regular(f, "template file", cfg.max_file_size).and_then(|b| {
+                String::from_utf8(b)
+                    .map_err(|_| format!("template file {} is not UTF-8", f.display()))
+            })
+        }
+        (None, None) => return Err("give exactly one of content and file".into()),
+    };
+    // sops-nix leaves an unknown placeholder in the output; a template that asks for a
+    // secret nobody declared is a config mistake.
+    if let Ok(text) = &text {
+        let known: Vec<String> = cfg.secrets.keys().map(|a| placeholder(a)).collect();
+        let unknown: Vec<String> = find_placeholders(text.as_bytes())
+            .into_iter()
+            .map(|(a, b)| text[a..b].to_string())
+            .filter(|ph| !known.contains(ph))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(format!(
+                "placeholder {} matches no secret in sops.secrets (the placeholder of secret \
+                 <name> is <SOPS:<hex sha256 of name>:PLACEHOLDER>)",
+                unknown.join(", ")
+            ));
+        }
+    }
+    let (path_host, replaces) = install::path_host(ctx, &path, &default_path)?;
     Ok(PlannedTemplate {
+        path_host,
+        replaces,
         own: Own::resolve(users, &t.owner, &t.group, &t.mode)?,
         name,
-        content: t.content.clone(),
-        file: t.file.as_ref().map(|f| ctx.config_path(f)),
+        text,
+        file,
         link: path != default_path,
         path,
     })
+}
+
+/// What `provision validate` reports for the `sops:` section: every problem a real run would
+/// stop at from the config and the files alone (no decryption), with the exit code that run
+/// would give — 3 for the config, 8 for a missing sops file, template file or identity.
+pub fn check(ctx: &Context, cfg: &SopsConfig) -> Vec<(Code, String)> {
+    let (secrets, templates) = match plan(ctx, cfg) {
+        Ok(p) => p,
+        Err(e) => return vec![(crate::exit::code_of(&e), format!("{e:#}"))],
+    };
+    let mut problems = Vec::new();
+    let mut files: Vec<(&PathBuf, &PathBuf)> =
+        secrets.iter().map(|p| (&p.file, &p.file_cfg)).collect();
+    files.sort();
+    files.dedup();
+    for (f, cfg_name) in files {
+        if !f.is_file() {
+            problems.push((
+                Code::Decrypt,
+                format!("sops: sops file {} is not a file", cfg_name.display()),
+            ));
+        }
+    }
+    for t in &templates {
+        if let Some(f) = t.file.as_ref().filter(|f| !f.is_file()) {
+            problems.push((
+                Code::Decrypt,
+                format!(
+                    "sops: template {:?}: file {} is not a file",
+                    t.name,
+                    f.display()
+                ),
+            ));
+        }
+    }
+    let (strict, defaults) = identity_files(ctx, cfg);
+    for p in strict.iter().filter(|p| !p.is_file()) {
+        problems.push((
+            Code::Decrypt,
+            format!("sops: identity {} is not a file", p.display()),
+        ));
+    }
+    if strict.is_empty() && defaults.is_empty() && !secrets.is_empty() {
+        problems.push((Code::Decrypt, format!("sops: {}", no_identity(cfg))));
+    }
+    problems
+}
+
+/// Why there is no identity at all: an explicit `sshKeyPaths: []` means no SSH key (the
+/// defaults are not looked for), so only `keyFile` could have given one.
+fn no_identity(cfg: &SopsConfig) -> String {
+    match &cfg.age.ssh_key_paths {
+        Some(v) if v.is_empty() => {
+            "no identity: age.sshKeyPaths is [] (no SSH key) and age.keyFile is not set".into()
+        }
+        _ => format!(
+            "no identity: set age.keyFile or age.sshKeyPaths (none of {} exists)",
+            DEFAULT_SSH_KEY_PATHS.join(", ")
+        ),
+    }
 }
 
 /// The identity files: `age.keyFile` and configured `age.sshKeyPaths` (each must load), and
@@ -275,11 +401,11 @@ fn load_keys(ctx: &Context, cfg: &SopsConfig) -> Result<SopsKeys> {
 type Made = Result<Vec<u8>, String>;
 
 /// Decrypt every file once and take each secret's value out of it.
-fn make_secrets(planned: &[PlannedSecret], keys: &SopsKeys) -> Vec<Made> {
+fn make_secrets(planned: &[PlannedSecret], keys: &SopsKeys, cap: u64) -> Vec<Made> {
     let mut docs: BTreeMap<PathBuf, Result<Document, String>> = BTreeMap::new();
     for p in planned {
         docs.entry(p.file.clone()).or_insert_with(|| {
-            super::decrypt_file(&p.file, p.format, keys).map_err(|e| e.to_string())
+            super::decrypt_file(&p.file, p.format, keys, cap).map_err(|e| e.to_string())
         });
     }
     planned
@@ -298,10 +424,10 @@ fn make_secrets(planned: &[PlannedSecret], keys: &SopsKeys) -> Vec<Made> {
                 Ok(super::tree::Value::Str(s)) => Ok(s.as_bytes().to_vec()),
                 Ok(super::tree::Value::Bytes(b)) => Ok(b.clone()),
                 Ok(other) => Err(format!(
-                    "sops file {}: the value of key '{}' is a {}, not a string",
+                    "sops file {}: the value of key '{}' is {}, not a string",
                     p.file_cfg.display(),
                     p.key,
-                    other.type_name()
+                    other.a_type_name()
                 )),
                 Err(e) => Err(format!("sops file {}: {e}", p.file_cfg.display())),
             }
@@ -318,36 +444,57 @@ fn make_templates(
     templates
         .iter()
         .map(|t| {
-            let text = match (&t.content, &t.file) {
-                (Some(c), _) => c.clone(),
-                (None, Some(f)) => fs::read_to_string(f)
-                    .map_err(|e| format!("cannot read template file {}: {e}", f.display()))?,
-                (None, None) => unreachable!("checked in plan"),
-            };
-            let mut out = text.into_bytes();
-            for (s, v) in secrets.iter().zip(values) {
-                let ph = placeholder(&s.attr);
-                if let Ok(v) = v {
-                    out = replace_all(&out, ph.as_bytes(), v);
-                }
-            }
-            Ok(out)
+            let text = t.text.clone()?;
+            let by_placeholder: BTreeMap<String, &[u8]> = secrets
+                .iter()
+                .zip(values)
+                .filter_map(|(s, v)| Some((placeholder(&s.attr), v.as_ref().ok()?.as_slice())))
+                .collect();
+            Ok(render(text.as_bytes(), &by_placeholder))
         })
         .collect()
 }
 
-fn replace_all(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(hay.len());
+/// Every `<SOPS:…:PLACEHOLDER>` in `text`: (start, end) byte offsets.
+fn find_placeholders(text: &[u8]) -> Vec<(usize, usize)> {
+    const OPEN: &[u8] = b"<SOPS:";
+    const CLOSE: &[u8] = b":PLACEHOLDER>";
+    let mut found = Vec::new();
     let mut i = 0;
-    while i < hay.len() {
-        if hay[i..].starts_with(needle) {
-            out.extend_from_slice(with);
-            i += needle.len();
+    while let Some(at) = text[i..].windows(OPEN.len()).position(|w| w == OPEN) {
+        let start = i + at;
+        let inner = start + OPEN.len();
+        let len = text[inner..]
+            .iter()
+            .position(|b| b"<>:\n".contains(b))
+            .unwrap_or(text.len() - inner);
+        if len > 0 && text[inner + len..].starts_with(CLOSE) {
+            let end = inner + len + CLOSE.len();
+            found.push((start, end));
+            i = end;
         } else {
-            out.push(hay[i]);
-            i += 1;
+            i = start + 1;
         }
     }
+    found
+}
+
+/// `text` with each placeholder replaced by its secret's value, in one pass over the
+/// template: a value is never searched again, so a placeholder inside a secret's value stays
+/// as it is (it must not pull another secret into a template that did not ask for it).
+fn render(text: &[u8], values: &BTreeMap<String, &[u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut last = 0;
+    for (start, end) in find_placeholders(text) {
+        out.extend_from_slice(&text[last..start]);
+        let ph = String::from_utf8_lossy(&text[start..end]);
+        match values.get(ph.as_ref()) {
+            Some(v) => out.extend_from_slice(v),
+            None => out.extend_from_slice(&text[start..end]),
+        }
+        last = end;
+    }
+    out.extend_from_slice(&text[last..]);
     out
 }
 
@@ -378,9 +525,8 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
         return Err(coded(
             Code::Decrypt,
             format!(
-                "sops: no identity: set age.keyFile or age.sshKeyPaths (none of {} exists); \
-                 nothing decrypted, {} not switched",
-                DEFAULT_SSH_KEY_PATHS.join(", "),
+                "sops: {}; nothing decrypted, {} not switched",
+                no_identity(cfg),
                 cfg.secrets_dir.display()
             ),
         ));
@@ -390,17 +536,31 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
     }
 
     // Everything in memory first: decrypt, check, look up, render.
-    let mut values = make_secrets(&secrets, &keys);
+    let mut values = make_secrets(&secrets, &keys, cfg.max_file_size);
     let mut rendered = make_templates(&templates, &secrets, &values);
-    let mut failed: Vec<String> = Vec::new();
+    // A file that fails fails every secret read from it with the same error: said once,
+    // with the secrets it affects.
+    let mut by_error: Vec<(&str, Vec<&str>)> = Vec::new();
     for (p, v) in secrets.iter().zip(&values) {
         if let Err(e) = v {
-            failed.push(format!("secret {}: {e}", p.name));
+            match by_error.iter_mut().find(|(x, _)| *x == e.as_str()) {
+                Some((_, names)) => names.push(&p.name),
+                None => by_error.push((e, vec![&p.name])),
+            }
         }
     }
+    let mut count = by_error.iter().map(|(_, n)| n.len()).sum::<usize>();
+    let mut failed: Vec<String> = by_error
+        .iter()
+        .map(|(e, names)| match names.as_slice() {
+            [one] => format!("secret {one}: {e}"),
+            many => format!("secrets {}: {e}", many.join(", ")),
+        })
+        .collect();
     for (t, v) in templates.iter().zip(&rendered) {
         if let Err(e) = v {
             failed.push(format!("template {}: {e}", t.name));
+            count += 1;
         }
     }
     let wipe_all = |values: &mut Vec<Made>, rendered: &mut Vec<Made>| {
@@ -414,7 +574,7 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
             Code::Decrypt,
             format!(
                 "sops: {} of {} secret(s)/template(s) failed, nothing written, {}: {}",
-                failed.len(),
+                count,
                 secrets.len() + templates.len(),
                 gens.unchanged(),
                 failed.join("; ")
@@ -455,15 +615,20 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
         .map(|p| Link {
             name: &p.name,
             path: &p.path,
+            host: &p.path_host,
             target: cfg.secrets_dir.join(&p.name),
+            replaces: p.replaces,
         })
         .chain(templates.iter().filter(|t| t.link).map(|t| Link {
             name: &t.name,
             path: &t.path,
+            host: &t.path_host,
             target: cfg.secrets_dir.join(RENDERED).join(&t.name),
+            replaces: t.replaces,
         }))
         .collect();
-    // The newest `keepGenerations` of the older ones stay (0: all).
+    // sops-nix's count: `keepGenerations` includes the live one, so the newest N - 1 older
+    // ones stay (0: all).
     let mut older: Vec<u64> = gens
         .existing
         .iter()
@@ -473,9 +638,12 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
         .collect();
     older.sort_unstable();
     older.dedup();
-    let keep = (cfg.keep_generations != 0)
-        .then(|| &older[older.len().saturating_sub(cfg.keep_generations as usize)..]);
-    let pruned = gens.finish(ctx, &links, keep, "sops: ", &mut actions)?;
+    let keep = (cfg.keep_generations != 0).then(|| {
+        &older[older
+            .len()
+            .saturating_sub(cfg.keep_generations as usize - 1)..]
+    });
+    let pruned = gens.finish(&links, keep, "sops: ", &mut actions)?;
     let mut text = format!(
         "sops: generation {next} live ({} -> {}), {} secret(s), {} template(s)\n",
         cfg.secrets_dir.display(),
@@ -527,7 +695,26 @@ fn dry_run(
     if strict.is_empty() && defaults.is_empty() && !secrets.is_empty() {
         problems.push("no identity file present".into());
     }
+    for t in templates {
+        if let Err(e) = &t.text {
+            problems.push(format!("template {}: {e}", t.name));
+        }
+    }
     let gen = cfg.secrets_mount_point.join(next.to_string());
+    if !secrets.is_empty() || !templates.is_empty() {
+        let mount_host = guard::resolve_in_root(&ctx.root, &cfg.secrets_mount_point, true)
+            .unwrap_or_else(|_| ctx.path(&cfg.secrets_mount_point));
+        if crate::secrets::generation::mounted_type(&mount_host)
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            actions.push(format!(
+                "mount ramfs on {} (nodev,nosuid,mode=0751)",
+                cfg.secrets_mount_point.display()
+            ));
+        }
+    }
     let mut files: Vec<&PathBuf> = secrets.iter().map(|p| &p.file).collect();
     files.sort();
     files.dedup();
@@ -566,10 +753,30 @@ fn dry_run(
             gen.display()
         ));
     }
+    let links = secrets
+        .iter()
+        .filter(|p| p.link)
+        .map(|p| (&p.path, cfg.secrets_dir.join(&p.name), p.replaces))
+        .chain(templates.iter().filter(|t| t.link).map(|t| {
+            (
+                &t.path,
+                cfg.secrets_dir.join(RENDERED).join(&t.name),
+                t.replaces,
+            )
+        }));
+    for (path, target, replaces) in links {
+        actions.push(format!(
+            "link {} -> {}{}",
+            path.display(),
+            target.display(),
+            install::replacing(replaces)
+        ));
+    }
     install::dry_run_output(
         "sops",
         actions,
-        problems,
+        problems.clone(),
+        !problems.is_empty(),
         json!({
             "next_generation": next,
             "secrets": secrets.iter().map(|p| secret_json(p, "planned", None)).collect::<Vec<_>>(),
@@ -607,6 +814,14 @@ mod tests {
             placeholder("db-password"),
             "<SOPS:47facce23a4e378e2db6678d49886c2c01fb69ec0fba65258571f9c19c06eb7f:PLACEHOLDER>"
         );
-        assert_eq!(replace_all(b"a<P>b<P>", b"<P>", b"xy"), b"axybxy".to_vec());
+        let (a, b) = (placeholder("a"), placeholder("b"));
+        let values: BTreeMap<String, &[u8]> =
+            [(a.clone(), b.as_bytes()), (b.clone(), &b"B"[..])].into();
+        // a's value is b's placeholder: it is not expanded again.
+        let t = format!("x{a}y{b}z<SOPS:{a}<SOPS:");
+        assert_eq!(
+            String::from_utf8(render(t.as_bytes(), &values)).unwrap(),
+            format!("x{b}yBz<SOPS:{b}<SOPS:")
+        );
     }
 }

@@ -94,6 +94,17 @@ impl Value {
     }
 
     /// The type name, for errors.
+    /// [`Value::type_name`] with its article, for messages: "an integer", "a list".
+    pub fn a_type_name(&self) -> String {
+        let t = self.type_name();
+        let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {t}")
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Map(_) => "mapping",
@@ -142,6 +153,13 @@ pub fn show_path(path: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type_names_with_their_article() {
+        assert_eq!(Value::Int(1).a_type_name(), "an integer");
+        assert_eq!(Value::List(vec![]).a_type_name(), "a list");
+        assert_eq!(Value::Map(vec![]).a_type_name(), "a mapping");
+    }
 
     #[test]
     fn floats_print_as_go_does() {

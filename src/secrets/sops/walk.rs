@@ -83,8 +83,8 @@ impl Walker<'_> {
                     Value::Comment(t) | Value::Str(t) => Key::Comment(t),
                     other => {
                         return Err(self.fail(format!(
-                            "an encrypted comment holds a {}",
-                            other.type_name()
+                            "an encrypted comment holds {}",
+                            other.a_type_name()
                         )))
                     }
                 };

@@ -181,7 +181,32 @@ fn raw_type(r: &Raw) -> &'static str {
 
 /// Parse a YAML sops file: one branch per document (`---`); each document must be a mapping
 /// (an empty document is an empty branch), as sops' YAML store.
+/// The deepest nesting of `[` and `{` accepted, counted on the raw text before parsing (a
+/// bracket inside a string counts too): the YAML loader would otherwise spend seconds and
+/// hundreds of MiB on a file of nothing but `[` before serde's own depth limit (128) is met.
+pub const MAX_FLOW_DEPTH: usize = 256;
+
+fn check_flow_depth(data: &[u8]) -> Result<(), String> {
+    let mut depth = 0usize;
+    for (i, b) in data.iter().enumerate() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(format!(
+                        "nested deeper than {MAX_FLOW_DEPTH} levels of [ and {{ (at byte {i})"
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 pub fn parse_yaml(data: &[u8]) -> Result<Vec<Vec<Item>>, String> {
+    check_flow_depth(data).map_err(|e| format!("not valid YAML: {e}"))?;
     let mut branches = Vec::new();
     for (n, doc) in serde_norway::Deserializer::from_slice(data).enumerate() {
         let raw = Raw::deserialize(doc).map_err(|e| format!("not valid YAML: {e}"))?;
@@ -190,9 +215,9 @@ pub fn parse_yaml(data: &[u8]) -> Result<Vec<Vec<Item>>, String> {
             Value::Null => branches.push(Vec::new()),
             other => {
                 return Err(format!(
-                    "YAML document {} is a {}, sops files are mappings",
+                    "YAML document {} is {}, sops files are mappings",
                     n + 1,
-                    other.type_name()
+                    other.a_type_name()
                 ))
             }
         }
@@ -202,12 +227,13 @@ pub fn parse_yaml(data: &[u8]) -> Result<Vec<Vec<Item>>, String> {
 
 /// Parse a JSON sops file (also the binary store's envelope): one object.
 pub fn parse_json(data: &[u8]) -> Result<Vec<Vec<Item>>, String> {
+    check_flow_depth(data).map_err(|e| format!("not valid JSON: {e}"))?;
     let raw: Raw = serde_json::from_slice(data).map_err(|e| format!("not valid JSON: {e}"))?;
     match convert(raw, &mut Vec::new(), Flavor::Json)? {
         Value::Map(items) => Ok(vec![items]),
         other => Err(format!(
-            "the JSON document is a {}, sops files are objects",
-            other.type_name()
+            "the JSON document is {}, sops files are objects",
+            other.a_type_name()
         )),
     }
 }
@@ -258,6 +284,18 @@ mod tests {
         let e = parse_yaml(b"a: !custom x\n").unwrap_err();
         assert!(e.contains("a: YAML tag"), "{e}");
         assert!(parse_yaml(b"- a\n").unwrap_err().contains("list"));
+        // 2 MB of `[` is refused at once (the loader took 6 s and 260 MB on it).
+        let deep = vec![b'['; 2 << 20];
+        let t = std::time::Instant::now();
+        for e in [
+            parse_yaml(&deep).unwrap_err(),
+            parse_json(&deep).unwrap_err(),
+        ] {
+            assert!(e.contains("nested deeper than 256"), "{e}");
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        let ok = format!("a: {}1{}\n", "[".repeat(100), "]".repeat(100));
+        assert!(parse_yaml(ok.as_bytes()).is_ok());
         assert!(parse_yaml(b"a: [\n")
             .unwrap_err()
             .contains("not valid YAML"));
