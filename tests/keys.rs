@@ -324,7 +324,7 @@ fn stalled_server_times_out_and_is_retried() {
     let b = good_bundle(&k);
     let srv = Server::start(move |i, _| {
         if i == 0 {
-            Reply::Stall(Duration::from_secs(4))
+            Reply::Stall(Duration::from_secs(6))
         } else {
             Reply::Body(b.clone())
         }
@@ -332,10 +332,11 @@ fn stalled_server_times_out_and_is_retried() {
     let root = tempfile::tempdir().unwrap();
     let c = cfg(
         &srv.url("/k.tgz"),
-        "insecure: true\nrequest_timeout_s: 0.5\n",
+        "insecure: true\nrequest_timeout_s: 1.5\n",
     );
     keys::run(&context(root.path(), CMDLINE, false), &c).unwrap();
-    assert_eq!(srv.requests().len(), 2);
+    // At least 2: on a loaded host a healthy request can outlast the short timeout too.
+    assert!(srv.requests().len() >= 2, "{:?}", srv.requests());
     assert!(root.path().join("etc/ssh/ssh_host_rsa_key").exists());
 }
 
@@ -353,10 +354,10 @@ fn trickling_body_times_out_and_is_retried() {
     let root = tempfile::tempdir().unwrap();
     let c = cfg(
         &srv.url("/k.tgz"),
-        "insecure: true\nrequest_timeout_s: 0.5\n",
+        "insecure: true\nrequest_timeout_s: 1.5\n",
     );
     keys::run(&context(root.path(), CMDLINE, false), &c).unwrap();
-    assert_eq!(srv.requests().len(), 2);
+    assert!(srv.requests().len() >= 2, "{:?}", srv.requests());
     assert_eq!(
         fs::read(root.path().join("root/.ssh/id_ed25519")).unwrap(),
         k.root
