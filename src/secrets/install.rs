@@ -82,6 +82,10 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if name.contains('\0') {
         return Err(format!("name {name:?} contains a NUL byte"));
     }
+    // A newline or escape in a name would split or forge lines of the log and the text report.
+    if name.chars().any(char::is_control) {
+        return Err(format!("name {name:?} contains a control character"));
+    }
     if name.starts_with('/') || name.ends_with('/') || name.contains("//") {
         return Err(format!(
             "name {name:?}: must be a relative file name (subdirectories with single '/')"
@@ -579,6 +583,9 @@ mod tests {
             "./a",
             "a/.",
             "a\0b",
+            "new\nline",
+            "esc\u{1b}[1m",
+            "tab\there",
             ".x.provision-tmp-1",
         ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
