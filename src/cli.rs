@@ -183,22 +183,32 @@ fn make_context(cli: &Cli, inputs: &Inputs) -> Context {
         cmdline: settings,
         config_dir,
         runner: Arc::new(RealRunner),
+        facts: Default::default(),
     }
 }
 
-/// Run one stage, time it, print its output and record it in the report.
+/// Where a real run records its stages: the per-boot report and the metrics directory, both
+/// under `--root`.
+struct Records {
+    report: PathBuf,
+    metrics: PathBuf,
+}
+
+/// Run one stage, time it, print its output and record it in the report and its metrics file.
 fn run_stage(
     cli: &Cli,
     ctx: &Context,
-    report_path: &Path,
+    rec: &Records,
     stage: &str,
     f: impl FnOnce() -> Result<StageOutput>,
 ) -> Result<()> {
     let start = report::now();
     let t0 = std::time::Instant::now();
     report::notify_status(&format!("{stage}: running"));
+    ctx.facts.take(); // counted afresh for each stage
     let res = f();
-    let duration_ms = t0.elapsed().as_millis() as u64;
+    let elapsed = t0.elapsed();
+    let duration_ms = elapsed.as_millis() as u64;
     let (outcome, exit_code, actions, details, error) = match &res {
         Ok(o) => (
             if ctx.dry_run { "dry-run" } else { "ok" },
@@ -234,10 +244,11 @@ fn run_stage(
         Err(_) => tracing::info!(stage, duration_ms, outcome, "stage finished"),
     }
     if !ctx.dry_run {
+        let end = report::now();
         let rep = StageReport {
             stage: stage.to_string(),
             start,
-            end: report::now(),
+            end,
             duration_ms,
             outcome: outcome.to_string(),
             exit_code,
@@ -245,11 +256,18 @@ fn run_stage(
             details,
             error,
         };
-        if let Err(e) = report::record(report_path, rep) {
-            tracing::warn!(
-                "could not write the report {}: {e:#}",
-                report_path.display()
-            );
+        if let Err(e) = report::record(&rec.report, rep) {
+            tracing::warn!("could not write the report {}: {e:#}", rec.report.display());
+        }
+        let run = crate::metrics::StageRun {
+            stage,
+            exit_code,
+            duration_s: elapsed.as_secs_f64(),
+            end,
+            facts: ctx.facts.take(),
+        };
+        if let Err(e) = crate::metrics::write(&rec.metrics, &run) {
+            tracing::warn!(stage, "could not write the metrics file: {e:#}");
         }
     }
     report::notify_status(&format!("{stage}: {outcome}"));
@@ -320,24 +338,33 @@ pub fn main_with_args(cli: Cli) -> i32 {
 pub fn run(cli: &Cli) -> Result<()> {
     let inputs = load_inputs(cli)?;
     let ctx = make_context(cli, &inputs);
-    let report_path = ctx.path(
-        inputs
-            .config
-            .report
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(report::DEFAULT_REPORT)),
-    );
+    let rec = Records {
+        report: ctx.path(
+            inputs
+                .config
+                .report
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(report::DEFAULT_REPORT)),
+        ),
+        metrics: ctx.path(
+            inputs
+                .config
+                .metrics_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(crate::metrics::DEFAULT_DIR)),
+        ),
+    };
     let cfg = &inputs.config;
     match cli.command {
-        Command::Keys => run_keys(cli, &ctx, cfg, &report_path),
-        Command::Secrets => run_secrets(cli, &ctx, &inputs, &report_path),
+        Command::Keys => run_keys(cli, &ctx, cfg, &rec),
+        Command::Secrets => run_secrets(cli, &ctx, &inputs, &rec),
         Command::All => {
-            run_disks(cli, &ctx, cfg, &report_path)?;
-            run_keys(cli, &ctx, cfg, &report_path)?;
-            run_secrets(cli, &ctx, &inputs, &report_path)
+            run_disks(cli, &ctx, cfg, &rec)?;
+            run_keys(cli, &ctx, cfg, &rec)?;
+            run_secrets(cli, &ctx, &inputs, &rec)
         }
-        Command::Disks => run_disks(cli, &ctx, cfg, &report_path),
-        Command::Status => status(cli, &ctx, cfg, &report_path),
+        Command::Disks => run_disks(cli, &ctx, cfg, &rec),
+        Command::Status => status(cli, &ctx, cfg, &rec.report),
         Command::Validate => validate(cli, &ctx, &inputs),
     }
 }
@@ -372,7 +399,7 @@ fn disks_inputs(cli: &Cli, layout: PathBuf, cfg: &Config) -> crate::disks::Disks
     }
 }
 
-fn run_disks(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<()> {
+fn run_disks(cli: &Cli, ctx: &Context, cfg: &Config, rec: &Records) -> Result<()> {
     let Some(layout) = layout_path(cli, &ctx.config_dir, cfg) else {
         tracing::info!(
             stage = "disks",
@@ -381,9 +408,7 @@ fn run_disks(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Resu
         return Ok(());
     };
     let inputs = disks_inputs(cli, layout, cfg);
-    run_stage(cli, ctx, report_path, "disks", || {
-        crate::disks::run(ctx, &inputs)
-    })
+    run_stage(cli, ctx, rec, "disks", || crate::disks::run(ctx, &inputs))
 }
 
 /// `status`: what is there now against the layout, keys, secrets and the last report.
@@ -600,7 +625,7 @@ fn validate(cli: &Cli, ctx: &Context, inputs: &Inputs) -> Result<()> {
     ))
 }
 
-fn run_keys(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<()> {
+fn run_keys(cli: &Cli, ctx: &Context, cfg: &Config, rec: &Records) -> Result<()> {
     let Some(k) = &cfg.keys else {
         tracing::info!(
             stage = "keys",
@@ -608,10 +633,10 @@ fn run_keys(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Resul
         );
         return Ok(());
     };
-    run_stage(cli, ctx, report_path, "keys", || crate::keys::run(ctx, k))
+    run_stage(cli, ctx, rec, "keys", || crate::keys::run(ctx, k))
 }
 
-fn run_secrets(cli: &Cli, ctx: &Context, inputs: &Inputs, report_path: &Path) -> Result<()> {
+fn run_secrets(cli: &Cli, ctx: &Context, inputs: &Inputs, rec: &Records) -> Result<()> {
     let cfg = &inputs.config;
     // A config problem found by a side's plan names the config file it is in.
     let in_config = |r: Result<StageOutput>| {
@@ -635,12 +660,12 @@ fn run_secrets(cli: &Cli, ctx: &Context, inputs: &Inputs, report_path: &Path) ->
     };
     // The agenix and the sops-nix side each run (and fail) on their own; the first error wins.
     let agenix = cfg.secrets.as_ref().map_or(Ok(()), |s| {
-        run_stage(cli, ctx, report_path, "secrets", || {
+        run_stage(cli, ctx, rec, "secrets", || {
             in_config(crate::secrets::run(ctx, s))
         })
     });
     let sops = cfg.sops.as_ref().map_or(Ok(()), |s| {
-        run_stage(cli, ctx, report_path, "sops", || {
+        run_stage(cli, ctx, rec, "sops", || {
             in_config(crate::secrets::sops::stage::run(ctx, s))
         })
     });

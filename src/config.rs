@@ -33,6 +33,10 @@ pub struct Config {
     /// Where the per-boot report goes (default `/run/provision/report.json`).
     #[serde(default)]
     pub report: Option<PathBuf>,
+    /// Directory of the Prometheus textfile-collector files, one per stage (default
+    /// `/run/provision/metrics`; under `--root`).
+    #[serde(default)]
+    pub metrics_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

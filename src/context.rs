@@ -20,6 +20,8 @@ pub struct Context {
     pub config_dir: PathBuf,
     /// Runs external commands (real, or recording in tests).
     pub runner: Arc<dyn Runner>,
+    /// What the running stage counted, for its metrics file.
+    pub facts: crate::metrics::Recorder,
 }
 
 impl Context {
@@ -33,6 +35,7 @@ impl Context {
             cmdline: crate::cmdline::settings(cmdline, crate::config::DEFAULT_PREFIX),
             config_dir: config_dir.to_path_buf(),
             runner: Arc::new(crate::system::RecordingRunner::new()),
+            facts: Default::default(),
         }
     }
 

@@ -11,6 +11,7 @@ pub mod disks;
 pub mod exit;
 pub mod keys;
 pub mod layout;
+pub mod metrics;
 pub mod report;
 pub mod secrets;
 pub mod system;

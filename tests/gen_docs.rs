@@ -336,6 +336,7 @@ fn page_lists_the_files() {
     let mut paths = vec![
         provision::config::DEFAULT_CONFIG.to_string(),
         provision::report::DEFAULT_REPORT.to_string(),
+        provision::metrics::DEFAULT_DIR.to_string(),
         provision::disks::lvm::DEFAULT_LVM_CONF.to_string(),
         provision::secrets::DEFAULT_SECRETS_DIR.to_string(),
         provision::secrets::DEFAULT_MOUNT_POINT.to_string(),

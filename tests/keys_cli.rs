@@ -3,6 +3,8 @@
 
 #[path = "common/keys_helpers.rs"]
 mod helpers;
+#[path = "common/prom.rs"]
+mod prom;
 
 use helpers::*;
 use std::fs;
@@ -67,6 +69,7 @@ fn keys_command_installs_under_root_and_reports() {
     );
     let root = tempfile::tempdir().unwrap();
     let line = "homelab.hostname=node-7";
+    let before = prom::now();
 
     // dry run first: no request, nothing written, the plan printed
     let out = provision(&config, root.path(), line, &["--dry-run", "keys"]);
@@ -103,12 +106,56 @@ fn keys_command_installs_under_root_and_reports() {
         .iter()
         .any(|f| f["fingerprint"] == fp));
 
+    // The metrics file, read by Prometheus's parser: two requests (the 503, then the bundle).
+    let prom_file = root
+        .path()
+        .join("run/provision/metrics/provision_keys.prom");
+    let python = prom::parser();
+    let last_success = match &python {
+        Err(why) => {
+            println!("SKIP (the metrics checks only): {why}");
+            None
+        }
+        Ok(py) => {
+            let fams = prom::parse(py, &prom_file);
+            assert_eq!(
+                prom::value(&fams, "provision_keys_fetch_attempts", &[]),
+                Some(2.0)
+            );
+            let t = prom::check_stage(&fams, "keys", 0, None).unwrap();
+            assert!(before <= t && t <= prom::now(), "{before} {t}");
+            Some(t)
+        }
+    };
+
     // JSON output of a second run: unchanged
     let out = provision(&config, root.path(), line, &["--output", "json", "keys"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["stage"], "keys");
     assert_eq!(v["files"][0]["outcome"], "unchanged");
+
+    // A bundle that fails verification (exit 7): the file says so and keeps the time of the
+    // last success, so an alert on its age still works.
+    let bad = write_config(
+        cfgdir.path(),
+        &srv.url("/keys/{hostname}.tar.gz"),
+        &format!("  sha256: {}\n", "0".repeat(64)),
+    );
+    let out = provision(&bad, root.path(), line, &["keys"]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    if let Ok(py) = &python {
+        let fams = prom::parse(py, &prom_file);
+        assert_eq!(
+            prom::value(&fams, "provision_keys_fetch_attempts", &[]),
+            Some(1.0)
+        );
+        let kept = prom::check_stage(&fams, "keys", 7, None);
+        assert!(
+            kept.is_some() && kept > last_success,
+            "{kept:?} {last_success:?}"
+        );
+    }
 }
 
 #[test]

@@ -9,6 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "common/prom.rs"]
+mod prom;
+
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_provision"))
 }
@@ -143,6 +146,38 @@ fn layout(l: &Loop) -> PathBuf {
     p
 }
 
+/// The disks stage's metrics file, read by Prometheus's parser, checked against the run's exit
+/// code, the layout's hash and the plan's mode; (steps done, already done, destructive, last
+/// success time). None when the parser is not installed.
+fn disks_metrics(
+    l: &Loop,
+    exit_code: i32,
+    hash: &str,
+    mode: &str,
+) -> Option<(f64, f64, f64, Option<f64>)> {
+    let py = prom::parser().ok()?;
+    let fams = prom::parse(
+        &py,
+        &l.root.join("run/provision/metrics/provision_disks.prom"),
+    );
+    let last = prom::check_stage(&fams, "disks", exit_code, Some(hash));
+    for m in ["mount-only", "provision", "refused"] {
+        let want = if m == mode { 1.0 } else { 0.0 };
+        assert_eq!(
+            prom::value(&fams, "provision_disks_mode", &[("mode", m)]),
+            Some(want),
+            "{m}"
+        );
+    }
+    let n = |f: &str| prom::value(&fams, f, &[]).unwrap();
+    Some((
+        n("provision_disks_steps_done"),
+        n("provision_disks_steps_already_done"),
+        n("provision_disks_steps_destructive"),
+        last,
+    ))
+}
+
 fn mounted(target: &Path) -> Option<String> {
     let t = target.display().to_string();
     std::fs::read_to_string("/proc/self/mountinfo")
@@ -160,15 +195,34 @@ fn provision_then_mount_only_on_a_loop_device() {
     }
     let Some(l) = Loop::new(64) else { return };
     let lay = layout(&l);
+    if let Err(why) = prom::parser() {
+        eprintln!("SKIP (the metrics checks only): {why}");
+    }
+    // The layout's hash, from a dry run (which writes no metrics).
+    let (_, plan, _) = l.run3(&lay, "quiet", &["--dry-run", "--output", "json"]);
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    let hash = plan["layout_hash"].as_str().unwrap().to_string();
+    assert!(!l.root.join("run/provision/metrics").exists());
 
     // Without the flag on a blank disk: mount-only, which fails naming what is missing.
     let (rc, out) = l.run(&lay, "quiet", &[]);
     assert_eq!(rc, 9, "{out}");
     assert!(out.contains("partition 1 (main) does not exist"), "{out}");
+    if let Some(m) = disks_metrics(&l, 9, &hash, "mount-only") {
+        assert_eq!(m, (0.0, 0.0, 0.0, None), "never succeeded: no last success");
+    }
 
     // Provision.
     let (rc, out) = l.run(&lay, "homelab.provision_disks=true", &[]);
     assert_eq!(rc, 0, "{out}");
+    if let Some((done, already, destructive, last)) = disks_metrics(&l, 0, &hash, "provision") {
+        assert!(
+            destructive >= 4.0 && done > destructive,
+            "{done} {destructive}"
+        );
+        assert_eq!(already, 0.0);
+        assert!(last.is_some());
+    }
     let (_, parts) = sh(&format!("sgdisk -p {}", l.dev));
     assert!(
         parts.contains("disk-data-main")
@@ -222,6 +276,13 @@ fn provision_then_mount_only_on_a_loop_device() {
         out.contains("already mounted") && out.contains("already on"),
         "{out}"
     );
+    if let Some((done, already, destructive, _)) = disks_metrics(&l, 0, &hash, "mount-only") {
+        assert!(
+            already > 0.0 && destructive == 0.0,
+            "{already} {destructive}"
+        );
+        assert!(done > 0.0, "device waits count as carried out: {done}");
+    }
     // The report says so step by step: the second run changed nothing it did not have to
     // (waits count as carried out).
     let rep: serde_json::Value = serde_json::from_str(
@@ -256,6 +317,7 @@ fn provision_then_mount_only_on_a_loop_device() {
         std::fs::read_to_string(l.root.join("data/keep.txt")).unwrap(),
         "precious"
     );
+    let last_success = disks_metrics(&l, 0, &hash, "mount-only").and_then(|m| m.3);
 
     // A token needs an LVM VG to be recorded on: refused, nothing touched.
     l.cleanup_mounts();
@@ -267,6 +329,9 @@ fn provision_then_mount_only_on_a_loop_device() {
         before,
         "a refusal must leave the disk byte-identical"
     );
+    if let Some(m) = disks_metrics(&l, 4, &hash, "refused") {
+        assert_eq!(m, (0.0, 0.0, 0.0, last_success), "the last success is kept");
+    }
 }
 
 #[test]

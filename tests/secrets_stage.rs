@@ -5,6 +5,8 @@
 
 #[path = "common/age_cli.rs"]
 mod age_cli;
+#[path = "common/prom.rs"]
+mod prom;
 #[path = "common/secrets_util.rs"]
 mod util;
 
@@ -391,6 +393,8 @@ fn bad_config_is_bad_input_with_every_problem() {
     }
 }
 
+/// Also the metrics file (in the config's `metrics_dir`, under `--root`), read by Prometheus's
+/// parser after each run: a failed run keeps the last success time.
 #[test]
 fn through_the_binary_exit_codes_and_output() {
     let Some(s) = setup() else { return };
@@ -398,9 +402,30 @@ fn through_the_binary_exit_codes_and_output() {
     let cfg = s.conf.join("config.yaml");
     std::fs::write(
         &cfg,
-        "secrets:\n  secrets:\n    - {name: a, file: a.age, mode: \"0440\"}\n",
+        "metrics_dir: /srv/metrics\n\
+         secrets:\n  secrets:\n    - {name: a, file: a.age, mode: \"0440\"}\n",
     )
     .unwrap();
+    let prom_file = s.host("/srv/metrics/provision_secrets.prom");
+    let python = prom::parser();
+    if let Err(why) = &python {
+        println!("SKIP (the metrics checks only): {why}");
+    }
+    let metrics = |exit_code: i32, decrypted: f64, failed: f64| {
+        let py = python.as_ref().ok()?;
+        let fams = prom::parse(py, &prom_file);
+        let st = [("stage", "secrets")];
+        assert_eq!(
+            prom::value(&fams, "provision_secrets_decrypted", &st),
+            Some(decrypted)
+        );
+        assert_eq!(
+            prom::value(&fams, "provision_secrets_failed", &st),
+            Some(failed)
+        );
+        prom::check_stage(&fams, "secrets", exit_code, None)
+    };
+    let before = prom::now();
     let run = |extra: &[&str]| {
         let mut args = vec![
             "--root".to_string(),
@@ -427,10 +452,18 @@ fn through_the_binary_exit_codes_and_output() {
     );
     assert!(stdout.contains("generation 1 live"), "{stdout}");
     assert_eq!(s.read("/run/agenix/a"), b"binary-path secret");
+    if let Some(t) = metrics(0, 1.0, 0.0) {
+        assert!(before <= t && t <= prom::now(), "{before} {t}");
+    }
     let out = run(&["--output", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["generation"], 2);
     assert_eq!(v["secrets"][0]["mode"], "0440");
+    let last_success = metrics(0, 1.0, 0.0);
+    // A dry run writes no metrics.
+    let kept = std::fs::read(&prom_file).unwrap();
+    assert_eq!(run(&["--dry-run"]).status.code(), Some(0));
+    assert_eq!(std::fs::read(&prom_file).unwrap(), kept);
     std::fs::write(
         s.conf.join("a.age"),
         b"-----BEGIN AGE ENCRYPTED FILE-----\nnope\n",
@@ -445,6 +478,7 @@ fn through_the_binary_exit_codes_and_output() {
     );
     assert!(!stderr.contains("binary-path secret"));
     assert_eq!(s.read("/run/agenix/a"), b"binary-path secret");
+    assert_eq!(metrics(8, 0.0, 1.0), last_success);
 }
 
 /// Issue 21: one default identity that cannot be loaded (passphrase-protected, or an empty file)

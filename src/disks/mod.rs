@@ -396,6 +396,10 @@ fn output(p: &Plan, executed: Option<&[execute::Executed]>) -> StageOutput {
 /// Run the disks stage: plan, check, then (unless dry-run) execute.
 pub fn run(ctx: &Context, inputs: &DisksInputs) -> Result<StageOutput> {
     let (layout, state, p) = make_plan(ctx, inputs)?;
+    ctx.facts.update(|f| {
+        f.disks_mode = Some(p.mode.as_str());
+        f.layout_hash = Some(p.layout_hash.clone());
+    });
     for w in &p.warnings {
         tracing::warn!(stage = "disks", "{w}");
     }

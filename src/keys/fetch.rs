@@ -348,16 +348,18 @@ pub fn get_once(
 }
 
 /// Fetch `url` with `retry`; each attempt's timeout is `request_timeout`, cut to the time left
-/// before the deadline.
+/// before the deadline. `on_attempt` gets each attempt's number (1-based) as it starts.
 pub fn fetch(
     client: &Client,
     url: &Url,
     retry: &Retry,
     request_timeout: Duration,
     max_bytes: u64,
+    on_attempt: &dyn Fn(u32),
 ) -> Result<Vec<u8>> {
     let what = format!("fetching {}", display_url(url));
-    retry.run(&what, |_, left| {
+    retry.run(&what, |attempt, left| {
+        on_attempt(attempt);
         let t = left.map_or(request_timeout, |l| {
             request_timeout.min(l.max(Duration::from_millis(1)))
         });

@@ -55,6 +55,7 @@ pub fn run(ctx: &Context, cfg: &KeysConfig) -> Result<StageOutput> {
         &retry_policy(cfg),
         secs(cfg.request_timeout_s),
         cfg.max_bundle_bytes,
+        &|n| ctx.facts.update(|f| f.key_fetch_attempts = u64::from(n)),
     )?;
     let got = hex::encode(Sha256::digest(&bytes));
     if let Some((want, from)) = &plan.verification.sha256 {

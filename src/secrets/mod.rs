@@ -140,6 +140,10 @@ pub fn run(ctx: &Context, cfg: &SecretsConfig) -> Result<StageOutput> {
             _ => None,
         })
         .collect();
+    ctx.facts.update(|f| {
+        f.secrets_decrypted = outcomes.iter().filter(|o| matches!(o, Outcome::Ok)).count() as u64;
+        f.secrets_failed = (outcomes.len() as u64) - f.secrets_decrypted;
+    });
     for (p, o) in planned.iter().zip(&outcomes) {
         match o {
             Outcome::Ok => tracing::debug!(stage = "secrets", secret = %p.name, "decrypted"),

@@ -414,6 +414,12 @@ fn files(r: &mut Roff, units: &[Unit]) {
              which `provision status` shows (`report`)."
                 .into(),
         ),
+        (
+            provision::metrics::DEFAULT_DIR.to_string(),
+            "Prometheus textfile-collector files, one per stage (`provision_disks.prom`, …), \
+             for node_exporter (`metrics_dir`)."
+                .into(),
+        ),
     ]);
     for u in units {
         entries.push((

@@ -106,3 +106,111 @@ $vg: token $1 not recorded"
     return 1
 }
 '''
+
+
+# The agent's Prometheus textfile-collector files (README "Metrics"). METRICS_SH, in a check
+# script, reports each stage's file as DATA `metrics:<stage>`; metrics_verify(...) is a
+# Boot.verify that reads them with Prometheus's own text-format parser (Debian's
+# python3-prometheus-client, from tools/install-deps) and checks samples.
+METRICS_SH = r'''
+for _s in disks keys secrets sops; do
+    [ -e "/run/provision/metrics/provision_$_s.prom" ] && data_text "metrics:$_s" cat "/run/provision/metrics/provision_$_s.prom"
+done
+'''
+
+_PROM_PARSE = r'''
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for f in text_string_to_metric_families(sys.stdin.read()):
+    if f.name in out:
+        sys.exit("family %s twice" % f.name)
+    out[f.name] = {"type": f.type, "help": f.documentation,
+                   "samples": [[s.name, s.labels, s.value] for s in f.samples]}
+print(json.dumps(out))
+'''
+
+
+def parse_prom(text: str) -> dict:
+    """{family: {"type", "help", "samples": [[name, labels, value]]}}, as prometheus_client's
+    parser reads `text`; raises with the parser's complaint when it refuses it."""
+    import json
+    for py in ("/usr/bin/python3", "python3"):
+        try:
+            r = subprocess.run([py, "-c", _PROM_PARSE], input=text, capture_output=True,
+                               text=True, timeout=60)
+        except FileNotFoundError:
+            continue
+        if "No module named 'prometheus_client'" in r.stderr:
+            continue
+        if r.returncode != 0:
+            why = (r.stderr.strip().splitlines() or ["?"])[-1]
+            raise ValueError(f"the exposition-format parser refused it: {why}")
+        return json.loads(r.stdout)
+    raise RuntimeError("no python3 with prometheus_client (python3-prometheus-client; "
+                       "tools/install-deps installs it)")
+
+
+def metrics_verify(*checks):
+    """A Boot.verify: each check is (stage, family, labels, want): labels the sample's exact
+    label set (a value None: any value); want a number (the sample's value), None (no such
+    sample) or (description, predicate). Also checks that each family's HELP and TYPE are the
+    same in every file of the boot."""
+
+    def verify(data):
+        files, results = {}, []
+        for key, text in data.items():
+            if key.startswith("metrics:"):
+                try:
+                    files[key[8:]] = parse_prom(text)
+                except Exception as e:  # one result per file the parser refuses
+                    files[key[8:]] = e
+                    results.append({"name": f"metrics: {key[8:]} file parses", "ok": False,
+                                    "detail": str(e)})
+        for stage, family, labels, want in checks:
+            label_text = ",".join(f'{k}="{v}"' if v is not None else f'{k}=*'
+                                   for k, v in labels.items())
+            name = f"metrics: {stage}: {family}{{{label_text}}}"
+            fams = files.get(stage)
+            if not isinstance(fams, dict):
+                results.append({"name": name, "ok": False,
+                                "detail": "no metrics file" if fams is None else "unparsable"})
+                continue
+            got = next((v for n, l, v in fams.get(family, {}).get("samples", [])
+                        if n == family and l.keys() == labels.keys()
+                        and all(w is None or l[k] == w for k, w in labels.items())), None)
+            if isinstance(want, tuple):
+                desc, pred = want
+                ok = got is not None and pred(got)
+            else:
+                desc, ok = want, got == want
+            results.append({"name": name, "ok": ok, "detail": f"got {got}, want {desc}"})
+        decl, clash = {}, []
+        for stage, fams in files.items():
+            for fam, f in fams.items() if isinstance(fams, dict) else ():
+                d = decl.setdefault(fam, (f["type"], f["help"], stage))
+                if d[:2] != (f["type"], f["help"]):
+                    clash.append(f"{fam}: {d[2]} and {stage} differ")
+        if len(files) > 1:
+            results.append({"name": "metrics: HELP and TYPE identical across the files",
+                            "ok": not clash, "detail": "; ".join(clash) or
+                            f"{len(decl)} families in {sorted(files)}"})
+        return results
+
+    return verify
+
+
+def stage_metrics(stage: str, exit_code: int, last_success: bool) -> list:
+    """The checks every stage's file passes: success and exit code as given, a duration, the
+    build info, and a last success time exactly when one is expected."""
+    s = {"stage": stage}
+    return [
+        (stage, "provision_build_info",
+         {"stage": stage, "version": None, **({"layout_hash": None} if stage == "disks" else {})},
+         1.0),
+        (stage, "provision_stage_success", s, 1.0 if exit_code == 0 else 0.0),
+        (stage, "provision_stage_exit_code", s, float(exit_code)),
+        (stage, "provision_stage_duration_seconds", s, (">= 0", lambda v: v >= 0)),
+        (stage, "provision_stage_last_success_timestamp_seconds", s,
+         ("a Unix time", lambda v: v > 1.5e9) if last_success else None),
+    ]

@@ -11,7 +11,7 @@ keys and secrets in place again."""
 import hashlib
 import subprocess
 
-from _common import key_bundle
+from _common import METRICS_SH, key_bundle, metrics_verify, stage_metrics
 from harness import Boot, Scenario, repo_file
 
 HOST = "node1"
@@ -79,8 +79,26 @@ check "order: keys before secrets" test "$(ts provision-keys.service ExecMainExi
 check "order: secrets before the service" test "$(ts provision-secrets.service ExecMainExitTimestampMonotonic)" -le "$(ts demo-app.service ExecMainStartTimestampMonotonic)"
 host_step sshd-host-key
 data_text "provision status" provision status
-data_text "provision journal" journalctl -b -o short-monotonic --no-hostname -u provision-disks -u provision-keys -u provision-secrets -u demo-app
+{METRICS_SH}data_text "provision journal" journalctl -b -o short-monotonic --no-hostname -u provision-disks -u provision-keys -u provision-secrets -u demo-app
 '''
+
+
+def metrics(mode: str):
+    """The boot's metrics files: every stage succeeded; the disks plan's mode; only a
+    provisioning boot destroys anything; one secret decrypted."""
+    destroyed = ("> 0", lambda v: v > 0) if mode == "provision" else 0.0
+    return metrics_verify(
+        *stage_metrics("disks", 0, True), *stage_metrics("keys", 0, True),
+        *stage_metrics("secrets", 0, True),
+        *[("disks", "provision_disks_mode", {"mode": m}, 1.0 if m == mode else 0.0)
+          for m in ("mount-only", "provision", "refused")],
+        ("disks", "provision_disks_steps_destructive", {}, destroyed),
+        ("disks", "provision_disks_steps_done", {}, ("> 0", lambda v: v > 0)),
+        ("keys", "provision_keys_fetch_attempts", {}, (">= 1", lambda v: v >= 1)),
+        ("secrets", "provision_secrets_decrypted", {"stage": "secrets"}, 1.0),
+        ("secrets", "provision_secrets_failed", {"stage": "secrets"}, 0.0),
+    )
+
 
 CMDLINE = (f"homelab.hostname={HOST} homelab.keys_url={{http}}/keys/{{hostname}}.tar.gz "
            f"homelab.keys_sha256={SHA}")
@@ -102,8 +120,10 @@ SCENARIO = Scenario(
     boots=[
         Boot(cmdline="homelab.provision_disks=true " + CMDLINE, timeout=480,
              check=COMMON + 'check "write canary" sh -c "echo kept >/var/canary && sync"\n',
-             host_steps={"sshd-host-key": sshd_host_key}, expect_results=["write canary"]),
+             host_steps={"sshd-host-key": sshd_host_key}, expect_results=["write canary"],
+             verify=metrics("provision")),
         Boot(cmdline=CMDLINE, check=COMMON + 'check_eq "canary kept" "$(cat /var/canary)" kept\n',
-             host_steps={"sshd-host-key": sshd_host_key}, expect_results=["canary kept"]),
+             host_steps={"sshd-host-key": sshd_host_key}, expect_results=["canary kept"],
+             verify=metrics("mount-only")),
     ],
 )

@@ -81,7 +81,7 @@ pub fn execute(ctx: &Context, plan: &Plan) -> Result<Vec<Executed>> {
             let mut first_err = None;
             for (idx, r) in results {
                 match r {
-                    Ok(o) => done[idx] = Some(o),
+                    Ok(o) => done[idx] = Some(counted(ctx, &plan.actions[idx], o)),
                     Err(e) if first_err.is_none() => first_err = Some(e),
                     Err(_) => {}
                 }
@@ -92,7 +92,11 @@ pub fn execute(ctx: &Context, plan: &Plan) -> Result<Vec<Executed>> {
             i = g.iter().flatten().max().map_or(i + 1, |m| m + 1);
             continue;
         }
-        done[i] = Some(run_step(ctx, plan, i, &probes)?);
+        done[i] = Some(counted(
+            ctx,
+            &plan.actions[i],
+            run_step(ctx, plan, i, &probes)?,
+        ));
         i += 1;
     }
     Ok(done
@@ -100,6 +104,18 @@ pub fn execute(ctx: &Context, plan: &Plan) -> Result<Vec<Executed>> {
         .enumerate()
         .filter_map(|(step, o)| o.map(|outcome| Executed { step, outcome }))
         .collect())
+}
+
+/// Count a step carried out in the stage's metrics (as it happens: a later failure keeps it).
+fn counted(ctx: &Context, step: &Step, o: Outcome) -> Outcome {
+    ctx.facts.update(|f| match o {
+        Outcome::Changed(_) => {
+            f.steps_done += 1;
+            f.steps_destructive += u64::from(step.destructive);
+        }
+        Outcome::AlreadyDone(_) => f.steps_already_done += 1,
+    });
+    o
 }
 
 /// Formatting runs at most this many devices at once, and never more than there are CPUs: mkfs

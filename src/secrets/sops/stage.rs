@@ -131,6 +131,10 @@ pub fn run(ctx: &Context, cfg: &SopsConfig) -> Result<StageOutput> {
         }
     }
     let mut count = by_error.iter().map(|(_, n)| n.len()).sum::<usize>();
+    ctx.facts.update(|f| {
+        f.secrets_failed = count as u64;
+        f.secrets_decrypted = (secrets.len() - count) as u64;
+    });
     let mut failed: Vec<String> = by_error
         .iter()
         .map(|(e, names)| match names.as_slice() {
