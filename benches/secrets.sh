@@ -47,6 +47,7 @@ cleanup() {
 trap cleanup EXIT
 
 now_ns() { date +%s%N; }
+TIMEFORMAT='%3U %3S' # `time`: user and system CPU seconds of the provision run
 ms() { echo $(( ($1) / 1000000 )); }
 
 echo "provision binary: $bin ($kind), built $(date -r "$bin" '+%F %T')"
@@ -75,10 +76,10 @@ for keytype in $KEYTYPES; do
     done
     mount -t ramfs -o nodev,nosuid,mode=0751 ramfs "$d/baseline"
 
-    best_p=0 best_b=0
+    best_p=0 best_b=0 best_cpu=
     for r in $(seq 1 "$REPEAT"); do
         t0=$(now_ns)
-        "$bin" --root "$root" --config "$cfg" --cmdline "" secrets >/dev/null 2>"$d/provision.log" ||
+        cpu=$( { time "$bin" --root "$root" --config "$cfg" --cmdline "" secrets >/dev/null 2>"$d/provision.log"; } 2>&1) ||
             { cat "$d/provision.log" >&2; exit 1; }
         t1=$(now_ns)
         rm -rf "${d:?}/baseline/"*
@@ -90,7 +91,7 @@ for keytype in $KEYTYPES; do
         t3=$(now_ns)
         p=$((t1 - t0)) b=$((t3 - t2))
         echo "ssh-$keytype run $r: provision $(ms p) ms, age loop $(ms b) ms"
-        if [ "$best_p" = 0 ] || [ "$p" -lt "$best_p" ]; then best_p=$p; fi
+        if [ "$best_p" = 0 ] || [ "$p" -lt "$best_p" ]; then best_p=$p best_cpu=$cpu; fi
         if [ "$best_b" = 0 ] || [ "$b" -lt "$best_b" ]; then best_b=$b; fi
     done
 
@@ -103,5 +104,12 @@ for keytype in $KEYTYPES; do
     ratio=$(awk -v b="$best_b" -v p="$best_p" 'BEGIN { printf "%.1f", b / p }')
     echo "ssh-$keytype best: provision $(ms best_p) ms, age loop $(ms best_b) ms (outputs identical)"
     echo "ratio ssh-$keytype (age loop / provision): ${ratio}x (budget: >= 10x; binary: $kind)"
+    # The floor no implementation beats on this host: the CPU time of the best run spread over
+    # every CPU (one private-key operation per secret cannot be avoided or shared).
+    awk -v c="$best_cpu" -v n="$N" -v cpus="$(nproc)" -v b="$best_b" 'BEGIN {
+        split(c, t, " "); c = t[1] + t[2]
+        floor = c / cpus * 1000
+        printf "provision CPU time %.0f ms (%.2f ms per secret); floor on %d CPUs %.0f ms: at most %.1fx here\n",
+            c * 1000, c * 1000 / n, cpus, floor, b / 1e6 / floor }'
     echo
 done
