@@ -7,6 +7,7 @@ use crate::disks::lvm::{self, dm_name};
 use crate::disks::resolve::{partition_path, partitions};
 use crate::disks::state::{BlockDevice, SystemState};
 use crate::disks::step::{s, wait, Effect, Explain, MountOptions, Op, Step, SwapOptions};
+use crate::disks::types;
 use crate::layout::{Content, Filesystem, Layout};
 
 /// The steps that bring the layout's filesystems and swap into use, after provisioning or on
@@ -120,7 +121,7 @@ pub(super) fn actions(
         let mut args = vec![s("-ay")];
         args.extend(names.iter().cloned());
         let mut a = Step::run(
-            Op::Activate,
+            types::lvm::ACTIVATE,
             false,
             format!(
                 "activating VG{} {}",
@@ -147,7 +148,7 @@ pub(super) fn actions(
                 // The executor reads the superblock first and runs e2fsck -p only when it would
                 // do more than say "clean" (see execute::ext_is_clean).
                 actions.push(Step::new(
-                    Op::Fsck,
+                    types::filesystem::FSCK,
                     false,
                     format!(
                         "checking {what} ({}): e2fsck -p unless its superblock is clean",
@@ -198,7 +199,7 @@ pub(super) fn actions(
             ),
         };
         actions.push(Step::new(
-            Op::Mount,
+            Op::MOUNT,
             false,
             description,
             Effect::Mount {
@@ -226,7 +227,7 @@ pub(super) fn actions(
                 crate::exit::coded(crate::exit::Code::BadInput, format!("swap on {what}: {e}"))
             })?;
             actions.push(Step::new(
-                Op::Swapon,
+                types::swap::SWAPON,
                 false,
                 format!("enabling swap on {what}"),
                 Effect::Swapon {
@@ -238,7 +239,7 @@ pub(super) fn actions(
     }
     for d in &layout.ensure_dirs {
         actions.push(Step::new(
-            Op::EnsureDir,
+            Op::ENSURE_DIR,
             false,
             format!(
                 "ensuring directory {} ({}:{} {:04o})",

@@ -8,7 +8,8 @@ use crate::cmdline::ProvisionRequest;
 use crate::disks::geometry::Extent;
 use crate::disks::lvm::{self, TAG_LAYOUT, TAG_TOKEN};
 use crate::disks::resolve::{partition_path, partitions};
-use crate::disks::step::{s, wait, Op, Step};
+use crate::disks::step::{s, wait, Step};
+use crate::disks::types;
 use crate::layout::{Content, Filesystem, LvType, Swap};
 
 fn mkfs_argv(f: &Filesystem, dev: &str) -> Vec<String> {
@@ -35,7 +36,7 @@ fn format_step(c: &Content, dev: &str, what: &str) -> Option<Step> {
     match c {
         Content::Filesystem(f) => Some(
             Step::run(
-                Op::Mkfs,
+                types::filesystem::MKFS,
                 true,
                 format!("formatting {what} ({})", f.format),
                 mkfs_argv(f, dev),
@@ -44,7 +45,7 @@ fn format_step(c: &Content, dev: &str, what: &str) -> Option<Step> {
         ),
         Content::Swap(sw) => Some(
             Step::run(
-                Op::Mkswap,
+                types::swap::MKSWAP,
                 true,
                 format!("making swap on {what}"),
                 mkswap_argv(sw, dev),
@@ -94,7 +95,7 @@ pub(super) fn actions(
     // Take down what is on the disks now.
     for vg in deactivate {
         actions.push(Step::run(
-            Op::Deactivate,
+            types::lvm::DEACTIVATE,
             false,
             format!("deactivating VG {vg}"),
             lvm::argv(cfg, "vgchange", &[s("-an"), vg.clone()]),
@@ -107,7 +108,7 @@ pub(super) fn actions(
         for p in &dev.partitions {
             actions.push(
                 Step::run(
-                    Op::Wipe,
+                    types::disk::WIPE,
                     true,
                     format!("wiping signatures on {}", p.path),
                     vec![s("wipefs"), s("-a"), p.path.clone()],
@@ -119,7 +120,7 @@ pub(super) fn actions(
         // MBR: no separate zap step needed.
         actions.push(
             Step::run(
-                Op::Wipe,
+                types::disk::WIPE,
                 true,
                 format!("wiping signatures and partition tables on {}", dev.path),
                 vec![s("wipefs"), s("-a"), dev.path.clone()],
@@ -161,7 +162,7 @@ pub(super) fn actions(
             argv.extend(new_parts.iter().cloned());
             actions.push(
                 Step::run(
-                    Op::Wipe,
+                    types::disk::WIPE,
                     true,
                     format!(
                         "wiping old signatures inside new partition{} {}",
@@ -183,7 +184,7 @@ pub(super) fn actions(
             .map(|(vg, pv)| format!("{pv} for VG {vg}"))
             .collect();
         let mut a = Step::run(
-            Op::PvCreate,
+            types::lvm::PV_CREATE,
             true,
             format!(
                 "creating PV{} {}",
@@ -206,7 +207,7 @@ pub(super) fn actions(
         let mut args = vec![s("-y"), vg.name.clone()];
         args.extend(members);
         actions.push(Step::run(
-            Op::VgCreate,
+            types::lvm::VG_CREATE,
             true,
             format!("creating VG {}", vg.name),
             lvm::argv(cfg, "vgcreate", &args),
@@ -248,7 +249,7 @@ pub(super) fn actions(
             args.extend(lv.extra_args.iter().cloned());
             args.push(vg.name.clone());
             actions.push(Step::run(
-                Op::LvCreate,
+                types::lvm::LV_CREATE,
                 true,
                 format!("creating LV {}/{}", vg.name, lv.name),
                 lvm::argv(cfg, "lvcreate", &args),
@@ -285,7 +286,7 @@ pub(super) fn actions(
         let names: Vec<String> = layout.vgs.iter().map(|v| v.name.clone()).collect();
         args.extend(names.iter().cloned());
         actions.push(Step::run(
-            Op::Tag,
+            types::lvm::TAG,
             false,
             format!(
                 "recording completion on VG{} {}",

@@ -12,7 +12,7 @@ use crate::layout::{Content, Disk};
 /// re-read does not, and needs no udev).
 pub(super) fn reread(dev: &str) -> Step {
     Step::run(
-        Op::Partition,
+        Op::PARTITION,
         false,
         format!("telling the kernel about the new partitions of {dev}"),
         vec![s("partx"), s("-u"), dev.to_string()],
@@ -111,7 +111,7 @@ pub(super) fn gpt_step(
     let names = g.partitions.iter().map(|p| Some(p.label.clone())).collect();
     let table = planned(ext, geo.logical, names, "gpt");
     let a = Step::run(
-        Op::Partition,
+        Op::PARTITION,
         true,
         format!(
             "partitioning {} (gpt, {} partitions: {})",
@@ -161,7 +161,7 @@ pub(super) fn hybrid_mbr_steps(dev: &BlockDevice, g: &crate::layout::Gpt) -> Vec
         list.push(s("EE"));
     }
     let mut out = vec![Step::run(
-        Op::Partition,
+        Op::PARTITION,
         true,
         format!(
             "making a hybrid MBR on {} (GPT partition{} {}, protective entry {})",
@@ -207,7 +207,7 @@ pub(super) fn hybrid_mbr_steps(dev: &BlockDevice, g: &crate::layout::Gpt) -> Vec
         if let Some(t) = h.mbr_type {
             out.push(
                 Step::run(
-                    Op::Partition,
+                    Op::PARTITION,
                     true,
                     format!(
                         "setting MBR type {t:02x} on hybrid MBR entry {} (partition {n}) of {}",
@@ -238,7 +238,7 @@ pub(super) fn hybrid_mbr_steps(dev: &BlockDevice, g: &crate::layout::Gpt) -> Vec
         what.extend(active.iter().map(|(e, _)| e.to_string()));
         out.push(
             Step::run(
-                Op::Partition,
+                Op::PARTITION,
                 true,
                 format!(
                     "marking hybrid MBR {} of {} bootable",
@@ -291,7 +291,7 @@ pub(super) fn table_step(
         argv.push(dev.path.clone());
         let names = t.partitions.iter().map(|p| p.label.clone()).collect();
         let a = Step::run(
-            Op::Partition,
+            Op::PARTITION,
             true,
             format!(
                 "partitioning {} (gpt, {} partitions: {what})",
@@ -319,7 +319,7 @@ pub(super) fn table_step(
         ));
     }
     let a = Step::run(
-        Op::Partition,
+        Op::PARTITION,
         true,
         format!(
             "partitioning {} (msdos, {} partitions: {what})",
@@ -344,7 +344,7 @@ pub(super) fn table_step(
 /// anything is formatted.
 pub(super) fn verify_table(dev: &str, table: PlannedTable) -> Step {
     Step::new(
-        Op::VerifyTable,
+        Op::VERIFY_TABLE,
         false,
         format!("reading back the partition table of {dev}"),
         Effect::VerifyTable {
