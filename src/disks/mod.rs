@@ -1,5 +1,6 @@
 //! Disks stage (DESIGN §6): discover → plan (pure) → execute.
 
+pub mod cx;
 pub mod discover;
 pub mod execute;
 pub mod fits;

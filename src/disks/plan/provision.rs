@@ -1,6 +1,7 @@
 //! Provisioning steps, in stage order: take down the VGs on the targets, wipe each disk, write
 //! its table (see `table`), wait for the new partitions, create PVs, VGs and LVs, format, and
-//! record completion (VG tags) last.
+//! record completion (VG tags) last. Each leaf's format step is its type's
+//! (`DeviceType::format`).
 
 use super::model::PlanCx;
 use super::table::{self, gpt_step, hybrid_mbr_steps, reread, table_step, verify_table};
@@ -10,51 +11,7 @@ use crate::disks::lvm::{self, TAG_LAYOUT, TAG_TOKEN};
 use crate::disks::resolve::{partition_path, partitions};
 use crate::disks::step::{s, wait, Step};
 use crate::disks::types;
-use crate::layout::{Content, Filesystem, LvType, Swap};
-
-fn mkfs_argv(f: &Filesystem, dev: &str) -> Vec<String> {
-    let force: &[&str] = match f.format.as_str() {
-        "ext2" | "ext3" | "ext4" => &["-F", "-q"],
-        "xfs" | "btrfs" | "f2fs" => &["-f"],
-        _ => &[],
-    };
-    let mut v = vec![format!("mkfs.{}", f.format)];
-    v.extend(force.iter().map(|x| x.to_string()));
-    v.extend(f.extra_args.iter().cloned());
-    v.push(dev.to_string());
-    v
-}
-
-fn mkswap_argv(sw: &Swap, dev: &str) -> Vec<String> {
-    let mut v = vec![s("mkswap"), s("-f")];
-    v.extend(sw.extra_args.iter().cloned());
-    v.push(dev.to_string());
-    v
-}
-
-fn format_step(c: &Content, dev: &str, what: &str) -> Option<Step> {
-    match c {
-        Content::Filesystem(f) => Some(
-            Step::run(
-                types::filesystem::MKFS,
-                true,
-                format!("formatting {what} ({})", f.format),
-                mkfs_argv(f, dev),
-            )
-            .on(dev),
-        ),
-        Content::Swap(sw) => Some(
-            Step::run(
-                types::swap::MKSWAP,
-                true,
-                format!("making swap on {what}"),
-                mkswap_argv(sw, dev),
-            )
-            .on(dev),
-        ),
-        _ => None,
-    }
-}
+use crate::layout::{Content, LvType};
 
 /// The provisioning steps (after the lvmlocal.conf write, before the mount steps). `deactivate`:
 /// the VGs observed on the targets. Errors: the layout does not fit the disks (exit 3).
@@ -264,7 +221,7 @@ pub(super) fn actions(
     // concurrently (they share nothing: different partitions and LVs).
     for (k, (c, dev, what)) in formats.iter().enumerate() {
         let mut w = wait(dev);
-        match format_step(c, dev, what) {
+        match types::of(c).and_then(|t| t.format(c, dev, what)) {
             Some(mut f) => {
                 w.chain = Some(k as u32);
                 f.chain = w.chain;

@@ -14,8 +14,9 @@ pub mod nodev;
 pub mod swap;
 pub mod table;
 
+use crate::disks::cx::PlanCx;
 use crate::disks::state::SystemState;
-use crate::disks::step::Op;
+use crate::disks::step::{Op, Step};
 use crate::layout::parse::NodeType;
 use crate::layout::{Content, Layout, LayoutErrors};
 
@@ -58,6 +59,41 @@ pub trait DeviceType: NodeType {
     fn ops(&self) -> &'static [Op] {
         &[]
     }
+    /// Stage 4 (§2.4): the step that formats the new device `dev` holding `c`, content of this
+    /// type (`mkfs`, `mkswap`); `what` names it in words (`disk/part`, `vg/lv`).
+    fn format(&self, c: &Content, dev: &str, what: &str) -> Option<Step> {
+        let _ = (c, dev, what);
+        None
+    }
+    /// Stages 8–10 (§2.4): what bringing `c` on `dev` into use takes (checks, mounts, swap).
+    /// Errors: options the kernel cannot take (exit 3).
+    fn uses(&self, c: &Content, dev: &str, what: &str, cx: &PlanCx) -> anyhow::Result<Vec<Use>> {
+        let _ = (c, dev, what, cx);
+        Ok(Vec::new())
+    }
+    /// The uses of this type's top-level entries (a `nodev`'s mount).
+    fn top_uses(&self, layout: &Layout) -> Vec<Use> {
+        let _ = layout;
+        Vec::new()
+    }
+}
+
+/// One request to bring a device into use; the planner orders them: every check first, then the
+/// mounts by mountpoint depth and name, then swap (§2.4 stages 8–10).
+#[derive(Debug)]
+pub enum Use {
+    Check(Step),
+    /// A mount at `mountpoint` (as the layout writes it).
+    Mount {
+        mountpoint: String,
+        step: Step,
+    },
+    Swap(Step),
+}
+
+/// The registered type of a content node.
+pub fn of(c: &Content) -> Option<&'static dyn DeviceType> {
+    REGISTRY.iter().copied().find(|t| t.name() == c.type_name())
 }
 
 /// The registry as the layout parser takes it.
@@ -206,6 +242,21 @@ mod tests {
         sigs.sort();
         sigs.dedup();
         assert_eq!(sigs.len(), n, "a signature has two owners");
+    }
+
+    #[test]
+    fn every_content_has_its_registered_type() {
+        let l = parse_str(
+            "t.yaml",
+            "disk:\n  a:\n    device: /dev/sda\n    content:\n      type: gpt\n      partitions:\n        s: { size: 1G, content: { type: swap } }\n        p: { size: 1G, content: { type: lvm_pv, vg: v } }\n  b:\n    device: /dev/sdb\n    content: { type: table, partitions: [ { name: r, content: { type: filesystem, format: ext4 } } ] }\nlvm_vg:\n  v: { type: lvm_vg }\n",
+        )
+        .unwrap();
+        let names: Vec<&str> = contents(&l)
+            .into_iter()
+            .map(|c| of(c).map(|t| t.name()).unwrap_or("none"))
+            .collect();
+        // partitions by priority, then name
+        assert_eq!(names, ["gpt", "lvm_pv", "swap", "table", "filesystem"]);
     }
 
     #[test]

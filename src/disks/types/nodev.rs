@@ -1,9 +1,10 @@
 //! disko's `nodev` (nodev.nix): a top-level mount without a device, tmpfs and the like (parser:
-//! `layout/parse/nodev.rs`; its mount step: `plan/mount.rs`, with the device mounts by depth).
+//! `layout/parse/nodev.rs`; its mount here, `top_uses`, ordered with the device mounts by depth).
 
 use serde_json::Value;
 
-use super::DeviceType;
+use super::{DeviceType, Use};
+use crate::disks::step::{Effect, MountOptions, Op, Step};
 use crate::layout::parse::{NodeType, Place, Walker};
 use crate::layout::Layout;
 
@@ -29,4 +30,25 @@ impl NodeType for Nodev {
     }
 }
 
-impl DeviceType for Nodev {}
+impl DeviceType for Nodev {
+    fn top_uses(&self, layout: &Layout) -> Vec<Use> {
+        layout
+            .nodev
+            .iter()
+            .map(|n| Use::Mount {
+                mountpoint: n.mountpoint.clone(),
+                step: Step::new(
+                    Op::MOUNT,
+                    false,
+                    format!("mounting {} on {}", n.fs_type, n.mountpoint),
+                    Effect::Mount {
+                        source: n.device.clone(),
+                        target: n.mountpoint.clone(),
+                        fs_type: n.fs_type.clone(),
+                        options: MountOptions::parse(&n.mount_options),
+                    },
+                ),
+            })
+            .collect()
+    }
+}

@@ -1,8 +1,9 @@
-//! disko's `swap` (swap.nix) on a disk, partition or LV (parser: `layout/parse/swap.rs`; steps:
-//! `plan/provision.rs` mkswap, `plan/mount.rs` swapon(2) with the flags computed when planning).
+//! disko's `swap` (swap.nix) on a disk, partition or LV (parser: `layout/parse/swap.rs`; its steps
+//! here: mkswap (`format`), swapon(2) with the flags computed when planning (`uses`)).
 
-use super::{contents, DeviceType};
-use crate::disks::step::Op;
+use super::{contents, DeviceType, Use};
+use crate::disks::cx::PlanCx;
+use crate::disks::step::{s, Effect, Op, Step, SwapOptions};
 use crate::layout::parse::{NodeType, Obj, Place, Slot, Walker};
 use crate::layout::{Content, Layout};
 
@@ -45,5 +46,43 @@ impl DeviceType for Swap {
     }
     fn ops(&self) -> &'static [Op] {
         &[MKSWAP, SWAPON]
+    }
+    fn format(&self, c: &Content, dev: &str, what: &str) -> Option<Step> {
+        let Content::Swap(sw) = c else {
+            return None;
+        };
+        let mut argv = vec![s("mkswap"), s("-f")];
+        argv.extend(sw.extra_args.iter().cloned());
+        argv.push(dev.to_string());
+        Some(Step::run(MKSWAP, true, format!("making swap on {what}"), argv).on(dev))
+    }
+    /// swapon(2) itself, options as fstab writes them (`pri=N`, `discard=once|pages`, `discard`
+    /// for both): swapon(8) would cost a process for one system call. Errors: options swapon(2)
+    /// cannot take (exit 3; the layout parser refuses them first).
+    fn uses(&self, c: &Content, dev: &str, what: &str, _cx: &PlanCx) -> anyhow::Result<Vec<Use>> {
+        let Content::Swap(sw) = c else {
+            return Ok(Vec::new());
+        };
+        let mut opts: Vec<String> = Vec::new();
+        if let Some(p) = sw.priority {
+            opts.push(format!("pri={p}"));
+        }
+        match sw.discard.as_deref() {
+            Some("both") => opts.push(s("discard")),
+            Some(d) => opts.push(format!("discard={d}")),
+            None => {}
+        }
+        let options = SwapOptions::parse(&opts.join(",")).map_err(|e| {
+            crate::exit::coded(crate::exit::Code::BadInput, format!("swap on {what}: {e}"))
+        })?;
+        Ok(vec![Use::Swap(Step::new(
+            SWAPON,
+            false,
+            format!("enabling swap on {what}"),
+            Effect::Swapon {
+                device: dev.to_string(),
+                options,
+            },
+        ))])
     }
 }
