@@ -8,7 +8,7 @@ use crate::cmdline::Settings;
 use crate::disks::lvm::{dm_name, dm_name_in_vg};
 use crate::disks::resolve::expected_labels;
 use crate::disks::state::{BlockDevice, SystemState};
-use crate::disks::types::lvm::vg_words;
+use crate::disks::types::lvm::{observed_vgs_on, vg_words};
 use crate::disks::types::{self, Recognise, Seen, Verdict};
 use crate::layout::{Disk, Layout};
 
@@ -52,8 +52,6 @@ pub(super) struct Checked {
     pub refusals: Vec<Refusal>,
     /// In words, what the run destroys (disks that are not blank).
     pub destroys: Vec<String>,
-    /// The VGs observed on the targets, to take down before the wipe.
-    pub deactivate: Vec<String>,
 }
 
 /// The safety checks of a provisioning run, for every disk before any step (DESIGN §6.2): VGs
@@ -87,9 +85,6 @@ pub(super) fn check(
                 if !on_target {
                     reasons.push((RefusalKind::Span, format!("VG {vg} also has PV {} on a disk the layout does not name: wiping {} would break it", pv.pv_name, dev.path)));
                 }
-            }
-            if !out.deactivate.contains(vg) {
-                out.deactivate.push(vg.clone());
             }
         }
         let mut busy = Vec::new();
@@ -237,21 +232,6 @@ fn classify(
         Some(DiskClass::Foreign)
     };
     (class, content, foreign)
-}
-
-/// VG names with a PV on this disk (or its partitions), per the observed state.
-fn observed_vgs_on(dev: &BlockDevice, state: &SystemState) -> Vec<String> {
-    let mut paths = vec![dev.path.as_str()];
-    paths.extend(dev.partitions.iter().map(|p| p.path.as_str()));
-    let mut vgs: Vec<String> = state
-        .pvs
-        .iter()
-        .filter(|pv| paths.contains(&pv.pv_name.as_str()) && !pv.vg_name.is_empty())
-        .map(|pv| pv.vg_name.clone())
-        .collect();
-    vgs.sort();
-    vgs.dedup();
-    vgs
 }
 
 /// Why a device (or what sits on it) is busy. `our_vgs` are the VGs this plan deactivates (their

@@ -71,11 +71,38 @@ pub trait DeviceType: NodeType {
         let _ = (c, dev, what, cx);
         Ok(Vec::new())
     }
+    /// Stage 1 (§2.4, provisioning only): take down what of this type is observed on the target
+    /// disks before the wipe (only idle things: what is busy was refused by safety).
+    fn teardown(&self, cx: &PlanCx) -> Vec<Step> {
+        let _ = cx;
+        Vec::new()
+    }
+    /// Stage 3 (§2.4): create this type's nodes over the devices placed so far (`placed`: every
+    /// content on a new partition, disk or LV, in walk order), batched (one `pvcreate` for all
+    /// PVs). Returns the steps and the contents of the devices they make (an LV's).
+    fn create(&self, placed: &[Placed], cx: &PlanCx) -> (Vec<Step>, Vec<Placed>) {
+        let _ = (placed, cx);
+        (Vec::new(), Vec::new())
+    }
+    /// Stage 5 (§2.4): record completion, the last provisioning step (a VG tag).
+    fn complete(&self, cx: &PlanCx) -> Vec<Step> {
+        let _ = cx;
+        Vec::new()
+    }
     /// The uses of this type's top-level entries (a `nodev`'s mount).
     fn top_uses(&self, layout: &Layout) -> Vec<Use> {
         let _ = layout;
         Vec::new()
     }
+}
+
+/// A content node on a device a provisioning run makes: the content, the device's path and the
+/// node in words (`disk/part`, `vg/lv`).
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub content: Content,
+    pub dev: String,
+    pub what: String,
 }
 
 /// One request to bring a device into use; the planner orders them: every check first, then the
