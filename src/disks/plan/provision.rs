@@ -5,12 +5,11 @@
 //! (`DeviceType::format`); each type's completion record (VG tags) last.
 
 use super::model::PlanCx;
-use super::table::{self, gpt_step, hybrid_mbr_steps, reread, table_step, verify_table};
+use super::table::{self, reread, verify_table};
 use crate::disks::geometry::Extent;
 use crate::disks::resolve::{partition_path, partitions};
 use crate::disks::step::{s, wait, Step};
 use crate::disks::types::{self, Placed};
-use crate::layout::Content;
 
 /// The provisioning steps (after the lvmlocal.conf write, before the mount steps). Errors: the
 /// layout does not fit the disks (exit 3).
@@ -71,23 +70,18 @@ pub(super) fn actions(cx: &PlanCx, actions: &mut Vec<Step>) -> anyhow::Result<()
         );
         // A table that does not fit is bad input (exit 3), found here before any step runs.
         let ext = extents[i].take().transpose()?.unwrap_or_default();
-        match &d.content {
-            Some(Content::Gpt(g)) => {
-                let (a, table) = gpt_step(dev, g, &ext);
-                actions.push(a);
-                actions.extend(hybrid_mbr_steps(dev, g));
-                actions.extend([reread(&dev.path), verify_table(&dev.path, table)]);
+        if let Some(c) = &d.content {
+            match types::of(c).and_then(|t| t.partition(d, dev, &ext)) {
+                Some((steps, table)) => {
+                    actions.extend(steps);
+                    actions.extend([reread(&dev.path), verify_table(&dev.path, table)]);
+                }
+                None => placed.push(Placed {
+                    content: c.clone(),
+                    dev: dev.path.clone(),
+                    what: d.name.clone(),
+                }),
             }
-            Some(Content::Table(t)) => {
-                let (a, table) = table_step(dev, t, &ext);
-                actions.extend([a, reread(&dev.path), verify_table(&dev.path, table)])
-            }
-            Some(c) => placed.push(Placed {
-                content: c.clone(),
-                dev: dev.path.clone(),
-                what: d.name.clone(),
-            }),
-            None => {}
         }
         // Every new partition's node first, then one wipefs for all of them (each process
         // costs a start-up and a libblkid probe of every known signature).

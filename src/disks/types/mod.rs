@@ -15,10 +15,11 @@ pub mod swap;
 pub mod table;
 
 use crate::disks::cx::PlanCx;
-use crate::disks::state::SystemState;
-use crate::disks::step::{Op, Step};
+use crate::disks::geometry::Extent;
+use crate::disks::state::{BlockDevice, SystemState};
+use crate::disks::step::{Op, PlannedTable, Step};
 use crate::layout::parse::NodeType;
-use crate::layout::{Content, Layout, LayoutErrors};
+use crate::layout::{Content, Disk, Layout, LayoutErrors};
 
 /// Every device type, in registry order: the layout parser's order of top-level keys and of the
 /// types it lists, and (with the graph) the batching order within a round (§2.4).
@@ -76,6 +77,24 @@ pub trait DeviceType: NodeType {
     fn teardown(&self, cx: &PlanCx) -> Vec<Step> {
         let _ = cx;
         Vec::new()
+    }
+    /// Stage 2 (§2.4): where the partitions of this partition table (the content of `disk`) go
+    /// on `dev`, in logical sectors, in layout order (`geometry`); None for other content.
+    /// Errors: a partition does not fit (exit 3, naming its layout path).
+    fn extents(&self, disk: &Disk, dev: &BlockDevice) -> Option<anyhow::Result<Vec<Extent>>> {
+        let _ = (disk, dev);
+        None
+    }
+    /// Stage 2 (§2.4): the steps that write this partition table on `dev` at `ext` (before
+    /// `partx -u`), and the table the read-back expects; None for other content.
+    fn partition(
+        &self,
+        disk: &Disk,
+        dev: &BlockDevice,
+        ext: &[Extent],
+    ) -> Option<(Vec<Step>, PlannedTable)> {
+        let _ = (disk, dev, ext);
+        None
     }
     /// Stage 3 (§2.4): create this type's nodes over the devices placed so far (`placed`: every
     /// content on a new partition, disk or LV, in walk order), batched (one `pvcreate` for all
