@@ -116,8 +116,11 @@ pub trait NodeType: Sync {
     /// A content node of this type, its `type` field already read (for [`Place::Content`]).
     /// Problems go to `w` with their paths; None when the node is unusable.
     fn parse_content(&self, w: &mut Walker<'_>, o: &mut Obj<'_>) -> Option<Content> {
-        let _ = o;
-        w.err("", format!("type {:?} has no content parser", self.name()));
+        let path = o.path.clone();
+        w.err(
+            &path,
+            format!("type {:?} has no content parser", self.name()),
+        );
         None
     }
     /// The entry `name` under the type's top-level key, at `path` (for [`Place::TopLevel`]),
