@@ -417,7 +417,7 @@ fn status(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<
     let mut text = String::new();
     let layout = layout_path(cli, &ctx.config_dir, cfg);
     let layout_parsed = match &layout {
-        Some(p) => Some(crate::layout::load(p)?),
+        Some(p) => Some(crate::disks::types::load(p)?),
         None => None,
     };
     let empty = crate::layout::Layout::default();
@@ -547,7 +547,11 @@ fn validate(cli: &Cli, ctx: &Context, inputs: &Inputs) -> Result<()> {
             Err(e) => problems.push(format!("{file}: cannot read layout: {e}")),
             Ok(text) => {
                 let parsed = crate::layout::parse::document(&file, &text).and_then(|d| {
-                    let r = crate::layout::parse::from_value(&file, &d);
+                    let r = crate::layout::parse::from_value(
+                        &file,
+                        &d,
+                        &crate::disks::types::node_types(),
+                    );
                     document = d;
                     r
                 });

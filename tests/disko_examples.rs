@@ -52,7 +52,7 @@ fn every_disko_example_plans_or_is_rejected_clearly() {
     for path in &entries {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let text = std::fs::read_to_string(path).unwrap();
-        match provision::layout::parse_str(&name, &text) {
+        match provision::disks::types::parse_str(&name, &text) {
             Ok(layout) => {
                 ok += 1;
                 assert!(
@@ -98,7 +98,7 @@ fn every_disko_example_plans_or_is_rejected_clearly() {
 /// The provisioning plan of an example on blank 64 GiB disks, in words.
 fn plan_text(name: &str) -> String {
     let text = std::fs::read_to_string(corpus().join(name)).unwrap();
-    let layout = provision::layout::parse_str(name, &text).unwrap();
+    let layout = provision::disks::types::parse_str(name, &text).unwrap();
     let state = provision::disks::state::SystemState::blank_for(&layout, 64 << 30);
     let settings = provision::cmdline::settings("homelab.provision_disks=true", "homelab");
     let plan =
@@ -144,7 +144,7 @@ fn long_device_name_example_gets_diskos_hashed_labels() {
 #[test]
 fn rejection_names_type_and_path() {
     let text = std::fs::read_to_string(corpus().join("zfs.json")).unwrap();
-    let e = provision::layout::parse_str("zfs.json", &text).unwrap_err();
+    let e = provision::disks::types::parse_str("zfs.json", &text).unwrap_err();
     let s = e.to_string();
     assert!(s.contains("type \"zfs\" is not supported"), "{s}");
     assert!(s.contains("disk.") && s.contains(".content"), "{s}");
@@ -160,7 +160,7 @@ fn print_outcomes() {
     entries.sort();
     for p in entries {
         let name = p.file_name().unwrap().to_string_lossy().to_string();
-        match provision::layout::parse_str(&name, &std::fs::read_to_string(&p).unwrap()) {
+        match provision::disks::types::parse_str(&name, &std::fs::read_to_string(&p).unwrap()) {
             Ok(l) => println!("OK {name}: {} disks, {} vgs", l.disks.len(), l.vgs.len()),
             Err(e) => println!("REJECT {e}"),
         }
@@ -269,7 +269,7 @@ fn every_plan_hash_is_pinned() {
     }
     let mut out = String::new();
     for (name, text) in &inputs {
-        let Ok(layout) = provision::layout::parse_str(name, text) else {
+        let Ok(layout) = provision::disks::types::parse_str(name, text) else {
             continue;
         };
         for (sector, cmdline) in [
@@ -301,4 +301,46 @@ fn every_plan_hash_is_pinned() {
             panic!("{} created: review and commit it", path.display());
         }
     }
+}
+
+/// The tools each registered device type says a provisioning run calls (`types::tools`) are
+/// exactly the commands of the provisioning plan, for every disko example that plans and the
+/// shipped layouts, on blank disks.
+#[test]
+fn each_types_tools_are_the_commands_its_provisioning_steps_call() {
+    let mut inputs: Vec<(String, String)> = Vec::new();
+    for e in std::fs::read_dir(corpus()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            inputs.push((name, std::fs::read_to_string(&p).unwrap()));
+        }
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for l in ["layouts/ganeti-node.yaml", "layouts/vm.yaml"] {
+        inputs.push((l.into(), std::fs::read_to_string(repo.join(l)).unwrap()));
+    }
+    let settings = provision::cmdline::settings("homelab.provision_disks=true", "homelab");
+    let mut planned = 0;
+    for (name, text) in &inputs {
+        let Ok(layout) = provision::disks::types::parse_str(name, text) else {
+            continue;
+        };
+        let state = provision::disks::state::SystemState::blank_for(&layout, 1 << 40);
+        let Ok(plan) =
+            provision::disks::plan::plan(&layout, &state, &settings, &Default::default())
+        else {
+            continue;
+        };
+        let mut called: Vec<String> = plan
+            .actions
+            .iter()
+            .filter_map(|a| a.command().and_then(|v| v.into_iter().next()))
+            .collect();
+        called.sort();
+        called.dedup();
+        assert_eq!(provision::disks::types::tools(&layout), called, "{name}");
+        planned += 1;
+    }
+    assert!(planned >= 19, "only {planned} layouts planned");
 }

@@ -4,7 +4,6 @@ use provision::cmdline::{self, ProvisionRequest};
 use provision::disks::discover;
 use provision::disks::plan::{self, PlanOptions};
 use provision::disks::state::SystemState;
-use provision::layout;
 
 /// mountinfo / /proc/swaps: `\700` is not an octal byte escape; unescaping it overflowed a u8
 /// (a panic in debug builds). Found by the `mountinfo` target, shrunk to `"\n\\700"`.
@@ -55,7 +54,8 @@ fn gpt_table_partition_ending_in_the_first_mib_is_refused() {
         let text = format!(
             "disk:\n  d:\n    device: /dev/vda\n    content:\n      type: table\n      format: gpt\n      partitions:\n        - {{name: p, start: 1M, end: \"{end}\", content: {{type: filesystem, format: ext4, mountpoint: /}}}}\n"
         );
-        let l = layout::parse_str("t.yaml", &text).unwrap_or_else(|e| panic!("{end}: {e}"));
+        let l = provision::disks::types::parse_str("t.yaml", &text)
+            .unwrap_or_else(|e| panic!("{end}: {e}"));
         let st = SystemState::blank_for(&l, 1 << 30);
         let s = cmdline::settings("homelab.provision_disks", "homelab");
         let e = plan::plan(&l, &st, &s, &PlanOptions::default()).unwrap_err();
@@ -76,7 +76,7 @@ fn blank_for_many_disks() {
             "  d{i}:\n    select: {{serial: S{i}}}\n    content: {{type: filesystem, format: ext4}}\n"
         ));
     }
-    let l = layout::parse_str("t.yaml", &text).unwrap();
+    let l = provision::disks::types::parse_str("t.yaml", &text).unwrap();
     let st = SystemState::blank_for(&l, 1 << 30);
     let names: Vec<&str> = st.disks.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names[0], "vda");
@@ -133,7 +133,7 @@ fn busy_check_with_repeated_drbd_holders() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("layouts/ganeti-node.yaml"),
     )
     .unwrap();
-    let l = layout::parse_str("ganeti-node.yaml", &layout_text).unwrap();
+    let l = provision::disks::types::parse_str("ganeti-node.yaml", &layout_text).unwrap();
     let state: SystemState = serde_json::from_value(serde_json::json!({
         "disks": [
             {"name": "nvme0n1", "path": "/dev/nvme0n1", "maj_min": "259:0", "size": 1u64 << 40,

@@ -16,7 +16,7 @@ fn repo(p: &str) -> PathBuf {
 }
 
 fn ganeti() -> Layout {
-    provision::layout::load(&repo("layouts/ganeti-node.yaml")).unwrap()
+    provision::disks::types::load(&repo("layouts/ganeti-node.yaml")).unwrap()
 }
 
 fn disk(name: &str, mm: &str, size: u64) -> BlockDevice {
@@ -152,7 +152,7 @@ fn ops(p: &Plan) -> Vec<Op> {
 fn activations(p: &Plan) -> Vec<&[String]> {
     p.actions
         .iter()
-        .filter(|a| a.op == Op::Activate)
+        .filter(|a| a.op == provision::disks::types::lvm::ACTIVATE)
         .map(|a| a.argv().unwrap())
         .collect()
 }
@@ -197,14 +197,26 @@ fn blank_disks_with_flag_provision_the_whole_layout() {
     }
     let o = ops(&p);
     let pos = |op: Op| o.iter().position(|x| *x == op).unwrap();
-    assert!(pos(Op::Partition) < pos(Op::PvCreate));
-    assert!(pos(Op::PvCreate) < pos(Op::VgCreate) && pos(Op::VgCreate) < pos(Op::LvCreate));
-    assert!(pos(Op::LvCreate) < pos(Op::Mkfs) && pos(Op::Mkfs) < pos(Op::Tag));
-    assert!(pos(Op::Tag) < pos(Op::Mount));
+    assert!(pos(Op::PARTITION) < pos(provision::disks::types::lvm::PV_CREATE));
+    assert!(
+        pos(provision::disks::types::lvm::PV_CREATE) < pos(provision::disks::types::lvm::VG_CREATE)
+            && pos(provision::disks::types::lvm::VG_CREATE)
+                < pos(provision::disks::types::lvm::LV_CREATE)
+    );
+    assert!(
+        pos(provision::disks::types::lvm::LV_CREATE)
+            < pos(provision::disks::types::filesystem::MKFS)
+            && pos(provision::disks::types::filesystem::MKFS)
+                < pos(provision::disks::types::lvm::TAG)
+    );
+    assert!(pos(provision::disks::types::lvm::TAG) < pos(Op::MOUNT));
     // lvcreate left every LV active: no vgchange -ay (one more device scan) after it
-    assert!(!o.contains(&Op::Activate), "{o:?}");
+    assert!(
+        !o.contains(&provision::disks::types::lvm::ACTIVATE),
+        "{o:?}"
+    );
     // no fsck right after mkfs
-    assert!(!o.contains(&Op::Fsck));
+    assert!(!o.contains(&provision::disks::types::filesystem::FSCK));
     golden(
         "ganeti-node-blank-provision.txt",
         &provision::disks::plan::render_text(&p),
@@ -228,7 +240,10 @@ fn provisioning_activates_only_when_an_lv_may_have_been_created_inactive() {
     assert_eq!(act[0][4..], ["-ay", "pool_gnt", "pool_host"]);
     let o = ops(&p);
     let pos = |op: Op| o.iter().position(|x| *x == op).unwrap();
-    assert!(pos(Op::Tag) < pos(Op::Activate) && pos(Op::Activate) < pos(Op::Mount));
+    assert!(
+        pos(provision::disks::types::lvm::TAG) < pos(provision::disks::types::lvm::ACTIVATE)
+            && pos(provision::disks::types::lvm::ACTIVATE) < pos(Op::MOUNT)
+    );
 }
 
 #[test]
@@ -246,13 +261,13 @@ fn provisioned_disks_without_flag_mount_only() {
     );
     let o = ops(&p);
     for forbidden in [
-        Op::Wipe,
-        Op::Partition,
-        Op::PvCreate,
-        Op::VgCreate,
-        Op::LvCreate,
-        Op::Mkfs,
-        Op::Mkswap,
+        provision::disks::types::disk::WIPE,
+        Op::PARTITION,
+        provision::disks::types::lvm::PV_CREATE,
+        provision::disks::types::lvm::VG_CREATE,
+        provision::disks::types::lvm::LV_CREATE,
+        provision::disks::types::filesystem::MKFS,
+        provision::disks::types::swap::MKSWAP,
     ] {
         assert!(!o.contains(&forbidden), "{forbidden:?} in mount-only");
     }
@@ -262,15 +277,20 @@ fn provisioned_disks_without_flag_mount_only() {
     assert_eq!(act[0][..2], ["lvm", "vgchange"]);
     assert_eq!(act[0][4..], ["-ay", "pool_gnt", "pool_host"]);
     // ext4 checked, mounts parent first
-    assert_eq!(o.iter().filter(|x| **x == Op::Fsck).count(), 2);
+    assert_eq!(
+        o.iter()
+            .filter(|x| **x == provision::disks::types::filesystem::FSCK)
+            .count(),
+        2
+    );
     let mounts: Vec<&str> = p
         .actions
         .iter()
-        .filter(|a| a.op == Op::Mount)
+        .filter(|a| a.op == Op::MOUNT)
         .map(|a| a.target().unwrap())
         .collect();
     assert_eq!(mounts, ["/boot", "/home", "/var"]);
-    assert_eq!(o.iter().filter(|x| **x == Op::EnsureDir).count(), 3);
+    assert_eq!(o.iter().filter(|x| **x == Op::ENSURE_DIR).count(), 3);
     golden(
         "ganeti-node-mount-only.txt",
         &provision::disks::plan::render_text(&p),
@@ -293,14 +313,18 @@ fn consumed_token_mounts_and_new_token_provisions() {
         p.destroys
     );
     // old VGs deactivated before the wipe; the new token is recorded last
-    assert_eq!(p.actions[0].op, Op::WriteFile);
-    assert_eq!(p.actions[1].op, Op::Deactivate);
-    let tag = p.actions.iter().rposition(|a| a.op == Op::Tag).unwrap();
+    assert_eq!(p.actions[0].op, Op::WRITE_FILE);
+    assert_eq!(p.actions[1].op, provision::disks::types::lvm::DEACTIVATE);
+    let tag = p
+        .actions
+        .iter()
+        .rposition(|a| a.op == provision::disks::types::lvm::TAG)
+        .unwrap();
     assert!(p.actions[tag]
         .argv()
         .unwrap()
         .contains(&"provision.token=tok2".to_string()));
-    assert!(p.actions[..tag].iter().all(|a| a.op != Op::Mount));
+    assert!(p.actions[..tag].iter().all(|a| a.op != Op::MOUNT));
     // a half-recorded token (one VG tagged, crash before the other) provisions again
     let mut half = provisioned_node(&[]);
     half.vgs[0].vg_tags = vec!["provision.token=tok1".into()];
@@ -359,7 +383,7 @@ fn foreign_disk_by_kernel_name_is_refused_and_nothing_planned() {
     let text = std::fs::read_to_string(repo("layouts/ganeti-node.yaml"))
         .unwrap()
         .replace("/dev/sda", "/dev/disk/by-id/ata-QEMU_HARDDISK_HD1");
-    let l = provision::layout::parse_str("x", &text).unwrap();
+    let l = provision::disks::types::parse_str("x", &text).unwrap();
     assert_eq!(
         run(&l, &st, "homelab.provision_disks=true").mode,
         Mode::Provision
@@ -435,7 +459,7 @@ fn orphan_pv_left_by_a_cut_run_is_no_data_but_one_without_metadata_is_foreign() 
             );
         } else {
             assert_eq!(p.mode, Mode::Provision, "mda {mda:?}: {:?}", p.refusals);
-            assert!(ops(&p).contains(&Op::VgCreate));
+            assert!(ops(&p).contains(&provision::disks::types::lvm::VG_CREATE));
         }
     }
 }
@@ -563,7 +587,7 @@ fn drbd_on_an_lv_of_a_target_pv_is_refused() {
 
 #[test]
 fn ambiguous_or_missing_selector_is_refused() {
-    let l = provision::layout::parse_str(
+    let l = provision::disks::types::parse_str(
         "sel.yaml",
         "disk:\n  data:\n    type: disk\n    select: { transport: sata, rotational: true }\n    content: { type: lvm_pv, vg: v }\nlvm_vg:\n  v: { type: lvm_vg, lvs: {} }\n",
     )
@@ -582,11 +606,11 @@ fn ambiguous_or_missing_selector_is_refused() {
         "{:?}",
         p.refusals
     );
-    let l2 = provision::layout::parse_str("sel.yaml", "disk:\n  data:\n    type: disk\n    select: { serial: HD2 }\n    content: { type: lvm_pv, vg: v }\nlvm_vg:\n  v: { type: lvm_vg }\n").unwrap();
+    let l2 = provision::disks::types::parse_str("sel.yaml", "disk:\n  data:\n    type: disk\n    select: { serial: HD2 }\n    content: { type: lvm_pv, vg: v }\nlvm_vg:\n  v: { type: lvm_vg }\n").unwrap();
     let p = run(&l2, &st, "homelab.provision_disks=true");
     assert_eq!(p.mode, Mode::Provision);
     assert_eq!(p.disks[0].device.as_deref(), Some("/dev/sdb"));
-    let l3 = provision::layout::parse_str("sel.yaml", "disk:\n  data:\n    type: disk\n    select: { serial: NOPE, size: 1T..2T }\n    content: { type: lvm_pv, vg: v }\nlvm_vg:\n  v: { type: lvm_vg }\n").unwrap();
+    let l3 = provision::disks::types::parse_str("sel.yaml", "disk:\n  data:\n    type: disk\n    select: { serial: NOPE, size: 1T..2T }\n    content: { type: lvm_pv, vg: v }\nlvm_vg:\n  v: { type: lvm_vg }\n").unwrap();
     let p = run(&l3, &st, "homelab.provision_disks=true");
     assert!(p.refusals[0].reason.contains("matches no disk"));
 }
@@ -623,7 +647,7 @@ fn refusal_exit_codes_come_from_the_refusal_kind() {
     assert_eq!(code(&p), Some(Code::BadInput));
 
     // No VG, and the one disk, named "cmdline", is not on this machine.
-    let l = provision::layout::parse_str(
+    let l = provision::disks::types::parse_str(
         "t.yaml",
         "disk:\n  cmdline:\n    type: disk\n    device: /dev/sdz\n    content: { type: filesystem, format: ext4, mountpoint: /srv }\n",
     )
@@ -702,14 +726,14 @@ fn plan_hash_is_stable_and_changes_with_the_plan() {
 
 #[test]
 fn vm_layout_and_thin_pools_plan() {
-    let l = provision::layout::load(&repo("layouts/vm.yaml")).unwrap();
+    let l = provision::disks::types::load(&repo("layouts/vm.yaml")).unwrap();
     let st = SystemState::blank_for(&l, 20 * GIB);
     let p = run(&l, &st, "homelab.provision_disks=run-1");
     assert_eq!(p.mode, Mode::Provision);
     let lvc: Vec<String> = p
         .actions
         .iter()
-        .filter(|a| a.op == Op::LvCreate)
+        .filter(|a| a.op == provision::disks::types::lvm::LV_CREATE)
         .map(|a| provision::system::shell_join(a.argv().unwrap()))
         .collect();
     assert_eq!(lvc.len(), 3);
@@ -719,7 +743,7 @@ fn vm_layout_and_thin_pools_plan() {
     );
     let thin =
         std::fs::read_to_string(repo("../shared/testdata/disko-examples/lvm-thin.json")).unwrap();
-    let l = provision::layout::parse_str("lvm-thin.json", &thin).unwrap();
+    let l = provision::disks::types::parse_str("lvm-thin.json", &thin).unwrap();
     let p = run(
         &l,
         &SystemState::blank_for(&l, 20 * GIB),
@@ -728,7 +752,7 @@ fn vm_layout_and_thin_pools_plan() {
     let lvc: Vec<String> = p
         .actions
         .iter()
-        .filter(|a| a.op == Op::LvCreate)
+        .filter(|a| a.op == provision::disks::types::lvm::LV_CREATE)
         .map(|a| provision::system::shell_join(a.argv().unwrap()))
         .collect();
     let pool = lvc
@@ -841,7 +865,7 @@ fn md_holder_and_duplicate_disks_are_refused() {
     let text = std::fs::read_to_string(repo("layouts/ganeti-node.yaml"))
         .unwrap()
         .replace("/dev/nvme0n1", "/dev/disk/by-id/ata-QEMU_HARDDISK_HD1");
-    let l = provision::layout::parse_str("dup.yaml", &text).unwrap();
+    let l = provision::disks::types::parse_str("dup.yaml", &text).unwrap();
     let p = run(&l, &blank_node(), "homelab.provision_disks=true");
     assert_eq!(p.mode, Mode::Refused);
     assert!(
@@ -899,14 +923,20 @@ fn formatting_runs_concurrently_and_nothing_else_does() {
     assert_eq!(g[0].len(), 4, "ESP, home, swap, var: {g:?}");
     for chain in &g[0] {
         let ops: Vec<Op> = chain.iter().map(|&i| p.actions[i].op).collect();
-        assert_eq!(ops[0], Op::WaitDevice);
-        assert!(matches!(ops[1], Op::Mkfs | Op::Mkswap));
+        assert_eq!(ops[0], Op::WAIT_DEVICE);
+        assert!(matches!(
+            ops[1],
+            provision::disks::types::filesystem::MKFS | provision::disks::types::swap::MKSWAP
+        ));
         assert_eq!(p.actions[chain[0]].device(), p.actions[chain[1]].device());
     }
     // contiguous: the group covers exactly its steps, the tag comes after all of them
     let steps: Vec<usize> = g[0].iter().flatten().copied().collect();
     assert_eq!(steps, (steps[0]..steps[0] + 8).collect::<Vec<_>>());
-    assert_eq!(p.actions[steps[7] + 1].op, Op::Tag);
+    assert_eq!(
+        p.actions[steps[7] + 1].op,
+        provision::disks::types::lvm::TAG
+    );
     let text = provision::disks::plan::render_text(&p);
     assert!(text.contains("may run concurrently, 4 devices"), "{text}");
     let m = run(

@@ -277,7 +277,7 @@ mod tests {
     }
 
     fn problems(yaml: &str, dev: &BlockDevice) -> Vec<String> {
-        let l = crate::layout::parse_str("t.yaml", yaml).unwrap();
+        let l = crate::disks::types::parse_str("t.yaml", yaml).unwrap();
         let Some(Content::Gpt(g)) = &l.disks[0].content else {
             panic!("a gpt layout")
         };

@@ -122,7 +122,7 @@ pub(crate) fn conf_step(settings: &[String], conf_path: String) -> Step {
     }
     text.push_str("}\n");
     Step::new(
-        Op::WriteFile,
+        Op::WRITE_FILE,
         false,
         format!("writing the LVM device filter to {conf_path}"),
         Effect::WriteFile {

@@ -1,5 +1,6 @@
 //! Disks stage (DESIGN §6): discover → plan (pure) → execute.
 
+pub mod cx;
 pub mod discover;
 pub mod execute;
 pub mod fits;
@@ -9,6 +10,7 @@ pub mod plan;
 pub mod resolve;
 pub mod state;
 pub mod step;
+pub mod types;
 
 use anyhow::{Context as _, Result};
 use std::path::{Path, PathBuf};
@@ -284,7 +286,7 @@ fn disks_not_ready(layout: &Layout, st: &SystemState, udev_data: &Path) -> Vec<S
 /// Load the layout, observe, and plan.
 pub fn make_plan(ctx: &Context, inputs: &DisksInputs) -> Result<(Layout, SystemState, Plan)> {
     let t0 = Instant::now();
-    let layout = crate::layout::load(&inputs.layout)?;
+    let layout = crate::disks::types::load(&inputs.layout)?;
     let t_layout = t0.elapsed();
     let what = lvm_read_for(ctx, inputs);
     let state = observe_lvm(
@@ -484,7 +486,7 @@ mod tests {
     #[test]
     fn a_quick_plan_that_finds_something_missing_names_the_missing_vgs_too() {
         use crate::system::{Output, RecordingRunner};
-        let layout = crate::layout::load(
+        let layout = crate::disks::types::load(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("layouts/ganeti-node.yaml"),
         )
         .unwrap();
@@ -555,7 +557,7 @@ mod tests {
             return;
         }
         let path = img.to_string_lossy().to_string();
-        let layout = crate::layout::parse_str(
+        let layout = crate::disks::types::parse_str(
             "t.yaml",
             "disk:\n  d:\n    device: /dev/disk/by-id/test\n    content:\n      type: gpt\n      \
              partitions:\n        a: {size: 1M}\n        b: {size: 1M}\n",
@@ -590,7 +592,7 @@ mod tests {
 
     #[test]
     fn a_disk_counts_once_udev_has_processed_it_where_udev_runs() {
-        let layout = crate::layout::load(
+        let layout = crate::disks::types::load(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("layouts/ganeti-node.yaml"),
         )
         .unwrap();

@@ -103,6 +103,19 @@ pub enum Content {
     LvmPv { vg: String },
 }
 
+impl Content {
+    /// disko's `type:` of this content (the device type that owns it).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Content::Gpt(_) => "gpt",
+            Content::Table(_) => "table",
+            Content::Filesystem(_) => "filesystem",
+            Content::Swap(_) => "swap",
+            Content::LvmPv { .. } => "lvm_pv",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Gpt {
     /// Sorted by (priority, name): the order they are created and numbered (disko sorts by

@@ -9,7 +9,7 @@ use provision::cmdline::{self, ProvisionRequest, WipeForeign};
 use provision::disks::plan::{self, Mode, PlanOptions};
 use provision::disks::state::SystemState;
 use provision::exit::{code_of, Code};
-use provision::layout::{self, size, Layout};
+use provision::layout::{size, Layout};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -654,7 +654,14 @@ pub fn layout_ok_values() -> &'static Vec<Value> {
         let v: Vec<Value> = layout_corpus()
             .1
             .iter()
-            .filter(|v| layout::parse::from_value("seed", v).is_ok())
+            .filter(|v| {
+                provision::layout::parse::from_value(
+                    "seed",
+                    v,
+                    &provision::disks::types::node_types(),
+                )
+                .is_ok()
+            })
             .cloned()
             .collect();
         assert!(v.len() >= 10, "only {} seed layouts parse", v.len());
@@ -834,7 +841,7 @@ pub fn plan_all(layout: &Layout, state: &SystemState) -> &'static str {
 
 pub fn check_layout(input: &[u8]) -> &'static str {
     let t = text(input);
-    match layout::parse_str(LAYOUT_FILE, &t) {
+    match provision::disks::types::parse_str(LAYOUT_FILE, &t) {
         Err(e) => {
             assert!(!e.problems.is_empty(), "an error with no problem");
             for p in &e.problems {
@@ -1059,7 +1066,7 @@ pub fn seed_layouts() -> &'static Vec<Layout> {
         let (texts, _) = layout_corpus();
         texts
             .iter()
-            .filter_map(|t| layout::parse_str("seed", t).ok())
+            .filter_map(|t| provision::disks::types::parse_str("seed", t).ok())
             .collect()
     })
 }

@@ -51,7 +51,7 @@ mod tests {
     /// A mount-only run planned without reading LVM (the every-boot path), on a machine whose
     /// `lvm fullreport` shows `report` and whose `vgchange -ay` exits `activation`.
     fn run(report: &str, activation: i32) -> (anyhow::Error, Vec<Vec<String>>) {
-        let layout = crate::layout::parse_str(
+        let layout = crate::disks::types::parse_str(
             "t.yaml",
             "disk:\n  d:\n    device: /dev/vda\n    content: {type: lvm_pv, vg: vg0}\nlvm_vg:\n  \
              vg0:\n    lvs:\n      root: {size: 1G, content: {type: filesystem, format: ext4, \

@@ -479,7 +479,6 @@ fn ensure_dir(ctx: &Context, path: &str, owner: &str, group: &str, mode: u32) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::disks::step::Op;
 
     /// sgdisk writes 8300 for a code it does not know, with only a warning: refused first.
     #[test]
@@ -488,7 +487,7 @@ mod tests {
             eprintln!("SKIP: sgdisk not installed");
             return;
         }
-        let layout = crate::layout::parse_str(
+        let layout = crate::disks::types::parse_str(
             "t.yaml",
             "disk:\n  d:\n    device: /dev/vda\n    content:\n      type: gpt\n      partitions:\n        a: {size: 10M, type: \"1234\"}\n",
         )
@@ -515,7 +514,7 @@ mod tests {
 
     #[test]
     fn a_plan_that_calls_a_missing_tool_changes_nothing() {
-        let layout = crate::layout::load(
+        let layout = crate::disks::types::load(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("layouts/ganeti-node.yaml"),
         )
         .unwrap();
@@ -527,7 +526,11 @@ mod tests {
             &crate::disks::plan::PlanOptions::default(),
         )
         .unwrap();
-        let mkfs = plan.actions.iter_mut().find(|a| a.op == Op::Mkfs).unwrap();
+        let mkfs = plan
+            .actions
+            .iter_mut()
+            .find(|a| a.op == crate::disks::types::filesystem::MKFS)
+            .unwrap();
         let Effect::Run { argv, .. } = &mut mkfs.effect else {
             panic!("mkfs runs a command")
         };

@@ -29,6 +29,7 @@ pub use sgdisk::gpt_extents;
 use serde::Serialize;
 
 use super::state::BlockDevice;
+use super::step::{PlannedPartition, PlannedTable};
 use crate::layout::size::{human, MIB};
 
 /// The geometry of one disk, from sysfs `queue/` (or a `--state` snapshot).
@@ -132,6 +133,63 @@ pub(super) fn overlap(ext: Extent, used: &[Extent]) -> Option<usize> {
 pub enum TableFormat {
     Msdos,
     Gpt,
+}
+
+/// A partition table that does not fit this disk: bad input (exit 3) naming the layout path,
+/// found while planning, before anything is written.
+pub(crate) fn geometry_error(
+    disk_name: &str,
+    part: &str,
+    dev: &BlockDevice,
+    e: GeometryError,
+) -> anyhow::Error {
+    let g = DiskGeometry::of(dev);
+    crate::exit::coded(
+        crate::exit::Code::BadInput,
+        format!(
+            "disk.{disk_name}.content.partitions.{part}: {} (on {}: {}, {}-byte sectors)",
+            e.reason,
+            dev.path,
+            human(dev.size),
+            g.logical
+        ),
+    )
+}
+
+/// The table the read-back expects: each extent in bytes, numbered from 1, with its GPT name.
+pub(crate) fn planned(
+    ext: &[Extent],
+    ss: u64,
+    names: Vec<Option<String>>,
+    kind: &str,
+) -> PlannedTable {
+    PlannedTable {
+        kind: kind.into(),
+        partitions: ext
+            .iter()
+            .zip(names)
+            .enumerate()
+            .map(|(i, (e, name))| PlannedPartition {
+                number: i as u32 + 1,
+                start: e.first * ss,
+                size: e.sectors() * ss,
+                name,
+            })
+            .collect(),
+    }
+}
+
+/// The partitions in words, for a partitioning step's description (`root 1.0 GiB at 1 MiB`).
+pub(crate) fn describe_extents<'a>(
+    names: impl Iterator<Item = &'a str>,
+    ext: &[Extent],
+    ss: u64,
+) -> String {
+    names
+        .zip(ext)
+        .map(|(n, e)| format!("{n} {}", e.describe(ss)))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]

@@ -64,13 +64,11 @@ pub fn plan(
         }
     }
     let mut destroys = Vec::new();
-    let mut deactivate = Vec::new();
     if mode == Mode::Provision {
         let checked = safety::check(layout, state, cmdline, &resolved, &found);
         refusals.extend(checked.refusals);
         if refusals.is_empty() {
             destroys = checked.destroys;
-            deactivate = checked.deactivate;
         } else {
             mode = Mode::Refused;
         }
@@ -95,7 +93,7 @@ pub fn plan(
             .unwrap_or_else(|| DEFAULT_LVM_CONF.to_string());
         actions.push(lvm::conf_step(&lvm_settings, conf));
         if mode == Mode::Provision {
-            provision::actions(&cx, &deactivate, &mut actions)?;
+            provision::actions(&cx, &mut actions)?;
         }
         mount::actions(&cx, &mut actions, &mut missing)?;
         if mode == Mode::MountOnly {

@@ -1,32 +1,15 @@
 //! The plan model: what a plan is (mode, disks, refusals and their kinds, what it destroys, what
-//! is missing, steps), the read-only context the step builders share, and the plan hash.
+//! is missing, steps) and the plan hash. The mode and the read-only context the step builders
+//! share ([`PlanCx`]) are `disks/cx.rs`'s, so that the device types build steps without the
+//! planner.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::cmdline::Settings;
-use crate::disks::state::{BlockDevice, SystemState};
+pub use crate::disks::cx::Mode;
+pub(crate) use crate::disks::cx::PlanCx;
 use crate::disks::step::{plan_v1, Step};
 use crate::exit::Code;
-use crate::layout::Layout;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    MountOnly,
-    Provision,
-    Refused,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::MountOnly => "mount-only",
-            Mode::Provision => "provision",
-            Mode::Refused => "refused",
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Refusal {
@@ -121,19 +104,6 @@ pub struct PlanOptions {
     /// filesystem already mounted at its place is not checked again by a real run, so neither
     /// is it here.
     pub root: Option<std::path::PathBuf>,
-}
-
-/// What the step builders read: the inputs and what was decided before any step, read-only.
-pub(crate) struct PlanCx<'a> {
-    pub layout: &'a Layout,
-    pub state: &'a SystemState,
-    pub cmdline: &'a Settings,
-    /// The machine disk of each layout disk, in layout order (None: not found).
-    pub resolved: &'a [Option<&'a BlockDevice>],
-    pub mode: Mode,
-    /// The `--config` argument every lvm command gets (see [`lvm::lvm_devices_config`]).
-    pub lvm_cfg: &'a str,
-    pub layout_hash: &'a str,
 }
 
 /// Hash of what a run would do: the first 8 bytes of the SHA-256 of the mode, steps and refusals

@@ -1,13 +1,14 @@
 //! Mount-only steps (also the tail of a provisioning run): activate the VGs, wait for every
-//! device, fsck, mount parents first, swap on, ensure directories; and, in mount-only mode, what
-//! the layout needs that is not there.
+//! device, then each type's uses (`DeviceType::uses`: fsck, mounts parents first, swap on),
+//! ensure directories; and, in mount-only mode, what the layout needs that is not there.
 
 use super::model::{Mode, PlanCx};
 use crate::disks::lvm::{self, dm_name};
 use crate::disks::resolve::{partition_path, partitions};
 use crate::disks::state::{BlockDevice, SystemState};
-use crate::disks::step::{s, wait, Effect, Explain, MountOptions, Op, Step, SwapOptions};
-use crate::layout::{Content, Filesystem, Layout};
+use crate::disks::step::{s, wait, Effect, Explain, Op, Step};
+use crate::disks::types::{self, Use};
+use crate::layout::{Content, Layout};
 
 /// The steps that bring the layout's filesystems and swap into use, after provisioning or on
 /// their own (mount-only); in mount-only mode also what the layout needs that is not there.
@@ -120,7 +121,7 @@ pub(super) fn actions(
         let mut args = vec![s("-ay")];
         args.extend(names.iter().cloned());
         let mut a = Step::run(
-            Op::Activate,
+            types::lvm::ACTIVATE,
             false,
             format!(
                 "activating VG{} {}",
@@ -139,106 +140,36 @@ pub(super) fn actions(
         }
         actions.push(w);
     }
-    // fsck (ext*), then mounts parents-first, then swap.
-    let mut mounts: Vec<(String, Filesystem)> = Vec::new();
+    // Each type's uses of each item, then the top-level ones (nodev): every check, then the
+    // mounts parents-first (by depth, then mountpoint; a stable sort keeps the layout's order
+    // of equal ones), then swap.
+    let mut uses: Vec<Use> = Vec::new();
     for (dev, c, what) in &items {
-        if let Content::Filesystem(f) = c {
-            if f.format.starts_with("ext") && !provisioning {
-                // The executor reads the superblock first and runs e2fsck -p only when it would
-                // do more than say "clean" (see execute::ext_is_clean).
-                actions.push(Step::new(
-                    Op::Fsck,
-                    false,
-                    format!(
-                        "checking {what} ({}): e2fsck -p unless its superblock is clean",
-                        f.format
-                    ),
-                    Effect::Fsck {
-                        device: dev.clone(),
-                        fs_type: f.format.clone(),
-                    },
-                ));
-            }
-            if f.mountpoint.is_some() {
-                mounts.push((dev.clone(), f.clone()));
-            }
+        if let Some(t) = types::of(c) {
+            uses.extend(t.uses(c, dev, what, cx)?);
         }
     }
-    enum M<'a> {
-        Dev(&'a str, &'a Filesystem),
-        Nodev(&'a crate::layout::Nodev),
+    for t in types::REGISTRY {
+        uses.extend(t.top_uses(layout));
     }
-    let mut all: Vec<(String, M)> = mounts
-        .iter()
-        .map(|(d, f)| (f.mountpoint.clone().unwrap_or_default(), M::Dev(d, f)))
-        .collect();
-    all.extend(
-        layout
-            .nodev
-            .iter()
-            .map(|n| (n.mountpoint.clone(), M::Nodev(n))),
-    );
-    all.sort_by(|a, b| {
+    let mut mounts: Vec<(String, Step)> = Vec::new();
+    let mut swaps: Vec<Step> = Vec::new();
+    for u in uses {
+        match u {
+            Use::Check(step) => actions.push(step),
+            Use::Mount { mountpoint, step } => mounts.push((mountpoint, step)),
+            Use::Swap(step) => swaps.push(step),
+        }
+    }
+    mounts.sort_by(|a, b| {
         let depth = |p: &str| p.trim_end_matches('/').matches('/').count();
         depth(&a.0).cmp(&depth(&b.0)).then(a.0.cmp(&b.0))
     });
-    for (mp, m) in &all {
-        let (description, source, fs_type, options) = match m {
-            M::Dev(dev, f) => (
-                format!("mounting {dev} on {mp}"),
-                dev.to_string(),
-                &f.format,
-                &f.mount_options,
-            ),
-            M::Nodev(n) => (
-                format!("mounting {} on {mp}", n.fs_type),
-                n.device.clone(),
-                &n.fs_type,
-                &n.mount_options,
-            ),
-        };
-        actions.push(Step::new(
-            Op::Mount,
-            false,
-            description,
-            Effect::Mount {
-                source,
-                target: mp.clone(),
-                fs_type: fs_type.clone(),
-                options: MountOptions::parse(options),
-            },
-        ));
-    }
-    for (dev, c, what) in &items {
-        if let Content::Swap(sw) = c {
-            // swapon(2) itself, options as fstab writes them (`pri=N`, `discard=once|pages`,
-            // `discard` for both): swapon(8) would cost a process for one system call.
-            let mut opts: Vec<String> = Vec::new();
-            if let Some(p) = sw.priority {
-                opts.push(format!("pri={p}"));
-            }
-            match sw.discard.as_deref() {
-                Some("both") => opts.push(s("discard")),
-                Some(d) => opts.push(format!("discard={d}")),
-                None => {}
-            }
-            let options = SwapOptions::parse(&opts.join(",")).map_err(|e| {
-                crate::exit::coded(crate::exit::Code::BadInput, format!("swap on {what}: {e}"))
-            })?;
-            actions.push(Step::new(
-                Op::Swapon,
-                false,
-                format!("enabling swap on {what}"),
-                Effect::Swapon {
-                    device: dev.clone(),
-                    options,
-                },
-            ));
-        }
-    }
+    actions.extend(mounts.into_iter().map(|(_, step)| step));
+    actions.extend(swaps);
     for d in &layout.ensure_dirs {
         actions.push(Step::new(
-            Op::EnsureDir,
+            Op::ENSURE_DIR,
             false,
             format!(
                 "ensuring directory {} ({}:{} {:04o})",

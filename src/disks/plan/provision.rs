@@ -1,74 +1,21 @@
-//! Provisioning steps, in stage order: take down the VGs on the targets, wipe each disk, write
-//! its table (see `table`), wait for the new partitions, create PVs, VGs and LVs, format, and
-//! record completion (VG tags) last.
+//! Provisioning steps in stage order (ARCHITECTURE.md §2.4), composed from the device types:
+//! each type's teardown of what is on the targets; per disk the wipe, its table (see `table`),
+//! the waits for the new partitions; each type's layers over the devices placed so far
+//! (`DeviceType::create`: PVs, then VGs and LVs); each leaf's wait and format as a chain
+//! (`DeviceType::format`); each type's completion record (VG tags) last.
 
 use super::model::PlanCx;
-use super::table::{self, gpt_step, hybrid_mbr_steps, reread, table_step, verify_table};
-use crate::cmdline::ProvisionRequest;
+use super::table::{self, reread, verify_table};
 use crate::disks::geometry::Extent;
-use crate::disks::lvm::{self, TAG_LAYOUT, TAG_TOKEN};
 use crate::disks::resolve::{partition_path, partitions};
-use crate::disks::step::{s, wait, Op, Step};
-use crate::layout::{Content, Filesystem, LvType, Swap};
+use crate::disks::step::{s, wait, Step};
+use crate::disks::types::{self, Placed};
 
-fn mkfs_argv(f: &Filesystem, dev: &str) -> Vec<String> {
-    let force: &[&str] = match f.format.as_str() {
-        "ext2" | "ext3" | "ext4" => &["-F", "-q"],
-        "xfs" | "btrfs" | "f2fs" => &["-f"],
-        _ => &[],
-    };
-    let mut v = vec![format!("mkfs.{}", f.format)];
-    v.extend(force.iter().map(|x| x.to_string()));
-    v.extend(f.extra_args.iter().cloned());
-    v.push(dev.to_string());
-    v
-}
-
-fn mkswap_argv(sw: &Swap, dev: &str) -> Vec<String> {
-    let mut v = vec![s("mkswap"), s("-f")];
-    v.extend(sw.extra_args.iter().cloned());
-    v.push(dev.to_string());
-    v
-}
-
-fn format_step(c: &Content, dev: &str, what: &str) -> Option<Step> {
-    match c {
-        Content::Filesystem(f) => Some(
-            Step::run(
-                Op::Mkfs,
-                true,
-                format!("formatting {what} ({})", f.format),
-                mkfs_argv(f, dev),
-            )
-            .on(dev),
-        ),
-        Content::Swap(sw) => Some(
-            Step::run(
-                Op::Mkswap,
-                true,
-                format!("making swap on {what}"),
-                mkswap_argv(sw, dev),
-            )
-            .on(dev),
-        ),
-        _ => None,
-    }
-}
-
-/// The provisioning steps (after the lvmlocal.conf write, before the mount steps). `deactivate`:
-/// the VGs observed on the targets. Errors: the layout does not fit the disks (exit 3).
-pub(super) fn actions(
-    cx: &PlanCx,
-    deactivate: &[String],
-    actions: &mut Vec<Step>,
-) -> anyhow::Result<()> {
+/// The provisioning steps (after the lvmlocal.conf write, before the mount steps). Errors: the
+/// layout does not fit the disks (exit 3).
+pub(super) fn actions(cx: &PlanCx, actions: &mut Vec<Step>) -> anyhow::Result<()> {
     let PlanCx {
-        layout,
-        resolved,
-        cmdline,
-        lvm_cfg: cfg,
-        layout_hash,
-        ..
+        layout, resolved, ..
     } = *cx;
     // Each table's extents once: the fit checks read them, the partitioning writes them.
     let mut extents: Vec<Option<anyhow::Result<Vec<Extent>>>> = layout
@@ -92,22 +39,17 @@ pub(super) fn actions(
         ));
     }
     // Take down what is on the disks now.
-    for vg in deactivate {
-        actions.push(Step::run(
-            Op::Deactivate,
-            false,
-            format!("deactivating VG {vg}"),
-            lvm::argv(cfg, "vgchange", &[s("-an"), vg.clone()]),
-        ));
+    for t in types::REGISTRY {
+        actions.extend(t.teardown(cx));
     }
-    let mut pvs: Vec<(String, String)> = Vec::new(); // (vg, device)
-    let mut formats: Vec<(Content, String, String)> = Vec::new(); // content, device, what
+    // Every content on a new device, in walk order: what the layers and formats work on.
+    let mut placed: Vec<Placed> = Vec::new();
     for (i, d) in layout.disks.iter().enumerate() {
         let Some(dev) = resolved[i] else { continue };
         for p in &dev.partitions {
             actions.push(
                 Step::run(
-                    Op::Wipe,
+                    types::disk::WIPE,
                     true,
                     format!("wiping signatures on {}", p.path),
                     vec![s("wipefs"), s("-a"), p.path.clone()],
@@ -119,7 +61,7 @@ pub(super) fn actions(
         // MBR: no separate zap step needed.
         actions.push(
             Step::run(
-                Op::Wipe,
+                types::disk::WIPE,
                 true,
                 format!("wiping signatures and partition tables on {}", dev.path),
                 vec![s("wipefs"), s("-a"), dev.path.clone()],
@@ -128,20 +70,18 @@ pub(super) fn actions(
         );
         // A table that does not fit is bad input (exit 3), found here before any step runs.
         let ext = extents[i].take().transpose()?.unwrap_or_default();
-        match &d.content {
-            Some(Content::Gpt(g)) => {
-                let (a, table) = gpt_step(dev, g, &ext);
-                actions.push(a);
-                actions.extend(hybrid_mbr_steps(dev, g));
-                actions.extend([reread(&dev.path), verify_table(&dev.path, table)]);
+        if let Some(c) = &d.content {
+            match types::of(c).and_then(|t| t.partition(d, dev, &ext)) {
+                Some((steps, table)) => {
+                    actions.extend(steps);
+                    actions.extend([reread(&dev.path), verify_table(&dev.path, table)]);
+                }
+                None => placed.push(Placed {
+                    content: c.clone(),
+                    dev: dev.path.clone(),
+                    what: d.name.clone(),
+                }),
             }
-            Some(Content::Table(t)) => {
-                let (a, table) = table_step(dev, t, &ext);
-                actions.extend([a, reread(&dev.path), verify_table(&dev.path, table)])
-            }
-            Some(Content::LvmPv { vg }) => pvs.push((vg.clone(), dev.path.clone())),
-            Some(c) => formats.push((c.clone(), dev.path.clone(), d.name.clone())),
-            None => {}
         }
         // Every new partition's node first, then one wipefs for all of them (each process
         // costs a start-up and a libblkid probe of every known signature).
@@ -150,10 +90,12 @@ pub(super) fn actions(
             let pp = partition_path(&dev.path, p.number);
             actions.push(wait(&pp));
             new_parts.push(pp.clone());
-            match p.content {
-                Some(Content::LvmPv { vg }) => pvs.push((vg.clone(), pp)),
-                Some(c) => formats.push((c.clone(), pp, format!("{}/{}", d.name, p.name))),
-                None => {}
+            if let Some(c) = p.content {
+                placed.push(Placed {
+                    content: c.clone(),
+                    dev: pp,
+                    what: format!("{}/{}", d.name, p.name),
+                });
             }
         }
         if !new_parts.is_empty() {
@@ -161,7 +103,7 @@ pub(super) fn actions(
             argv.extend(new_parts.iter().cloned());
             actions.push(
                 Step::run(
-                    Op::Wipe,
+                    types::disk::WIPE,
                     true,
                     format!(
                         "wiping old signatures inside new partition{} {}",
@@ -174,126 +116,27 @@ pub(super) fn actions(
             );
         }
     }
-    if !pvs.is_empty() {
-        // One pvcreate for all PVs (each lvm process costs a device scan).
-        let mut args = vec![s("-y"), s("-ff")];
-        args.extend(pvs.iter().map(|(_, p)| p.clone()));
-        let words: Vec<String> = pvs
-            .iter()
-            .map(|(vg, pv)| format!("{pv} for VG {vg}"))
-            .collect();
-        let mut a = Step::run(
-            Op::PvCreate,
-            true,
-            format!(
-                "creating PV{} {}",
-                if pvs.len() == 1 { "" } else { "s" },
-                words.join(", ")
-            ),
-            lvm::argv(cfg, "pvcreate", &args),
-        );
-        if let [(_, pv)] = pvs.as_slice() {
-            a = a.on(pv);
-        }
-        actions.push(a);
+    // The layers, each type in registry order over what is placed so far (PVs, then VGs and
+    // their LVs).
+    for t in types::REGISTRY {
+        let (steps, made) = t.create(&placed, cx);
+        actions.extend(steps);
+        placed.extend(made);
     }
-    for vg in &layout.vgs {
-        let members: Vec<String> = pvs
-            .iter()
-            .filter(|(v, _)| v == &vg.name)
-            .map(|(_, p)| p.clone())
-            .collect();
-        let mut args = vec![s("-y"), vg.name.clone()];
-        args.extend(members);
-        actions.push(Step::run(
-            Op::VgCreate,
-            true,
-            format!("creating VG {}", vg.name),
-            lvm::argv(cfg, "vgcreate", &args),
-        ));
-        for lv in &vg.lvs {
-            let mut args = vec![s("-y")];
-            // lvcreate refuses -W with a thin pool ("Option --wipesignatures is unsupported
-            // with thin pools", lvm2 tools/lvcreate.c `_lvcreate_params`): a new pool's
-            // metadata is written fresh and its data is handed out zeroed block by block.
-            if lv.lv_type != LvType::ThinPool {
-                args.extend([s("--wipesignatures"), s("y")]);
-            }
-            args.extend([s("-n"), lv.name.clone()]);
-            match &lv.lv_type {
-                LvType::Linear => args.extend(lv.size.lvcreate_args()),
-                LvType::ThinPool => {
-                    args.extend([s("--type"), s("thin-pool")]);
-                    args.extend(lv.size.lvcreate_args());
-                }
-                LvType::Thin { pool } => {
-                    let bytes = match &lv.size {
-                        crate::layout::size::LvSize::Bytes { bytes } => *bytes,
-                        _ => 0,
-                    };
-                    args.extend([
-                        s("--type"),
-                        s("thin"),
-                        s("-V"),
-                        format!("{bytes}b"),
-                        s("--thinpool"),
-                        pool.clone(),
-                    ]);
-                }
-                LvType::Other(t) => {
-                    args.extend([s("--type"), t.clone()]);
-                    args.extend(lv.size.lvcreate_args());
-                }
-            }
-            args.extend(lv.extra_args.iter().cloned());
-            args.push(vg.name.clone());
-            actions.push(Step::run(
-                Op::LvCreate,
-                true,
-                format!("creating LV {}/{}", vg.name, lv.name),
-                lvm::argv(cfg, "lvcreate", &args),
-            ));
-            if let Some(c) = &lv.content {
-                let p = format!("/dev/{}/{}", vg.name, lv.name);
-                formats.push((c.clone(), p, format!("{}/{}", vg.name, lv.name)));
-            }
-        }
-    }
-    // Each device's wait and format are one chain; the executor runs consecutive chains
+    // Each leaf's wait and format are one chain; the executor runs consecutive chains
     // concurrently (they share nothing: different partitions and LVs).
-    for (k, (c, dev, what)) in formats.iter().enumerate() {
-        let mut w = wait(dev);
-        match format_step(c, dev, what) {
-            Some(mut f) => {
-                w.chain = Some(k as u32);
-                f.chain = w.chain;
-                actions.extend([w, f]);
-            }
-            None => actions.push(w),
-        }
+    let leaves = placed.iter().filter_map(|p| {
+        let f = types::of(&p.content)?.format(&p.content, &p.dev, &p.what)?;
+        Some((wait(&p.dev), f))
+    });
+    for (k, (mut w, mut f)) in leaves.enumerate() {
+        w.chain = Some(k as u32);
+        f.chain = w.chain;
+        actions.extend([w, f]);
     }
-    // Completion is recorded last: an interrupted run leaves no tag and re-provisions. One
-    // vgchange tags every VG; lvm commits each VG on its own, so a cut in the middle can leave
-    // some VGs tagged and others not — which still reads as "not complete" (a token counts as
-    // consumed only when every layout VG carries it) and re-provisions.
-    if !layout.vgs.is_empty() {
-        let mut args = vec![s("--addtag"), format!("{TAG_LAYOUT}{layout_hash}")];
-        if let ProvisionRequest::Token(t) = &cmdline.provision {
-            args.push(s("--addtag"));
-            args.push(format!("{TAG_TOKEN}{t}"));
-        }
-        let names: Vec<String> = layout.vgs.iter().map(|v| v.name.clone()).collect();
-        args.extend(names.iter().cloned());
-        actions.push(Step::run(
-            Op::Tag,
-            false,
-            format!(
-                "recording completion on VG{} {}",
-                if names.len() == 1 { "" } else { "s" },
-                names.join(", ")
-            ),
-            lvm::argv(cfg, "vgchange", &args),
-        ));
+    // Completion is recorded last: an interrupted run leaves no record and re-provisions.
+    for t in types::REGISTRY {
+        actions.extend(t.complete(cx));
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! Safety: what is on each target disk in words (blank, ours or foreign), and the refusals that
+//! Safety: what is on each target disk in words (blank, ours or foreign: each signature judged
+//! by the device type that owns it, `types::recognise`), and the refusals that
 //! stop a provisioning run before any step — a VG reaching beyond the targets, anything busy,
 //! foreign data on a disk named by an unstable name, a layout VG name taken elsewhere.
 
@@ -7,7 +8,8 @@ use crate::cmdline::Settings;
 use crate::disks::lvm::{dm_name, dm_name_in_vg};
 use crate::disks::resolve::expected_labels;
 use crate::disks::state::{BlockDevice, SystemState};
-use crate::layout::size::human;
+use crate::disks::types::lvm::{observed_vgs_on, vg_words};
+use crate::disks::types::{self, Recognise, Seen, Verdict};
 use crate::layout::{Disk, Layout};
 
 /// What is on one resolved layout disk (see [`classify`]).
@@ -50,8 +52,6 @@ pub(super) struct Checked {
     pub refusals: Vec<Refusal>,
     /// In words, what the run destroys (disks that are not blank).
     pub destroys: Vec<String>,
-    /// The VGs observed on the targets, to take down before the wipe.
-    pub deactivate: Vec<String>,
 }
 
 /// The safety checks of a provisioning run, for every disk before any step (DESIGN §6.2): VGs
@@ -85,9 +85,6 @@ pub(super) fn check(
                 if !on_target {
                     reasons.push((RefusalKind::Span, format!("VG {vg} also has PV {} on a disk the layout does not name: wiping {} would break it", pv.pv_name, dev.path)));
                 }
-            }
-            if !out.deactivate.contains(vg) {
-                out.deactivate.push(vg.clone());
             }
         }
         let mut busy = Vec::new();
@@ -154,84 +151,60 @@ fn classify(
     layout: &Layout,
     state: &SystemState,
 ) -> (Option<DiskClass>, Vec<String>, Vec<String>) {
-    let layout_vgs: Vec<&str> = layout.vgs.iter().map(|v| v.name.as_str()).collect();
     let labels = expected_labels(disk);
     let mut content = Vec::new();
     let mut foreign = Vec::new();
     let mut ours = false;
     let mut unknown = false;
-    let mut judge = |path: &str,
-                     fs: &Option<String>,
-                     label: &Option<String>,
-                     partlabel: Option<&String>| {
-        let what = match fs.as_deref() {
-            Some("LVM2_member") if state.lvm_unread => {
-                // A mount-only boot did not read LVM: which VG this PV holds is unknown.
-                unknown = true;
-                "LVM PV (VGs not read on a mount-only run)".to_string()
-            }
-            Some("LVM2_member") => {
-                match state.pvs.iter().find(|p| p.pv_name == path) {
-                    Some(pv) if !pv.vg_name.is_empty() => {
-                        let vg = &pv.vg_name;
-                        let desc = vg_words(vg, state);
-                        if layout_vgs.contains(&vg.as_str()) {
+    let cx = Recognise {
+        layout,
+        state,
+        labels: &labels,
+    };
+    let mut judge =
+        |path: &str, fs: &Option<String>, label: &Option<String>, partlabel: Option<&String>| {
+            let what = match fs.as_deref() {
+                Some(t) => {
+                    let seen = Seen {
+                        path,
+                        signature: t,
+                        label: label.as_deref(),
+                        part_label: partlabel.map(String::as_str),
+                    };
+                    match types::recognise(&seen, &cx) {
+                        Verdict::Ours(d) => {
                             ours = true;
-                        } else {
-                            foreign.push(format!("{path}: {desc}"));
+                            d
                         }
-                        desc
-                    }
-                    pv => {
-                        // A PV with a metadata area of its own but no VG holds no VG, so no
-                        // data: what a provisioning run cut off between pvcreate and vgcreate
-                        // leaves. Without one (pvmetadatacopies=0, or unknown) it may be part
-                        // of a VG whose metadata is on a disk that is not here: foreign.
-                        let empty = pv.is_some_and(|p| p.pv_mda_count.is_some_and(|n| n > 0));
-                        if partlabel.is_some_and(|l| labels.contains(l)) {
-                            ours = true;
-                            "LVM PV without a VG".to_string()
-                        } else if empty {
-                            "LVM PV without a VG (holds no data)".to_string()
-                        } else {
-                            let d = "LVM PV without a VG or a metadata area of its own (its VG's metadata may be on a disk that is not here)".to_string();
+                        Verdict::Blank(d) => d,
+                        Verdict::Foreign(d) => {
                             foreign.push(format!("{path}: {d}"));
+                            d
+                        }
+                        Verdict::Unknown(d) => {
+                            unknown = true;
                             d
                         }
                     }
                 }
-            }
-            Some(t) => {
-                let kind = signature_words(t);
-                let d = match label {
-                    Some(l) if !l.is_empty() => format!("{kind} {l:?}"),
-                    _ => kind,
-                };
-                if partlabel.is_some_and(|l| labels.contains(l)) {
-                    ours = true;
-                } else {
-                    foreign.push(format!("{path}: {d}"));
-                }
-                d
-            }
-            None => {
-                if let Some(pl) = partlabel {
-                    if labels.contains(pl) {
-                        ours = true;
+                None => {
+                    if let Some(pl) = partlabel {
+                        if labels.contains(pl) {
+                            ours = true;
+                        } else {
+                            foreign.push(format!("{path}: partition {pl:?}"));
+                        }
+                        format!("partition {pl:?}, no filesystem")
                     } else {
-                        foreign.push(format!("{path}: partition {pl:?}"));
+                        if path != dev.path {
+                            foreign.push(format!("{path}: unnamed partition"));
+                        }
+                        "no filesystem".into()
                     }
-                    format!("partition {pl:?}, no filesystem")
-                } else {
-                    if path != dev.path {
-                        foreign.push(format!("{path}: unnamed partition"));
-                    }
-                    "no filesystem".into()
                 }
-            }
+            };
+            content.push(format!("{path}: {what}"));
         };
-        content.push(format!("{path}: {what}"));
-    };
     if dev.fs_type.is_some() {
         judge(&dev.path, &dev.fs_type, &dev.label, None);
     }
@@ -259,46 +232,6 @@ fn classify(
         Some(DiskClass::Foreign)
     };
     (class, content, foreign)
-}
-
-/// A libblkid signature type in an operator's words: "ext4 filesystem", "DRBD metadata".
-fn signature_words(t: &str) -> String {
-    match t {
-        "drbd" => "DRBD metadata".into(),
-        "linux_raid_member" => "md RAID member".into(),
-        "crypto_LUKS" => "LUKS encrypted volume".into(),
-        "swap" => "swap space".into(),
-        "zfs_member" => "ZFS pool member".into(),
-        "bcache" => "bcache backing device".into(),
-        t => format!("{t} filesystem"),
-    }
-}
-
-fn vg_words(vg: &str, state: &SystemState) -> String {
-    match state.vg(vg) {
-        Some(v) => format!(
-            "VG {vg}, {} LV{}, {} used",
-            v.lv_count,
-            if v.lv_count == 1 { "" } else { "s" },
-            human(v.vg_size.saturating_sub(v.vg_free))
-        ),
-        None => format!("PV of VG {vg}"),
-    }
-}
-
-/// VG names with a PV on this disk (or its partitions), per the observed state.
-fn observed_vgs_on(dev: &BlockDevice, state: &SystemState) -> Vec<String> {
-    let mut paths = vec![dev.path.as_str()];
-    paths.extend(dev.partitions.iter().map(|p| p.path.as_str()));
-    let mut vgs: Vec<String> = state
-        .pvs
-        .iter()
-        .filter(|pv| paths.contains(&pv.pv_name.as_str()) && !pv.vg_name.is_empty())
-        .map(|pv| pv.vg_name.clone())
-        .collect();
-    vgs.sort();
-    vgs.dedup();
-    vgs
 }
 
 /// Why a device (or what sits on it) is busy. `our_vgs` are the VGs this plan deactivates (their

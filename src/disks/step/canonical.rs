@@ -232,7 +232,7 @@ mod tests {
 
     fn every_kind() -> Vec<Step> {
         let mut mkfs = Step::run(
-            Op::Mkfs,
+            Op::new("mkfs"),
             true,
             "formatting \"x\"\\y\ttab",
             vec!["mkfs.ext4".into(), "-L".into(), "é\u{1}\u{7f}".into()],
@@ -241,7 +241,7 @@ mod tests {
         mkfs.chain = Some(3);
         vec![
             Step::new(
-                Op::WriteFile,
+                Op::WRITE_FILE,
                 false,
                 "w",
                 Effect::WriteFile {
@@ -250,14 +250,14 @@ mod tests {
                     mode: 0o644,
                 },
             ),
-            Step::run(Op::Partition, true, "p", vec!["sfdisk".into()])
+            Step::run(Op::PARTITION, true, "p", vec!["sfdisk".into()])
                 .on("/dev/vda")
                 .with_stdin("label: dos\n".into()),
-            Step::run(Op::VgCreate, true, "v", vec!["lvm".into()]),
+            Step::run(Op::new("vg-create"), true, "v", vec!["lvm".into()]),
             mkfs,
             wait("/dev/vda1"),
             Step::new(
-                Op::Fsck,
+                Op::new("fsck"),
                 false,
                 "f",
                 Effect::Fsck {
@@ -266,7 +266,7 @@ mod tests {
                 },
             ),
             Step::new(
-                Op::Mount,
+                Op::MOUNT,
                 false,
                 "m",
                 Effect::Mount {
@@ -277,7 +277,7 @@ mod tests {
                 },
             ),
             Step::new(
-                Op::Swapon,
+                Op::new("swapon"),
                 false,
                 "s",
                 Effect::Swapon {
@@ -286,7 +286,7 @@ mod tests {
                 },
             ),
             Step::new(
-                Op::EnsureDir,
+                Op::ENSURE_DIR,
                 false,
                 "e",
                 Effect::EnsureDir {
@@ -297,7 +297,7 @@ mod tests {
                 },
             ),
             Step::new(
-                Op::VerifyTable,
+                Op::VERIFY_TABLE,
                 false,
                 "t",
                 Effect::VerifyTable {

@@ -22,52 +22,41 @@ pub(crate) fn s(x: &str) -> String {
 }
 
 /// What a step is, as a label: logs, tests and the rendering (`op`, kebab-case) use it; the
-/// executor goes by the [`Effect`].
+/// executor goes by the [`Effect`]. The labels of one device type's steps are that type's own
+/// constants (`disks::types::lvm::VG_CREATE`, rendered `vg-create`), so a new type adds labels
+/// in its module, not here; the stages every plan has (`write-file`, `partition`, `verify-table`,
+/// `wait-device`, `mount`, `ensure-dir`) are below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    WriteFile,
-    Deactivate,
-    Wipe,
-    Partition,
-    /// Read the partition table back from the disk and compare it with the plan.
-    VerifyTable,
-    WaitDevice,
-    PvCreate,
-    VgCreate,
-    LvCreate,
-    Mkfs,
-    Mkswap,
-    Tag,
-    Activate,
-    Fsck,
-    Mount,
-    Swapon,
-    EnsureDir,
-}
+pub struct Op(&'static str);
 
 impl Op {
+    /// A label: kebab-case, as rendered.
+    pub const fn new(label: &'static str) -> Op {
+        Op(label)
+    }
     /// The label as rendered (`vg-create`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Op::WriteFile => "write-file",
-            Op::Deactivate => "deactivate",
-            Op::Wipe => "wipe",
-            Op::Partition => "partition",
-            Op::VerifyTable => "verify-table",
-            Op::WaitDevice => "wait-device",
-            Op::PvCreate => "pv-create",
-            Op::VgCreate => "vg-create",
-            Op::LvCreate => "lv-create",
-            Op::Mkfs => "mkfs",
-            Op::Mkswap => "mkswap",
-            Op::Tag => "tag",
-            Op::Activate => "activate",
-            Op::Fsck => "fsck",
-            Op::Mount => "mount",
-            Op::Swapon => "swapon",
-            Op::EnsureDir => "ensure-dir",
-        }
+        self.0
     }
+    /// A configuration file written (lvmlocal.conf).
+    pub const WRITE_FILE: Op = Op("write-file");
+    /// A partition table written or told to the kernel (gpt, table).
+    pub const PARTITION: Op = Op("partition");
+    /// Read the partition table back from the disk and compare it with the plan.
+    pub const VERIFY_TABLE: Op = Op("verify-table");
+    pub const WAIT_DEVICE: Op = Op("wait-device");
+    /// mount(2) of a device or a nodev filesystem.
+    pub const MOUNT: Op = Op("mount");
+    pub const ENSURE_DIR: Op = Op("ensure-dir");
+    /// The labels above, for the test that no two owners share one.
+    pub const STAGES: &'static [Op] = &[
+        Op::WRITE_FILE,
+        Op::PARTITION,
+        Op::VERIFY_TABLE,
+        Op::WAIT_DEVICE,
+        Op::MOUNT,
+        Op::ENSURE_DIR,
+    ];
 }
 
 /// One step of a plan.
@@ -316,7 +305,7 @@ pub fn concurrent_groups(steps: &[Step]) -> Vec<Vec<Vec<usize>>> {
 /// Wait for a device node to appear (udev, or the kernel for a partition).
 pub(crate) fn wait(dev: &str) -> Step {
     Step::new(
-        Op::WaitDevice,
+        Op::WAIT_DEVICE,
         false,
         format!("waiting for {dev}"),
         Effect::WaitDevice {

@@ -4,7 +4,7 @@
 use super::walker::Walker;
 use crate::layout::{Content, DiskRef, Layout};
 
-impl Walker {
+impl Walker<'_> {
     /// Checks across the whole layout.
     pub(super) fn cross_check(&mut self, l: &Layout) {
         let mut pv_vgs: Vec<(String, String)> = Vec::new(); // (vg, where)

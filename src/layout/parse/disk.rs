@@ -4,11 +4,12 @@
 use serde_json::Value;
 
 use super::walker::Walker;
+use super::Slot;
 use crate::layout::size::parse_bytes;
 use crate::layout::{Disk, DiskRef, Selector};
 
-impl Walker {
-    pub(super) fn disk(&mut self, path: &str, name: &str, v: &Value) -> Option<Disk> {
+impl Walker<'_> {
+    pub(crate) fn disk(&mut self, path: &str, name: &str, v: &Value) -> Option<Disk> {
         let mut o = self.obj(path, v)?;
         if let Some(t) = self.string(&mut o, "type") {
             if t != "disk" {
@@ -28,13 +29,10 @@ impl Walker {
             .map
             .remove("select")
             .and_then(|s| self.selector(&format!("{path}.select"), s));
-        let content = o.map.remove("content").and_then(|c| {
-            self.content(
-                &format!("{path}.content"),
-                c,
-                &["gpt", "table", "filesystem", "swap", "lvm_pv"],
-            )
-        });
+        let content = o
+            .map
+            .remove("content")
+            .and_then(|c| self.content(&format!("{path}.content"), c, Slot::Disk));
         self.finish(o);
         let reference = match (device, select) {
             (Some(_), Some(_)) => {

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::walker::{kind, Walker};
 use crate::layout::EnsureDir;
 
-impl Walker {
+impl Walker<'_> {
     pub(super) fn ensure_dirs(&mut self, v: &Value) -> Vec<EnsureDir> {
         let Value::Array(a) = v else {
             self.err("ensure_dirs", format!("expected a list, found {}", kind(v)));

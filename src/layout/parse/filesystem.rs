@@ -4,8 +4,8 @@
 use super::walker::{ArgList, Obj, Walker};
 use crate::layout::Filesystem;
 
-impl Walker {
-    pub(super) fn filesystem(&mut self, o: &mut Obj<'_>) -> Option<Filesystem> {
+impl Walker<'_> {
+    pub(crate) fn filesystem(&mut self, o: &mut Obj<'_>) -> Option<Filesystem> {
         let format = self.required_string(o, "format");
         let mountpoint = self.string(o, "mountpoint");
         let mount_options = self.strings(o, "mountOptions");

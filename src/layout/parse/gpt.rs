@@ -5,11 +5,12 @@ use crate::layout::Content;
 use serde_json::Value;
 
 use super::walker::{kind, Obj, Walker};
+use super::Slot;
 use crate::layout::size::{gpt_size, GptPos, GptPosKind};
 use crate::layout::{Gpt, GptPartition, Hybrid};
 
-impl Walker {
-    pub(super) fn gpt(&mut self, o: &mut Obj<'_>) -> Option<Gpt> {
+impl Walker<'_> {
+    pub(crate) fn gpt(&mut self, o: &mut Obj<'_>) -> Option<Gpt> {
         let efi_gpt_partition_first = self.boolean(o, "efiGptPartitionFirst").unwrap_or(true);
         let disk_name = self.disk_name.clone();
         let parts_path = format!("{}.partitions", o.path);
@@ -133,13 +134,10 @@ impl Walker {
         // disko's own bookkeeping fields that carry no layout meaning.
         o.map.remove("device");
         o.map.remove("alignment");
-        let content = o.map.remove("content").and_then(|c| {
-            self.content(
-                &format!("{path}.content"),
-                c,
-                &["filesystem", "swap", "lvm_pv"],
-            )
-        });
+        let content = o
+            .map
+            .remove("content")
+            .and_then(|c| self.content(&format!("{path}.content"), c, Slot::Partition));
         self.finish(o);
         // disko gpt.nix `type` default: 8200 (Linux swap) for a swap partition, else 8300.
         let type_code = type_code.unwrap_or_else(|| {
@@ -277,7 +275,8 @@ pub(crate) fn is_guid(t: &str) -> bool {
 mod tests {
     use super::super::one;
     use super::*;
-    use crate::layout::{parse_str, Content, Layout};
+    use crate::disks::types::parse_str;
+    use crate::layout::{Content, Layout};
 
     fn gpt(l: &Layout, disk: usize) -> &Gpt {
         match &l.disks[disk].content {

@@ -4,19 +4,20 @@
 use serde_json::Value;
 
 use super::walker::{kind, ArgList, Obj, Walker};
+use super::Slot;
 use crate::layout::size::LvSize;
 use crate::layout::{Content, LogicalVolume, LvType, VolumeGroup};
 
-impl Walker {
+impl Walker<'_> {
     /// `lvm_pv`: the VG it belongs to.
-    pub(super) fn lvm_pv(&mut self, o: &mut Obj<'_>) -> Option<Content> {
+    pub(crate) fn lvm_pv(&mut self, o: &mut Obj<'_>) -> Option<Content> {
         let vg = self.required_string(o, "vg");
         vg.map(|vg| Content::LvmPv { vg })
     }
 }
 
-impl Walker {
-    pub(super) fn lvm_vg(&mut self, path: &str, name: &str, v: &Value) -> Option<VolumeGroup> {
+impl Walker<'_> {
+    pub(crate) fn lvm_vg(&mut self, path: &str, name: &str, v: &Value) -> Option<VolumeGroup> {
         let mut o = self.obj(path, v)?;
         if let Some(t) = self.string(&mut o, "type") {
             if t != "lvm_vg" {
@@ -88,7 +89,7 @@ impl Walker {
         let content = o
             .map
             .remove("content")
-            .and_then(|c| self.content(&format!("{path}.content"), c, &["filesystem", "swap"]));
+            .and_then(|c| self.content(&format!("{path}.content"), c, Slot::Lv));
         self.finish(o);
         if !valid_lvm_name(&name) || name.starts_with("snapshot") || name.starts_with("pvmove") {
             self.err(path, format!("{name:?} is not a valid LV name"));

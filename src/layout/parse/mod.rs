@@ -26,7 +26,8 @@ use std::path::Path;
 
 use super::{Content, Layout};
 use crate::exit::{coded, Code};
-use walker::{kind, Walker};
+use walker::kind;
+pub use walker::{Obj, Walker};
 
 pub use gpt::default_label;
 pub use lvm::valid_lvm_name;
@@ -57,51 +58,137 @@ impl fmt::Display for LayoutErrors {
 
 impl std::error::Error for LayoutErrors {}
 
-/// Types disko has that this agent does not implement.
-const UNSUPPORTED_TYPES: &[&str] = &[
+/// Every `type:` disko knows (its `lib/types/`, and zpool's `topology`): a type among these that
+/// is not registered is "not supported", any other word is a plain error.
+pub const DISKO_TYPES: &[&str] = &[
+    "disk",
+    "gpt",
+    "table",
+    "filesystem",
+    "swap",
+    "lvm_pv",
+    "lvm_vg",
+    "nodev",
+    "btrfs",
+    "luks",
+    "mdadm",
+    "mdraid",
     "zfs",
     "zpool",
     "zfs_fs",
     "zfs_volume",
-    "luks",
-    "mdadm",
-    "mdraid",
-    "btrfs",
     "bcachefs",
     "bcachefs_filesystem",
     "topology",
 ];
 
-impl Walker {
-    /// `content` of a disk, partition or LV. `allowed` lists the types valid at this place.
-    fn content(&mut self, path: &str, v: &Value, allowed: &[&str]) -> Option<Content> {
+/// disko's top-level keys besides `disk`, `lvm_vg` and `nodev` (each the type of its entries,
+/// `bcachefs_filesystems` aside): not supported while no type of that name is registered.
+const DISKO_TOP_LEVEL: &[&str] = &["mdadm", "zpool", "bcachefs_filesystems", "bcachefs"];
+
+/// The extensions' top-level keys (`ensure_dirs.rs`, `lvm.rs`).
+const EXTENSIONS: &[&str] = &["ensure_dirs", "lvm"];
+
+/// Where a type's nodes sit in a layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Entries under the top-level key of the type's name (`disk.<name>`, `lvm_vg.<name>`).
+    TopLevel,
+    /// The `content` of these slots.
+    Content(&'static [Slot]),
+}
+
+/// A `content` field: of a disk, of a partition (`gpt`, `table`) or of an LV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Disk,
+    Partition,
+    Lv,
+}
+
+/// A device type as the layout parser sees it: disko's name, its place, its parser. The device
+/// types (`disks::types`) implement it, and the parser gets them as a parameter, in their order
+/// (`from_value(file, value, types)`), so that `layout` knows no type and imports no `disks`.
+pub trait NodeType: Sync {
+    /// disko's `type:` (`gpt`, `lvm_vg`).
+    fn name(&self) -> &'static str;
+    fn place(&self) -> Place;
+    /// A content node of this type, its `type` field already read (for [`Place::Content`]).
+    /// Problems go to `w` with their paths; None when the node is unusable.
+    fn parse_content(&self, w: &mut Walker<'_>, o: &mut Obj<'_>) -> Option<Content> {
+        let path = o.path.clone();
+        w.err(
+            &path,
+            format!("type {:?} has no content parser", self.name()),
+        );
+        None
+    }
+    /// The entry `name` under the type's top-level key, at `path` (for [`Place::TopLevel`]),
+    /// added to `layout`.
+    fn parse_top(
+        &self,
+        w: &mut Walker<'_>,
+        path: &str,
+        name: &str,
+        v: &Value,
+        layout: &mut Layout,
+    ) {
+        let _ = (v, layout, name);
+        w.err(
+            path,
+            format!("type {:?} has no top-level parser", self.name()),
+        );
+    }
+}
+
+/// The disko types that are not among `types`, for the "not supported" errors.
+fn unregistered(types: &[&dyn NodeType]) -> String {
+    let names: Vec<&str> = DISKO_TYPES
+        .iter()
+        .copied()
+        .filter(|n| !types.iter().any(|t| t.name() == *n))
+        .collect();
+    names.join(", ")
+}
+
+impl Walker<'_> {
+    /// The `content` of a disk, partition or LV (`slot`): the registered types that may sit there.
+    pub(crate) fn content(&mut self, path: &str, v: &Value, slot: Slot) -> Option<Content> {
         if v.is_null() {
             return None;
         }
+        let types = self.types;
+        let allowed: Vec<&dyn NodeType> = types
+            .iter()
+            .copied()
+            .filter(|t| matches!(t.place(), Place::Content(s) if s.contains(&slot)))
+            .collect();
+        let names: Vec<&str> = allowed.iter().map(|t| t.name()).collect();
         let mut o = self.obj(path, v)?;
         let ty = self.node_type(&mut o)?;
-        if UNSUPPORTED_TYPES.contains(&ty.as_str()) {
-            self.err(path, format!("type \"{ty}\" is not supported (provision supports {}; zfs, luks, mdadm, btrfs subvolumes and bcachefs are not)", allowed.join(", ")));
-            return None;
-        }
-        if !allowed.contains(&ty.as_str()) {
+        let registered = types.iter().any(|t| t.name() == ty);
+        if DISKO_TYPES.contains(&ty.as_str()) && !registered {
             self.err(
                 path,
                 format!(
-                    "type \"{ty}\" is not allowed here (expected one of: {})",
-                    allowed.join(", ")
+                    "type \"{ty}\" is not supported (provision supports {}; disko's {} are not)",
+                    names.join(", "),
+                    unregistered(types)
                 ),
             );
             return None;
         }
-        let c = match ty.as_str() {
-            "gpt" => self.gpt(&mut o).map(Content::Gpt),
-            "table" => self.table(&mut o).map(Content::Table),
-            "filesystem" => self.filesystem(&mut o).map(Content::Filesystem),
-            "swap" => self.swap(&mut o).map(Content::Swap),
-            "lvm_pv" => self.lvm_pv(&mut o),
-            _ => None,
+        let Some(t) = allowed.iter().find(|t| t.name() == ty) else {
+            self.err(
+                path,
+                format!(
+                    "type \"{ty}\" is not allowed here (expected one of: {})",
+                    names.join(", ")
+                ),
+            );
+            return None;
         };
+        let c = t.parse_content(self, &mut o);
         self.finish(o);
         c
     }
@@ -123,10 +210,13 @@ fn walk_map<'a>(
 }
 
 /// Parse a layout from a JSON value (what YAML or JSON text deserialises to).
-pub fn from_value(file: &str, v: &Value) -> Result<Layout, LayoutErrors> {
+/// `types`: the device types, in registry order (`disks::types::REGISTRY` through
+/// `disks::types::node_types`); a disko type not among them is "not supported".
+pub fn from_value(file: &str, v: &Value, types: &[&dyn NodeType]) -> Result<Layout, LayoutErrors> {
     let mut w = Walker {
         problems: Vec::new(),
         disk_name: String::new(),
+        types,
     };
     let mut layout = Layout::default();
     let Value::Object(root) = v else {
@@ -138,35 +228,52 @@ pub fn from_value(file: &str, v: &Value) -> Result<Layout, LayoutErrors> {
             )],
         });
     };
+    let top: Vec<&dyn NodeType> = types
+        .iter()
+        .copied()
+        .filter(|t| t.place() == Place::TopLevel)
+        .collect();
     for (k, v) in root {
-        match k.as_str() {
-            "disk" | "lvm_vg" | "nodev" | "ensure_dirs" | "lvm" => {}
-            "mdadm" | "zpool" | "bcachefs_filesystems" | "bcachefs" => {
-                if let Value::Object(m) = v {
-                    for (name, node) in m {
-                        let ty = node.get("type").and_then(Value::as_str).unwrap_or(k.as_str());
-                        w.err(&format!("{k}.{name}"), format!("type \"{ty}\" is not supported (zfs, luks, mdadm, btrfs subvolumes and bcachefs are not)"));
-                    }
-                } else if !v.is_null() {
-                    w.err(k, format!("\"{k}\" is not supported"));
+        let k = k.as_str();
+        if top.iter().any(|t| t.name() == k) || EXTENSIONS.contains(&k) {
+            continue;
+        }
+        if DISKO_TOP_LEVEL.contains(&k) {
+            if let Value::Object(m) = v {
+                for (name, node) in m {
+                    let ty = node.get("type").and_then(Value::as_str).unwrap_or(k);
+                    w.err(
+                        &format!("{k}.{name}"),
+                        format!(
+                            "type \"{ty}\" is not supported (disko's {} are not)",
+                            unregistered(types)
+                        ),
+                    );
                 }
+            } else if !v.is_null() {
+                w.err(k, format!("\"{k}\" is not supported"));
             }
-            other => w.err("", format!("unknown top-level field \"{other}\" (expected disk, lvm_vg, nodev, ensure_dirs, lvm)")),
+        } else {
+            let mut expected: Vec<&str> = top.iter().map(|t| t.name()).collect();
+            expected.extend(EXTENSIONS);
+            w.err(
+                "",
+                format!(
+                    "unknown top-level field \"{k}\" (expected {})",
+                    expected.join(", ")
+                ),
+            );
         }
     }
-    for (name, v) in walk_map(&mut w, root, "disk") {
-        if let Some(d) = w.disk(&format!("disk.{name}"), name, v) {
-            layout.disks.push(d);
-        }
-    }
-    for (name, v) in walk_map(&mut w, root, "lvm_vg") {
-        if let Some(vg) = w.lvm_vg(&format!("lvm_vg.{name}"), name, v) {
-            layout.vgs.push(vg);
-        }
-    }
-    for (name, v) in walk_map(&mut w, root, "nodev") {
-        if let Some(n) = w.nodev(&format!("nodev.{name}"), name, v) {
-            layout.nodev.push(n);
+    for t in &top {
+        for (name, v) in walk_map(&mut w, root, t.name()) {
+            t.parse_top(
+                &mut w,
+                &format!("{}.{name}", t.name()),
+                name,
+                v,
+                &mut layout,
+            );
         }
     }
     if let Some(v) = root.get("ensure_dirs").filter(|v| !v.is_null()) {
@@ -189,8 +296,8 @@ pub fn from_value(file: &str, v: &Value) -> Result<Layout, LayoutErrors> {
 }
 
 /// Parse layout text (YAML, of which JSON is a subset).
-pub fn parse_str(file: &str, text: &str) -> Result<Layout, LayoutErrors> {
-    from_value(file, &document(file, text)?)
+pub fn parse_str(file: &str, text: &str, types: &[&dyn NodeType]) -> Result<Layout, LayoutErrors> {
+    from_value(file, &document(file, text)?, types)
 }
 
 /// Layout text (YAML or JSON) as a document, before any of its fields is interpreted: what
@@ -217,18 +324,20 @@ pub fn document(file: &str, text: &str) -> Result<Value, LayoutErrors> {
 }
 
 /// Read and parse a layout file; errors carry [`Code::BadInput`].
-pub fn load(path: &Path) -> anyhow::Result<Layout> {
+pub fn load(path: &Path, types: &[&dyn NodeType]) -> anyhow::Result<Layout> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         coded(
             Code::BadInput,
             format!("{}: cannot read layout: {e}", path.display()),
         )
     })?;
-    parse_str(&path.display().to_string(), &text).map_err(|e| coded(Code::BadInput, e.to_string()))
+    parse_str(&path.display().to_string(), &text, types)
+        .map_err(|e| coded(Code::BadInput, e.to_string()))
 }
 
-/// A layout from YAML text, for the unit tests of each type's parser.
+/// A layout from YAML text with the registered types, for the unit tests of each type's parser
+/// (tests only: the library's `layout` imports no `disks`).
 #[cfg(test)]
 fn one(text: &str) -> Result<Layout, LayoutErrors> {
-    parse_str("t.yaml", text)
+    crate::disks::types::parse_str("t.yaml", text)
 }

@@ -5,8 +5,8 @@ use serde_json::Value;
 use super::walker::Walker;
 use crate::layout::Nodev;
 
-impl Walker {
-    pub(super) fn nodev(&mut self, path: &str, name: &str, v: &Value) -> Option<Nodev> {
+impl Walker<'_> {
+    pub(crate) fn nodev(&mut self, path: &str, name: &str, v: &Value) -> Option<Nodev> {
         let mut o = self.obj(path, v)?;
         if let Some(t) = self.string(&mut o, "type") {
             if t != "nodev" {

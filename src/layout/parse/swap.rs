@@ -4,8 +4,8 @@
 use super::walker::{ArgList, Obj, Walker};
 use crate::layout::Swap;
 
-impl Walker {
-    pub(super) fn swap(&mut self, o: &mut Obj<'_>) -> Option<Swap> {
+impl Walker<'_> {
+    pub(crate) fn swap(&mut self, o: &mut Obj<'_>) -> Option<Swap> {
         let priority = self.int(o, "priority");
         let discard = self.string(o, "discardPolicy");
         let extra_args = self.args(o, "extraArgs", ArgList::ShellWords);

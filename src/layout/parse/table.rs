@@ -3,10 +3,11 @@
 use serde_json::Value;
 
 use super::walker::{kind, Obj, Walker};
+use super::Slot;
 use crate::layout::size::PartedPos;
 use crate::layout::{Table, TablePartition};
 
-impl Walker {
+impl Walker<'_> {
     pub(super) fn table_pos(&mut self, path: &str, field: &str, v: &str) -> Option<PartedPos> {
         match PartedPos::parse(v) {
             Ok(p) => Some(p),
@@ -17,7 +18,7 @@ impl Walker {
         }
     }
 
-    pub(super) fn table(&mut self, o: &mut Obj<'_>) -> Option<Table> {
+    pub(crate) fn table(&mut self, o: &mut Obj<'_>) -> Option<Table> {
         // disko's default (table.nix `format`): a table without a format is gpt.
         let format = self.string(o, "format").unwrap_or_else(|| "gpt".into());
         if format != "msdos" && format != "gpt" {
@@ -53,13 +54,10 @@ impl Walker {
                     po.map.remove("flags");
                     let start = self.string(&mut po, "start").unwrap_or_else(|| "0%".into());
                     let end = self.string(&mut po, "end").unwrap_or_else(|| "100%".into());
-                    let content = po.map.remove("content").and_then(|c| {
-                        self.content(
-                            &format!("{p}.content"),
-                            c,
-                            &["filesystem", "swap", "lvm_pv"],
-                        )
-                    });
+                    let content = po
+                        .map
+                        .remove("content")
+                        .and_then(|c| self.content(&format!("{p}.content"), c, Slot::Partition));
                     self.finish(po);
                     let (Some(start), Some(end)) = (
                         self.table_pos(&p, "start", &start),

@@ -13,21 +13,23 @@ const HOOKS: &[&str] = &[
 ];
 
 /// Walks a layout, collecting problems (each with its path) instead of stopping at the first.
-pub(super) struct Walker {
+pub struct Walker<'t> {
     pub(super) problems: Vec<String>,
     /// disko's `name` of the disk being read (default: its key with `/` as `_`, disk.nix): the
     /// middle of its partitions' default GPT labels.
     pub(super) disk_name: String,
+    /// The device types, in registry order: what a `content` may be.
+    pub(super) types: &'t [&'t dyn super::NodeType],
 }
 
 /// One object being read: fields are taken one by one, what is left over is unknown.
-pub(super) struct Obj<'a> {
-    pub(super) path: String,
-    pub(super) map: BTreeMap<&'a str, &'a Value>,
+pub struct Obj<'a> {
+    pub(crate) path: String,
+    pub(crate) map: BTreeMap<&'a str, &'a Value>,
 }
 
-impl Walker {
-    pub(super) fn err(&mut self, path: &str, msg: impl Into<String>) {
+impl Walker<'_> {
+    pub(crate) fn err(&mut self, path: &str, msg: impl Into<String>) {
         let msg = msg.into();
         if path.is_empty() {
             self.problems.push(msg);
@@ -36,7 +38,7 @@ impl Walker {
         }
     }
 
-    pub(super) fn obj<'a>(&mut self, path: &str, v: &'a Value) -> Option<Obj<'a>> {
+    pub(crate) fn obj<'a>(&mut self, path: &str, v: &'a Value) -> Option<Obj<'a>> {
         match v {
             Value::Object(m) => Some(Obj {
                 path: path.to_string(),
@@ -50,7 +52,7 @@ impl Walker {
     }
 
     /// Report fields left over in `o` as unknown (hooks get their own message).
-    pub(super) fn finish(&mut self, o: Obj<'_>) {
+    pub(crate) fn finish(&mut self, o: Obj<'_>) {
         for (k, _) in o.map {
             if HOOKS.contains(&k) {
                 self.err(
@@ -63,7 +65,7 @@ impl Walker {
         }
     }
 
-    pub(super) fn string(&mut self, o: &mut Obj<'_>, key: &str) -> Option<String> {
+    pub(crate) fn string(&mut self, o: &mut Obj<'_>, key: &str) -> Option<String> {
         match o.map.remove(key) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
@@ -79,7 +81,7 @@ impl Walker {
         }
     }
 
-    pub(super) fn required_string(&mut self, o: &mut Obj<'_>, key: &str) -> Option<String> {
+    pub(crate) fn required_string(&mut self, o: &mut Obj<'_>, key: &str) -> Option<String> {
         let v = self.string(o, key);
         if v.is_none()
             && !self
@@ -93,7 +95,7 @@ impl Walker {
         v
     }
 
-    pub(super) fn boolean(&mut self, o: &mut Obj<'_>, key: &str) -> Option<bool> {
+    pub(crate) fn boolean(&mut self, o: &mut Obj<'_>, key: &str) -> Option<bool> {
         match o.map.remove(key) {
             None | Some(Value::Null) => None,
             Some(Value::Bool(b)) => Some(*b),
@@ -111,7 +113,7 @@ impl Walker {
         }
     }
 
-    pub(super) fn int(&mut self, o: &mut Obj<'_>, key: &str) -> Option<i64> {
+    pub(crate) fn int(&mut self, o: &mut Obj<'_>, key: &str) -> Option<i64> {
         match o.map.remove(key) {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64(),
@@ -133,7 +135,7 @@ impl Walker {
     /// `listOf str`, which rejects a lone string; so does this (it was once split on whitespace
     /// here, which is neither of disko's argument semantics, see [`ArgList`]). Numbers in the list
     /// are taken as their decimal text (YAML reads an unquoted `4096` as a number).
-    pub(super) fn strings(&mut self, o: &mut Obj<'_>, key: &str) -> Vec<String> {
+    pub(crate) fn strings(&mut self, o: &mut Obj<'_>, key: &str) -> Vec<String> {
         match o.map.remove(key) {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(a)) => {
@@ -186,7 +188,7 @@ impl Walker {
 
     /// An argument list field, read as disko hands it to its tool (see [`ArgList`]): the argv
     /// words that go on the tool's command line.
-    pub(super) fn args(&mut self, o: &mut Obj<'_>, key: &str, how: ArgList) -> Vec<String> {
+    pub(crate) fn args(&mut self, o: &mut Obj<'_>, key: &str, how: ArgList) -> Vec<String> {
         let entries = self.strings(o, key);
         match how {
             ArgList::Single => entries,
@@ -201,11 +203,11 @@ impl Walker {
         }
     }
 
-    pub(super) fn node_type(&mut self, o: &mut Obj<'_>) -> Option<String> {
+    pub(crate) fn node_type(&mut self, o: &mut Obj<'_>) -> Option<String> {
         self.required_string(o, "type")
     }
 
-    pub(super) fn check_mountpoint(&mut self, path: &str, m: &str) {
+    pub(crate) fn check_mountpoint(&mut self, path: &str, m: &str) {
         if !m.starts_with('/') || m.split('/').any(|c| c == ".." || c == ".") || m.contains('\0') {
             self.err(
                 path,
