@@ -482,6 +482,7 @@ def guest_script(doc: dict, root: str = "/") -> str:
             refs.append(f"{name}={d['device']}")
     sel = any((d.get("select") is not None) for _, d in disks(doc))
     lines.append("lc_disks() {")
+    lines.append("  :")  # a body for a layout without disks (nodev only): `f() { }` is a syntax error
     for r in refs:
         name, path = r.split("=", 1)
         lines.append(f"  printf '%s\\t%s\\n' {q(name)} \"$(readlink -f {q(path)})\"")
