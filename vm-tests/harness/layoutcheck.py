@@ -636,7 +636,13 @@ def compare(doc: dict, root: str, data: dict) -> list:
                  f"{dev} has a {sf.get('label')} table")
 
     # LVM.
-    lv_by = {(x["vg_name"], x["lv_name"]): x for x in lvs}
+    # `lvs -a -o segtype,stripes` reports one row per segment: an LV over two PVs (or extended)
+    # has several rows. lv_by keeps the LV's first row (its LV fields), segs every segment's.
+    lv_by, segs = {}, {}
+    for x in lvs:
+        k = (x["vg_name"], x["lv_name"])
+        lv_by.setdefault(k, x)
+        segs.setdefault(k, []).append(x)
     pv_of = {}
     for where, c in contents(doc):
         if _ctype(c) == "lvm_pv":
@@ -652,8 +658,7 @@ def compare(doc: dict, root: str, data: dict) -> list:
         ext = int(o.get("vg_extent_size") or EXTENT)
         vg_size = int(o.get("vg_size") or 0)
         lvdefs = sorted((vg.get("lvs") or {}).items())
-        got_names = sorted(x["lv_name"] for x in lvs if x["vg_name"] == vname
-                           and not x["lv_name"].startswith("["))
+        got_names = sorted(n for v, n in lv_by if v == vname and not n.startswith("["))
         want_names = sorted(((lv or {}).get("name") or k) for k, lv in lvdefs)
         r.eq(f"VG {vname}: LVs", got_names, want_names)
         for key, lv in lvdefs:
@@ -665,10 +670,13 @@ def compare(doc: dict, root: str, data: dict) -> list:
             devs[("lv", vname, lname)] = x.get("lv_dm_path")
             ltype = lv.get("lvm_type") or "linear"
             want_seg = {"thinlv": "thin", "linear": "linear"}.get(ltype, ltype)
-            seg = x.get("segtype", "")
-            good = seg == want_seg or seg.startswith(want_seg + "_") or (
-                ltype == "striped" and seg == "linear" and x.get("stripes") in ("1", 1))
-            r.ok(f"LV {vname}/{lname}: segment type {want_seg}", good, f"segtype {seg}")
+            # every segment must be of the layout's type (lvextend could add another kind)
+            bad = [f"{y.get('segtype', '')} ({y.get('stripes')} stripes)"
+                   for y in segs[(vname, lname)] if not _seg_ok(ltype, want_seg, y)]
+            n = len(segs[(vname, lname)])
+            r.ok(f"LV {vname}/{lname}: segment type {want_seg}", not bad,
+                 f"segtype {x.get('segtype', '')}" + (f" ({n} segments)" if n > 1 else "")
+                 if not bad else f"{len(bad)} of {n} segments: " + ", ".join(bad))
             if ltype == "thinlv":
                 r.eq(f"LV {vname}/{lname}: in thin pool", x.get("pool_lv"), lv.get("pool"))
             _check_lv_size(r, f"LV {vname}/{lname}", str(lv.get("size", "")), int(x["lv_size"]),
@@ -734,6 +742,14 @@ def compare(doc: dict, root: str, data: dict) -> list:
         r.eq(f"dir {p}", (row[4], f"{int(row[1], 8):04o}", row[2], row[3]),
              ("directory", f"{mode:04o}", x.get("owner", "root"), x.get("group", "root")))
     return r.results
+
+
+def _seg_ok(ltype: str, want_seg: str, seg_row: dict) -> bool:
+    """One `lvs` segment row against the layout's lvm_type: the same segment type (raid1 for
+    raid1, raid0_meta… for raid0), or a one-stripe striped LV that lvm reports as linear."""
+    seg = seg_row.get("segtype", "")
+    return seg == want_seg or seg.startswith(want_seg + "_") or (
+        ltype == "striped" and seg == "linear" and seg_row.get("stripes") in ("1", 1))
 
 
 def _where(where) -> str:
