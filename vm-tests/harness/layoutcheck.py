@@ -700,9 +700,13 @@ def compare(doc: dict, root: str, data: dict) -> list:
             r.eq(f"{what}: filesystem", probe.get("TYPE"), want)
         else:
             r.eq(f"{what}: swap signature", probe.get("TYPE"), "swap")
-        label = _label_arg(c)
+        known, label = _label_arg(c)
         if label is not None:
             r.eq(f"{what}: label", probe.get("LABEL"), label)
+        elif known:  # the layout names none and disko sets none
+            r.ok(f"{what}: no label", not probe.get("LABEL"),
+                 f"label {probe.get('LABEL')!r} (the layout's arguments set none)"
+                 if probe.get("LABEL") else "none")
         if t == "swap":
             mm = majmin(dev)
             row = next((s for s in swaps if _hexmm(s[2]) == mm), None) if mm else None
@@ -728,7 +732,8 @@ def compare(doc: dict, root: str, data: dict) -> list:
         missing = [o for o in expected_options(fstype, c.get("mountOptions") or [])
                    if not _has_option(m["options"], o)]
         r.ok(f"{what}: options {','.join(c.get('mountOptions') or []) or '(none)'}", not missing,
-             m["options"] if not missing else f"{m['options']} lacks {', '.join(missing)}")
+             m["options"] if not missing else
+             f"{m['options']} lacks {', '.join(map(str, missing))}")
 
     # ensure_dirs.
     stats = {row[0]: row for row in _tsv(data.get("lc:dirs"))}
@@ -785,39 +790,92 @@ def _flatten_mounts(fs: list) -> dict:
     return out
 
 
-def _label_arg(c) -> str:
-    """The label the layout's mkfs/mkswap arguments give (-L; -n for vfat), or None."""
-    args = list(c.get("extraArgs") or [])
+# mkfs/mkswap's label flag per format (mkfs.fat -n, mkfs.f2fs -l, the others -L), as disko passes
+# extraArgs through; the long spellings mkswap, mkfs.btrfs and mkfs.ntfs also take.
+_LABEL_FLAG = {"vfat": "-n", "fat": "-n", "fat32": "-n", "msdos": "-n", "f2fs": "-l"}
+_LABEL_LONG = ("--label", "--volume-name")
+
+
+def _label_arg(c) -> tuple:
+    """(known, label): the label the layout's mkfs/mkswap arguments give (-L; -n for vfat), or
+    None when they give none. known is False when an argument may set a label in a way this
+    does not read (an unparsable swap argument string, an unknown option naming a label): then
+    an unnamed label is not held against the layout. disko itself sets no filesystem or swap
+    label (lib/types/filesystem.nix, swap.nix: `mkfs.<format> <extraArgs>`, `mkswap <extraArgs>`)."""
+    args = [str(a) for a in (c.get("extraArgs") or [])]
     if _ctype(c) == "swap":  # shell words (disko: toString)
         try:
             args = shlex.split(" ".join(args))
         except ValueError:
-            return None
-    flag = "-n" if c.get("format") in ("vfat", "fat", "fat32", "msdos") else "-L"
+            return False, None
+    flag = "-L" if _ctype(c) == "swap" else _LABEL_FLAG.get(c.get("format"), "-L")
     for i, a in enumerate(args):
-        if a == flag and i + 1 < len(args):
-            return args[i + 1]
+        if a == flag or a in _LABEL_LONG:
+            return True, (args[i + 1] if i + 1 < len(args) else None)
         if a.startswith(flag) and len(a) > 2:
-            return a[2:]
-    return None
+            return True, a[2:]
+        if a.startswith(tuple(x + "=" for x in _LABEL_LONG)):
+            return True, a.split("=", 1)[1]
+    known = not any("label" in a.lower() for a in args if a.startswith("-"))
+    return known, None
 
 
-# Mount options that userspace consumes and the kernel never shows.
-_INVISIBLE = {"defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser", "users",
-              "owner", "group", "async", "exec", "suid", "dev", "rw", "sw", "x-systemd"}
+class Default:
+    """A mount option that is the kernel's default: its show_options leaves it out while it is
+    in effect and prints one of `shown_if_not` (a name, or a `key=` prefix) when it is not."""
+
+    def __init__(self, name: str, *shown_if_not: str):
+        self.name, self.shown_if_not = name, shown_if_not
+
+    def __repr__(self):
+        return f"{self.name} (the default: none of {', '.join(self.shown_if_not)} shown)"
+
+
+# Mount options that userspace (mount(8), systemd) consumes: the kernel never sees them.
+_USERSPACE = {"defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser", "users",
+              "owner", "group", "sw", "x-systemd"}
+
+# VFS defaults that /proc/self/mountinfo (fs/proc_namespace.c show_mnt_opts/show_sb_opts)
+# shows only by their opposite. rw is not here: mountinfo always starts with rw or ro.
+_VFS_DEFAULTS = {"async": ("sync",), "exec": ("noexec",), "suid": ("nosuid",),
+                 "dev": ("nodev",)}
+
+# Per filesystem, options on by default that its show_options leaves out while in effect,
+# with what it prints when they are off.
+# ext2/3/4 (fs/ext4/super.c _ext4_show_options): an option is printed only when it differs
+#   from s_def_mount_opt, which has user_xattr and acl (on by default since 2.6.39), barrier,
+#   delalloc, auto_da_alloc, dioread_nolock.
+# tmpfs (mm/shmem.c shmem_show_options): mode only if not 1777, uid/gid only if not 0, size
+#   only if not the default half of RAM, huge only if not never, mpol only if not default.
+# vfat (fs/fat/inode.c fat_show_options): uid/gid only if not 0.
+_EXT = {"acl": ("noacl",), "user_xattr": ("nouser_xattr",),
+        "barrier": ("nobarrier", "barrier=0"), "barrier=1": ("nobarrier", "barrier=0"),
+        "delalloc": ("nodelalloc",), "auto_da_alloc": ("noauto_da_alloc",),
+        "dioread_nolock": ("dioread_lock",)}
+_FS_DEFAULTS = {
+    "ext2": _EXT, "ext3": _EXT, "ext4": _EXT,
+    "tmpfs": {"mode=1777": ("mode=",), "mode=01777": ("mode=",), "uid=0": ("uid=",),
+              "gid=0": ("gid=",), "size=50%": ("size=",), "huge=never": ("huge=",),
+              "mpol=default": ("mpol=",)},
+    "vfat": {"uid=0": ("uid=",), "gid=0": ("gid=",)},
+}
 
 
 def expected_options(fstype: str, opts: list) -> list:
     """What /proc/self/mountinfo (findmnt OPTIONS) must show for the layout's mountOptions, in
-    the kernel's spelling: vfat's umask=N as fmask/dmask, xfs quota names, tmpfs size= in k.
-    Each item is an option, or a tuple of acceptable spellings."""
+    the kernel's spelling: rw unless the layout says ro, vfat's umask=N as fmask/dmask, xfs
+    quota names, tmpfs size= in k and mode= as %03o. Each item is an option, a tuple of
+    acceptable spellings, or a Default (the kernel's default, not shown while in effect)."""
     out = []
+    opts = [str(o) for o in opts]
+    defaults = dict(_VFS_DEFAULTS, **_FS_DEFAULTS.get(fstype, {}))
     for o in opts:
-        o = str(o)
         k, _, v = o.partition("=")
-        if o in _INVISIBLE or o.startswith(("x-", "comment=")):
+        if o in _USERSPACE or o in ("rw", "ro") or o.startswith(("x-", "comment=")):
             continue
-        if fstype == "vfat" and k == "umask":
+        if o in defaults:
+            out.append(Default(o, *defaults[o]))
+        elif fstype == "vfat" and k == "umask":
             n = f"{int(v, 8):04o}"
             out += [f"fmask={n}", f"dmask={n}"]
         elif fstype == "xfs" and o in ("pquota", "prjquota", "pqnoenforce"):
@@ -830,23 +888,27 @@ def expected_options(fstype: str, opts: list) -> list:
             b = parse_bytes(v)
             out.append((f"{k}={b // 1024}k", f"{k}={b}") if k == "size" else o)
         elif fstype == "tmpfs" and k == "mode":
-            out.append(f"mode={int(v, 8):o}")
+            m = int(v, 8)
+            out.append(Default(o, "mode=") if m == 0o1777 else f"mode={m:03o}")
         elif k in ("size",) and v.endswith("%"):
             out.append(("size=",))  # a share of RAM: present, in the kernel's own unit
         else:
             out.append(o)
+    # the last of rw/ro wins (mount(8)); "defaults" means rw
+    last = [o for o in opts if o in ("rw", "ro")]
+    out.insert(0, last[-1] if last else "rw")
     return out
 
 
 def _has_option(options: str, want) -> bool:
     have = options.split(",")
+
+    def shown(a):
+        return any(h.startswith(a) for h in have) if a.endswith("=") else a in have
+    if isinstance(want, Default):
+        return not any(shown(a) for a in want.shown_if_not)
     alts = want if isinstance(want, tuple) else (want,)
-    for a in alts:
-        if a.endswith("=") and any(h.startswith(a) for h in have):
-            return True
-        if a in have:
-            return True
-    return False
+    return any(shown(a) for a in alts)
 
 
 def _check_gpt(r: Report, dname, d, c, sf, parts, dos_json):
