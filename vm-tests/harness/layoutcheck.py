@@ -404,6 +404,8 @@ def map_to_guest(doc: dict, kinds: list = None) -> tuple:
             sel = d.get("select") or {}
             kind = {"sata": "sata", "ata": "sata", "nvme": "nvme", "virtio": "virtio",
                     "scsi": "scsi", "sas": "scsi"}.get(sel.get("transport"), "nvme")
+        if kind not in BY_ID:
+            raise ValueError(f"disk {name}: kind {kind!r}: want one of {', '.join(BY_ID)}")
         if kind == "sata" and counts.get("sata", 0) >= 4:
             kind = "scsi"  # the PIIX IDE controller has 4 slots
         n = counts.get(kind, 0)
