@@ -795,7 +795,7 @@ def _flatten_mounts(fs: list) -> dict:
 # mkfs/mkswap's label flag per format (mkfs.fat -n, mkfs.f2fs -l, the others -L), as disko passes
 # extraArgs through; the long spellings mkswap, mkfs.btrfs and mkfs.ntfs also take.
 _LABEL_FLAG = {"vfat": "-n", "fat": "-n", "fat32": "-n", "msdos": "-n", "f2fs": "-l"}
-_LABEL_LONG = ("--label", "--volume-name")
+_LABEL_LONG = ("--label",)
 
 
 def _label_arg(c) -> tuple:
