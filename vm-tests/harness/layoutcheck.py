@@ -404,6 +404,8 @@ def map_to_guest(doc: dict, kinds: list = None) -> tuple:
             sel = d.get("select") or {}
             kind = {"sata": "sata", "ata": "sata", "nvme": "nvme", "virtio": "virtio",
                     "scsi": "scsi", "sas": "scsi"}.get(sel.get("transport"), "nvme")
+        if kind not in BY_ID:
+            raise ValueError(f"disk {name}: kind {kind!r}: want one of {', '.join(BY_ID)}")
         if kind == "sata" and counts.get("sata", 0) >= 4:
             kind = "scsi"  # the PIIX IDE controller has 4 slots
         n = counts.get(kind, 0)
@@ -482,6 +484,7 @@ def guest_script(doc: dict, root: str = "/") -> str:
             refs.append(f"{name}={d['device']}")
     sel = any((d.get("select") is not None) for _, d in disks(doc))
     lines.append("lc_disks() {")
+    lines.append("  :")  # a body for a layout without disks (nodev only): `f() { }` is a syntax error
     for r in refs:
         name, path = r.split("=", 1)
         lines.append(f"  printf '%s\\t%s\\n' {q(name)} \"$(readlink -f {q(path)})\"")
@@ -635,7 +638,13 @@ def compare(doc: dict, root: str, data: dict) -> list:
                  f"{dev} has a {sf.get('label')} table")
 
     # LVM.
-    lv_by = {(x["vg_name"], x["lv_name"]): x for x in lvs}
+    # `lvs -a -o segtype,stripes` reports one row per segment: an LV over two PVs (or extended)
+    # has several rows. lv_by keeps the LV's first row (its LV fields), segs every segment's.
+    lv_by, segs = {}, {}
+    for x in lvs:
+        k = (x["vg_name"], x["lv_name"])
+        lv_by.setdefault(k, x)
+        segs.setdefault(k, []).append(x)
     pv_of = {}
     for where, c in contents(doc):
         if _ctype(c) == "lvm_pv":
@@ -651,8 +660,7 @@ def compare(doc: dict, root: str, data: dict) -> list:
         ext = int(o.get("vg_extent_size") or EXTENT)
         vg_size = int(o.get("vg_size") or 0)
         lvdefs = sorted((vg.get("lvs") or {}).items())
-        got_names = sorted(x["lv_name"] for x in lvs if x["vg_name"] == vname
-                           and not x["lv_name"].startswith("["))
+        got_names = sorted(n for v, n in lv_by if v == vname and not n.startswith("["))
         want_names = sorted(((lv or {}).get("name") or k) for k, lv in lvdefs)
         r.eq(f"VG {vname}: LVs", got_names, want_names)
         for key, lv in lvdefs:
@@ -664,10 +672,13 @@ def compare(doc: dict, root: str, data: dict) -> list:
             devs[("lv", vname, lname)] = x.get("lv_dm_path")
             ltype = lv.get("lvm_type") or "linear"
             want_seg = {"thinlv": "thin", "linear": "linear"}.get(ltype, ltype)
-            seg = x.get("segtype", "")
-            good = seg == want_seg or seg.startswith(want_seg + "_") or (
-                ltype == "striped" and seg == "linear" and x.get("stripes") in ("1", 1))
-            r.ok(f"LV {vname}/{lname}: segment type {want_seg}", good, f"segtype {seg}")
+            # every segment must be of the layout's type (lvextend could add another kind)
+            bad = [f"{y.get('segtype', '')} ({y.get('stripes')} stripes)"
+                   for y in segs[(vname, lname)] if not _seg_ok(ltype, want_seg, y)]
+            n = len(segs[(vname, lname)])
+            r.ok(f"LV {vname}/{lname}: segment type {want_seg}", not bad,
+                 f"segtype {x.get('segtype', '')}" + (f" ({n} segments)" if n > 1 else "")
+                 if not bad else f"{len(bad)} of {n} segments: " + ", ".join(bad))
             if ltype == "thinlv":
                 r.eq(f"LV {vname}/{lname}: in thin pool", x.get("pool_lv"), lv.get("pool"))
             _check_lv_size(r, f"LV {vname}/{lname}", str(lv.get("size", "")), int(x["lv_size"]),
@@ -691,9 +702,13 @@ def compare(doc: dict, root: str, data: dict) -> list:
             r.eq(f"{what}: filesystem", probe.get("TYPE"), want)
         else:
             r.eq(f"{what}: swap signature", probe.get("TYPE"), "swap")
-        label = _label_arg(c)
+        known, label = _label_arg(c)
         if label is not None:
             r.eq(f"{what}: label", probe.get("LABEL"), label)
+        elif known:  # the layout names none and disko sets none
+            r.ok(f"{what}: no label", not probe.get("LABEL"),
+                 f"label {probe.get('LABEL')!r} (the layout's arguments set none)"
+                 if probe.get("LABEL") else "none")
         if t == "swap":
             mm = majmin(dev)
             row = next((s for s in swaps if _hexmm(s[2]) == mm), None) if mm else None
@@ -719,7 +734,8 @@ def compare(doc: dict, root: str, data: dict) -> list:
         missing = [o for o in expected_options(fstype, c.get("mountOptions") or [])
                    if not _has_option(m["options"], o)]
         r.ok(f"{what}: options {','.join(c.get('mountOptions') or []) or '(none)'}", not missing,
-             m["options"] if not missing else f"{m['options']} lacks {', '.join(missing)}")
+             m["options"] if not missing else
+             f"{m['options']} lacks {', '.join(map(str, missing))}")
 
     # ensure_dirs.
     stats = {row[0]: row for row in _tsv(data.get("lc:dirs"))}
@@ -733,6 +749,14 @@ def compare(doc: dict, root: str, data: dict) -> list:
         r.eq(f"dir {p}", (row[4], f"{int(row[1], 8):04o}", row[2], row[3]),
              ("directory", f"{mode:04o}", x.get("owner", "root"), x.get("group", "root")))
     return r.results
+
+
+def _seg_ok(ltype: str, want_seg: str, seg_row: dict) -> bool:
+    """One `lvs` segment row against the layout's lvm_type: the same segment type (raid1 for
+    raid1, raid0_meta… for raid0), or a one-stripe striped LV that lvm reports as linear."""
+    seg = seg_row.get("segtype", "")
+    return seg == want_seg or seg.startswith(want_seg + "_") or (
+        ltype == "striped" and seg == "linear" and seg_row.get("stripes") in ("1", 1))
 
 
 def _where(where) -> str:
@@ -768,39 +792,92 @@ def _flatten_mounts(fs: list) -> dict:
     return out
 
 
-def _label_arg(c) -> str:
-    """The label the layout's mkfs/mkswap arguments give (-L; -n for vfat), or None."""
-    args = list(c.get("extraArgs") or [])
+# mkfs/mkswap's label flag per format (mkfs.fat -n, mkfs.f2fs -l, the others -L), as disko passes
+# extraArgs through; the long spellings mkswap, mkfs.btrfs and mkfs.ntfs also take.
+_LABEL_FLAG = {"vfat": "-n", "fat": "-n", "fat32": "-n", "msdos": "-n", "f2fs": "-l"}
+_LABEL_LONG = ("--label",)
+
+
+def _label_arg(c) -> tuple:
+    """(known, label): the label the layout's mkfs/mkswap arguments give (-L; -n for vfat), or
+    None when they give none. known is False when an argument may set a label in a way this
+    does not read (an unparsable swap argument string, an unknown option naming a label): then
+    an unnamed label is not held against the layout. disko itself sets no filesystem or swap
+    label (lib/types/filesystem.nix, swap.nix: `mkfs.<format> <extraArgs>`, `mkswap <extraArgs>`)."""
+    args = [str(a) for a in (c.get("extraArgs") or [])]
     if _ctype(c) == "swap":  # shell words (disko: toString)
         try:
             args = shlex.split(" ".join(args))
         except ValueError:
-            return None
-    flag = "-n" if c.get("format") in ("vfat", "fat", "fat32", "msdos") else "-L"
+            return False, None
+    flag = "-L" if _ctype(c) == "swap" else _LABEL_FLAG.get(c.get("format"), "-L")
     for i, a in enumerate(args):
-        if a == flag and i + 1 < len(args):
-            return args[i + 1]
+        if a == flag or a in _LABEL_LONG:
+            return True, (args[i + 1] if i + 1 < len(args) else None)
         if a.startswith(flag) and len(a) > 2:
-            return a[2:]
-    return None
+            return True, a[2:]
+        if a.startswith(tuple(x + "=" for x in _LABEL_LONG)):
+            return True, a.split("=", 1)[1]
+    known = not any("label" in a.lower() for a in args if a.startswith("-"))
+    return known, None
 
 
-# Mount options that userspace consumes and the kernel never shows.
-_INVISIBLE = {"defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser", "users",
-              "owner", "group", "async", "exec", "suid", "dev", "rw", "sw", "x-systemd"}
+class Default:
+    """A mount option that is the kernel's default: its show_options leaves it out while it is
+    in effect and prints one of `shown_if_not` (a name, or a `key=` prefix) when it is not."""
+
+    def __init__(self, name: str, *shown_if_not: str):
+        self.name, self.shown_if_not = name, shown_if_not
+
+    def __repr__(self):
+        return f"{self.name} (the default: none of {', '.join(self.shown_if_not)} shown)"
+
+
+# Mount options that userspace (mount(8), systemd) consumes: the kernel never sees them.
+_USERSPACE = {"defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser", "users",
+              "owner", "group", "sw", "x-systemd"}
+
+# VFS defaults that /proc/self/mountinfo (fs/proc_namespace.c show_mnt_opts/show_sb_opts)
+# shows only by their opposite. rw is not here: mountinfo always starts with rw or ro.
+_VFS_DEFAULTS = {"async": ("sync",), "exec": ("noexec",), "suid": ("nosuid",),
+                 "dev": ("nodev",)}
+
+# Per filesystem, options on by default that its show_options leaves out while in effect,
+# with what it prints when they are off.
+# ext2/3/4 (fs/ext4/super.c _ext4_show_options): an option is printed only when it differs
+#   from s_def_mount_opt, which has user_xattr and acl (on by default since 2.6.39), barrier,
+#   delalloc, auto_da_alloc, dioread_nolock.
+# tmpfs (mm/shmem.c shmem_show_options): mode only if not 1777, uid/gid only if not 0, size
+#   only if not the default half of RAM, huge only if not never, mpol only if not default.
+# vfat (fs/fat/inode.c fat_show_options): uid/gid only if not 0.
+_EXT = {"acl": ("noacl",), "user_xattr": ("nouser_xattr",),
+        "barrier": ("nobarrier", "barrier=0"), "barrier=1": ("nobarrier", "barrier=0"),
+        "delalloc": ("nodelalloc",), "auto_da_alloc": ("noauto_da_alloc",),
+        "dioread_nolock": ("dioread_lock",)}
+_FS_DEFAULTS = {
+    "ext2": _EXT, "ext3": _EXT, "ext4": _EXT,
+    "tmpfs": {"mode=1777": ("mode=",), "mode=01777": ("mode=",), "uid=0": ("uid=",),
+              "gid=0": ("gid=",), "size=50%": ("size=",), "huge=never": ("huge=",),
+              "mpol=default": ("mpol=",)},
+    "vfat": {"uid=0": ("uid=",), "gid=0": ("gid=",)},
+}
 
 
 def expected_options(fstype: str, opts: list) -> list:
     """What /proc/self/mountinfo (findmnt OPTIONS) must show for the layout's mountOptions, in
-    the kernel's spelling: vfat's umask=N as fmask/dmask, xfs quota names, tmpfs size= in k.
-    Each item is an option, or a tuple of acceptable spellings."""
+    the kernel's spelling: rw unless the layout says ro, vfat's umask=N as fmask/dmask, xfs
+    quota names, tmpfs size= in k and mode= as %03o. Each item is an option, a tuple of
+    acceptable spellings, or a Default (the kernel's default, not shown while in effect)."""
     out = []
+    opts = [str(o) for o in opts]
+    defaults = dict(_VFS_DEFAULTS, **_FS_DEFAULTS.get(fstype, {}))
     for o in opts:
-        o = str(o)
         k, _, v = o.partition("=")
-        if o in _INVISIBLE or o.startswith(("x-", "comment=")):
+        if o in _USERSPACE or o in ("rw", "ro") or o.startswith(("x-", "comment=")):
             continue
-        if fstype == "vfat" and k == "umask":
+        if o in defaults:
+            out.append(Default(o, *defaults[o]))
+        elif fstype == "vfat" and k == "umask":
             n = f"{int(v, 8):04o}"
             out += [f"fmask={n}", f"dmask={n}"]
         elif fstype == "xfs" and o in ("pquota", "prjquota", "pqnoenforce"):
@@ -813,23 +890,27 @@ def expected_options(fstype: str, opts: list) -> list:
             b = parse_bytes(v)
             out.append((f"{k}={b // 1024}k", f"{k}={b}") if k == "size" else o)
         elif fstype == "tmpfs" and k == "mode":
-            out.append(f"mode={int(v, 8):o}")
+            m = int(v, 8)
+            out.append(Default(o, "mode=") if m == 0o1777 else f"mode={m:03o}")
         elif k in ("size",) and v.endswith("%"):
             out.append(("size=",))  # a share of RAM: present, in the kernel's own unit
         else:
             out.append(o)
+    # the last of rw/ro wins (mount(8)); "defaults" means rw
+    last = [o for o in opts if o in ("rw", "ro")]
+    out.insert(0, last[-1] if last else "rw")
     return out
 
 
 def _has_option(options: str, want) -> bool:
     have = options.split(",")
+
+    def shown(a):
+        return any(h.startswith(a) for h in have) if a.endswith("=") else a in have
+    if isinstance(want, Default):
+        return not any(shown(a) for a in want.shown_if_not)
     alts = want if isinstance(want, tuple) else (want,)
-    for a in alts:
-        if a.endswith("=") and any(h.startswith(a) for h in have):
-            return True
-        if a in have:
-            return True
-    return False
+    return any(shown(a) for a in alts)
 
 
 def _check_gpt(r: Report, dname, d, c, sf, parts, dos_json):
