@@ -12,6 +12,9 @@ use crate::exit::{code_of, coded, Code};
 use crate::report::{self, StageReport};
 use crate::system::RealRunner;
 
+mod status;
+mod validate;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "provision",
@@ -364,8 +367,8 @@ pub fn run(cli: &Cli) -> Result<()> {
             run_secrets(cli, &ctx, &inputs, &rec)
         }
         Command::Disks => run_disks(cli, &ctx, cfg, &rec),
-        Command::Status => status(cli, &ctx, cfg, &rec.report),
-        Command::Validate => validate(cli, &ctx, &inputs),
+        Command::Status => status::status(cli, &ctx, cfg, &rec.report),
+        Command::Validate => validate::validate(cli, &ctx, &inputs),
     }
 }
 
@@ -409,224 +412,6 @@ fn run_disks(cli: &Cli, ctx: &Context, cfg: &Config, rec: &Records) -> Result<()
     };
     let inputs = disks_inputs(cli, layout, cfg);
     run_stage(cli, ctx, rec, "disks", || crate::disks::run(ctx, &inputs))
-}
-
-/// `status`: what is there now against the layout, keys, secrets and the last report.
-fn status(cli: &Cli, ctx: &Context, cfg: &Config, report_path: &Path) -> Result<()> {
-    let mut out = serde_json::Map::new();
-    let mut text = String::new();
-    let layout = layout_path(cli, &ctx.config_dir, cfg);
-    let layout_parsed = match &layout {
-        Some(p) => Some(crate::disks::types::load(p)?),
-        None => None,
-    };
-    let empty = crate::layout::Layout::default();
-    let state = crate::disks::observe(
-        ctx,
-        layout_parsed.as_ref().unwrap_or(&empty),
-        cli.state.as_deref(),
-    )?;
-    if let (Some(path), Some(l)) = (&layout, &layout_parsed) {
-        // Plan as a boot without the flag would: disks matched, what is missing.
-        let mut quiet = ctx.cmdline.clone();
-        quiet.provision = crate::cmdline::ProvisionRequest::No;
-        let opts = crate::disks::plan::PlanOptions {
-            root: Some(ctx.root.clone()),
-            ..Default::default()
-        };
-        let p = crate::disks::plan::plan(l, &state, &quiet, &opts)?;
-        text.push_str(&format!(
-            "layout {} (hash {})\n",
-            path.display(),
-            p.layout_hash
-        ));
-        for d in &p.disks {
-            text.push_str(&format!(
-                "  disk {}: {} → {}\n",
-                d.name,
-                d.reference,
-                d.device.as_deref().unwrap_or("NOT FOUND")
-            ));
-        }
-        for vg in &l.vgs {
-            match state.vg(&vg.name) {
-                Some(o) => text.push_str(&format!(
-                    "  VG {}: {} LVs, {} free, tags [{}]\n",
-                    vg.name,
-                    o.lv_count,
-                    crate::layout::size::human(o.vg_free),
-                    o.vg_tags.join(", ")
-                )),
-                None => text.push_str(&format!("  VG {}: not found\n", vg.name)),
-            }
-        }
-        for m in &p.missing {
-            text.push_str(&format!("  MISSING {m}\n"));
-        }
-        out.insert(
-            "layout".into(),
-            serde_json::json!({
-                "path": path, "hash": p.layout_hash, "disks": p.disks, "missing": p.missing,
-            }),
-        );
-    }
-    for m in &state.mounts {
-        if m.source.starts_with("/dev/") {
-            text.push_str(&format!(
-                "  mount {} on {} ({})\n",
-                m.source, m.target, m.fs_type
-            ));
-        }
-    }
-    for s in &state.swaps {
-        text.push_str(&format!("  swap {}\n", s.path));
-    }
-    out.insert("state".into(), serde_json::to_value(&state)?);
-    if let Some(k) = &cfg.keys {
-        let v = crate::keys::status(ctx, k);
-        text.push_str(&format!("keys: {}\n", serde_json::to_string(&v)?));
-        out.insert("keys".into(), v);
-    }
-    if let Some(sc) = &cfg.secrets {
-        let v = crate::secrets::status(ctx, sc);
-        text.push_str(&format!("secrets: {}\n", serde_json::to_string(&v)?));
-        out.insert("secrets".into(), v);
-    }
-    if let Some(sc) = &cfg.sops {
-        let v = crate::secrets::sops::stage::status(ctx, sc);
-        text.push_str(&format!("sops: {}\n", serde_json::to_string(&v)?));
-        out.insert("sops".into(), v);
-    }
-    let rep = report::load_current(report_path);
-    if let Some(r) = &rep {
-        for st in &r.stages {
-            text.push_str(&format!(
-                "last run: {} {} ({} ms){}\n",
-                st.stage,
-                st.outcome,
-                st.duration_ms,
-                st.error
-                    .as_deref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            ));
-        }
-    }
-    out.insert("report".into(), serde_json::to_value(&rep)?);
-    match cli.output {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::Value::Object(out))?
-        ),
-        OutputFormat::Text => print!("{text}"),
-    }
-    Ok(())
-}
-
-/// `validate`: config and layout, offline; every problem listed, exit 1 if any — or, when
-/// the secrets or sops section has problems, the code a real run would exit with for the
-/// first of them (3 config, 8 a missing file or identity).
-fn validate(cli: &Cli, ctx: &Context, inputs: &Inputs) -> Result<()> {
-    let mut problems: Vec<String> = Vec::new();
-    let mut secrets_code: Option<Code> = None;
-    let settings = crate::cmdline::settings(&inputs.cmdline_text, inputs.config.prefix());
-    if cli.cmdline.is_some() || cli.cmdline_file.is_some() {
-        problems.extend(settings.bad.iter().map(|b| b.to_string()));
-        problems.extend(
-            settings
-                .unknown
-                .iter()
-                .map(|u| format!("kernel cmdline: unknown key {u} under our prefix")),
-        );
-    }
-    let layout = layout_path(cli, &inputs.config_dir(), &inputs.config);
-    let mut document = serde_json::Value::Null;
-    if let Some(l) = &layout {
-        let file = l.display().to_string();
-        match std::fs::read_to_string(l) {
-            Err(e) => problems.push(format!("{file}: cannot read layout: {e}")),
-            Ok(text) => {
-                let parsed = crate::layout::parse::document(&file, &text).and_then(|d| {
-                    let r = crate::layout::parse::from_value(
-                        &file,
-                        &d,
-                        &crate::disks::types::node_types(),
-                    );
-                    document = d;
-                    r
-                });
-                if let Err(e) = parsed {
-                    problems.extend(e.problems.iter().map(|p| format!("{}: {p}", e.file)));
-                }
-            }
-        }
-    }
-    if let Some(k) = &inputs.config.keys {
-        problems.extend(
-            crate::keys::check_config(k)
-                .into_iter()
-                .map(|p| format!("keys: {p}")),
-        );
-    }
-    let secrets_problems = [
-        inputs
-            .config
-            .secrets
-            .as_ref()
-            .map(|c| crate::secrets::check(ctx, c)),
-        inputs
-            .config
-            .sops
-            .as_ref()
-            .map(|c| crate::secrets::sops::stage::check(ctx, c)),
-    ];
-    let name = inputs
-        .config_path
-        .as_deref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "(no config)".into());
-    for (code, p) in secrets_problems.into_iter().flatten().flatten() {
-        secrets_code = Some(secrets_code.map_or(code, |c| c.min_by_value(code)));
-        problems.push(format!("{name}: {p}"));
-    }
-    if cli.output == OutputFormat::Json {
-        // For tools (and vm-tests' layout checker, which reads YAML layouts through it): the
-        // verdict, every problem as the text output prints it, and the layout document as read
-        // (YAML turned into JSON, nothing interpreted; null when it could not be read).
-        let out = serde_json::json!({
-            "ok": problems.is_empty(),
-            "config": inputs.config_path.as_deref().map(|p| p.display().to_string()),
-            "layout_file": layout.as_deref().map(|p| p.display().to_string()),
-            "layout": document,
-            "problems": problems,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    }
-    if problems.is_empty() {
-        if cli.output == OutputFormat::Json {
-            return Ok(());
-        }
-        println!(
-            "{name}: OK{}",
-            layout
-                .map(|l| format!(", layout {}: OK", l.display()))
-                .unwrap_or_default()
-        );
-        return Ok(());
-    }
-    if cli.output == OutputFormat::Text {
-        for p in &problems {
-            println!("{p}");
-        }
-    }
-    Err(coded(
-        secrets_code.unwrap_or(Code::Failure),
-        format!(
-            "{} problem{} found",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" }
-        ),
-    ))
 }
 
 fn run_keys(cli: &Cli, ctx: &Context, cfg: &Config, rec: &Records) -> Result<()> {
