@@ -337,22 +337,18 @@ fn paths_resolve_inside_the_root() {
         all_files(host.path())
     );
     let inside = r.join(host.path().strip_prefix("/").unwrap());
-    assert_eq!(
-        fs::read_link(inside.join("agenix-b")).unwrap(),
-        PathBuf::from("/run/agenix/b")
-    );
-    assert_eq!(
-        fs::read_link(inside.join("sops-t")).unwrap(),
-        PathBuf::from("/run/secrets/t")
-    );
-    assert_eq!(
-        fs::read_link(r.join("run/app/c")).unwrap(),
-        PathBuf::from("/run/agenix/c")
-    );
-    assert_eq!(
-        fs::read_link(r.join("run/app/tpl")).unwrap(),
-        PathBuf::from("/run/secrets/rendered/tpl")
-    );
+    for (link, target) in [
+        (inside.join("agenix-b"), "/run/agenix/b"),
+        (inside.join("sops-t"), "/run/secrets/t"),
+        (r.join("run/app/c"), "/run/agenix/c"),
+        (r.join("run/app/tpl"), "/run/secrets/rendered/tpl"),
+    ] {
+        assert_eq!(
+            fs::read_link(&link).unwrap(),
+            PathBuf::from(target),
+            "{link:?}"
+        );
+    }
     assert_eq!(
         fs::read(util::resolve(r, Path::new("/var/run/app/c"))).unwrap(),
         b"agenix secret"

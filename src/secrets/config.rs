@@ -42,12 +42,8 @@ pub struct SecretsConfig {
     #[serde(default = "default_mount_point")]
     pub secrets_mount_point: PathBuf,
     /// The largest `.age` file read, in bytes (an extension). Default 16 MiB.
-    #[serde(default = "max_file_size")]
+    #[serde(default = "crate::secrets::guard::default_max_file_size")]
     pub max_file_size: u64,
-}
-
-fn max_file_size() -> u64 {
-    super::guard::DEFAULT_MAX_FILE_SIZE
 }
 
 fn default_secrets_dir() -> PathBuf {
@@ -69,7 +65,7 @@ impl Default for SecretsConfig {
             identity_paths: None,
             secrets_dir: default_secrets_dir(),
             secrets_mount_point: default_mount_point(),
-            max_file_size: max_file_size(),
+            max_file_size: super::guard::DEFAULT_MAX_FILE_SIZE,
         }
     }
 }

@@ -216,6 +216,11 @@ pub fn check_link_target(root: &Path, path: &Path) -> Result<(PathBuf, LinkTarge
 /// read, in bytes (16 MiB).
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 << 20;
 
+/// serde's default for `max_file_size` / `maxFileSize` on both sides: [`DEFAULT_MAX_FILE_SIZE`].
+pub fn default_max_file_size() -> u64 {
+    DEFAULT_MAX_FILE_SIZE
+}
+
 /// Read `path` (`what` names it) whole: it must be a regular file (after following
 /// symlinks) of at most `cap` bytes. Opened with `O_NONBLOCK`, so a FIFO is refused, not
 /// waited on.

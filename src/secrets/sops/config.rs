@@ -60,12 +60,8 @@ pub struct SopsConfig {
     #[serde(default = "default_mount_point")]
     pub secrets_mount_point: PathBuf,
     /// The largest sops or template file read, in bytes (an extension). Default 16 MiB.
-    #[serde(default = "max_file_size")]
+    #[serde(default = "crate::secrets::guard::default_max_file_size")]
     pub max_file_size: u64,
-}
-
-fn max_file_size() -> u64 {
-    crate::secrets::guard::DEFAULT_MAX_FILE_SIZE
 }
 
 /// A mapping of names to `V`, refusing a name given twice ("duplicate name \"db\"", with the
